@@ -1,0 +1,176 @@
+"""RDS: RouteConfiguration from IR virtual hosts.
+
+Route semantics that make gRPC behave:
+
+* no IR timeout -> ``timeout: 0s`` (disabled) and the client's
+  ``grpc-timeout`` header is honoured without a cap, as Istio does; a
+  timeout caps both;
+* a request that matches no route gets Envoy's 404, which a gRPC client
+  sees as ``UNIMPLEMENTED`` rather than a connection error.
+"""
+from __future__ import annotations
+
+from envoy.config.core.v3 import base_pb2
+from envoy.config.route.v3 import route_components_pb2 as rc
+from envoy.config.route.v3 import route_pb2
+from envoy.extensions.filters.common.fault.v3 import fault_pb2 as common_fault
+from envoy.extensions.filters.http.fault.v3 import fault_pb2
+from envoy.type.matcher.v3 import regex_pb2, string_pb2
+from envoy.type.v3 import percent_pb2
+from google.protobuf import wrappers_pb2
+
+from translators import ir
+from translators.builders.proto import duration, pack
+
+FAULT_FILTER = "envoy.filters.http.fault"
+
+_ADD = base_pb2.HeaderValueOption.APPEND_IF_EXISTS_OR_ADD
+_SET = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
+
+
+def string_matcher(m: ir.StringMatch) -> string_pb2.StringMatcher:
+    if m.kind == "exact":
+        return string_pb2.StringMatcher(exact=m.value, ignore_case=m.ignore_case)
+    if m.kind == "prefix":
+        return string_pb2.StringMatcher(prefix=m.value, ignore_case=m.ignore_case)
+    if m.kind == "regex":
+        return string_pb2.StringMatcher(safe_regex=regex_pb2.RegexMatcher(regex=m.value))
+    raise ValueError(f"no string matcher for {m.kind}")
+
+
+def _header_matcher(h: ir.HeaderMatch) -> rc.HeaderMatcher:
+    out = rc.HeaderMatcher(name=h.name, invert_match=h.invert)
+    if h.match.kind == "present":
+        out.present_match = True
+    else:
+        out.string_match.CopyFrom(string_matcher(h.match))
+    return out
+
+
+def _route_match(m: ir.RouteMatch) -> rc.RouteMatch:
+    out = rc.RouteMatch()
+    path = m.path
+    if path is None:
+        out.prefix = "/"
+    elif path.kind == "exact":
+        out.path = path.value
+    elif path.kind == "prefix":
+        out.prefix = path.value
+    else:
+        out.safe_regex.CopyFrom(regex_pb2.RegexMatcher(regex=path.value))
+    if path is not None and path.ignore_case:
+        out.case_sensitive.CopyFrom(wrappers_pb2.BoolValue(value=False))
+    out.headers.extend(_header_matcher(h) for h in m.headers)
+    for q in m.query_params:
+        qm = rc.QueryParameterMatcher(name=q.name)
+        if q.match.kind == "present":
+            qm.present_match = True
+        else:
+            qm.string_match.CopyFrom(string_matcher(q.match))
+        out.query_parameters.append(qm)
+    return out
+
+
+def _header_options(ops: ir.HeaderOps) -> list[base_pb2.HeaderValueOption]:
+    out = [base_pb2.HeaderValueOption(header=base_pb2.HeaderValue(key=k, value=v), append_action=_SET) for k, v in ops.set]
+    out += [base_pb2.HeaderValueOption(header=base_pb2.HeaderValue(key=k, value=v), append_action=_ADD) for k, v in ops.add]
+    return out
+
+
+def _retry(policy: ir.RetryPolicy) -> rc.RetryPolicy:
+    out = rc.RetryPolicy(retry_on=",".join(t for t in policy.retry_on.split(",") if not t.isdigit()),
+                         num_retries=wrappers_pb2.UInt32Value(value=policy.attempts),
+                         host_selection_retry_max_attempts=5)
+    codes = [int(t) for t in policy.retry_on.split(",") if t.isdigit()]
+    if "retriable-status-codes" in policy.retry_on and not codes:
+        codes = [503]
+    out.retriable_status_codes.extend(codes)
+    if codes and "retriable-status-codes" not in out.retry_on:
+        out.retry_on = ",".join(filter(None, [out.retry_on, "retriable-status-codes"]))
+    if policy.per_try_timeout_s:
+        out.per_try_timeout.CopyFrom(duration(policy.per_try_timeout_s))
+    return out
+
+
+def _percent(value: float) -> percent_pb2.FractionalPercent:
+    return percent_pb2.FractionalPercent(numerator=int(round(value * 10000)),
+                                         denominator=percent_pb2.FractionalPercent.MILLION)
+
+
+def fault_config(f: ir.FaultPolicy) -> fault_pb2.HTTPFault:
+    out = fault_pb2.HTTPFault()
+    if f.delay_s is not None:
+        out.delay.CopyFrom(common_fault.FaultDelay(fixed_delay=duration(f.delay_s), percentage=_percent(f.delay_percent)))
+    if f.abort_grpc_status is not None:
+        out.abort.CopyFrom(fault_pb2.FaultAbort(grpc_status=f.abort_grpc_status, percentage=_percent(f.abort_percent)))
+    elif f.abort_http_status is not None:
+        out.abort.CopyFrom(fault_pb2.FaultAbort(http_status=f.abort_http_status, percentage=_percent(f.abort_percent)))
+    return out
+
+
+def _action(r: ir.Route) -> rc.RouteAction:
+    action = rc.RouteAction()
+    if len(r.clusters) == 1:
+        action.cluster = r.clusters[0].cluster
+    else:
+        action.weighted_clusters.clusters.extend(rc.WeightedCluster.ClusterWeight(
+            name=c.cluster, weight=wrappers_pb2.UInt32Value(value=c.weight),
+            request_headers_to_add=_header_options(c.request_headers),
+            request_headers_to_remove=list(c.request_headers.remove),
+            response_headers_to_add=_header_options(c.response_headers),
+            response_headers_to_remove=list(c.response_headers.remove)) for c in r.clusters)
+    action.timeout.CopyFrom(duration(r.timeout_s or 0))
+    action.max_stream_duration.grpc_timeout_header_max.CopyFrom(duration(r.timeout_s or 0))
+    if r.retries is not None:
+        action.retry_policy.CopyFrom(_retry(r.retries))
+    if r.rewrite_uri is not None:
+        action.prefix_rewrite = r.rewrite_uri
+    if r.rewrite_authority:
+        action.host_rewrite_literal = r.rewrite_authority
+    if r.mirror_cluster:
+        mp = rc.RouteAction.RequestMirrorPolicy(cluster=r.mirror_cluster)
+        if r.mirror_percent is not None:
+            mp.runtime_fraction.default_value.CopyFrom(_percent(r.mirror_percent))
+        action.request_mirror_policies.append(mp)
+    return action
+
+
+def build_route(r: ir.Route) -> rc.Route:
+    out = rc.Route(name=r.name, match=_route_match(r.match))
+    if r.redirect is not None:
+        rd = r.redirect
+        red = rc.RedirectAction(host_redirect=rd.authority, path_redirect=rd.uri)
+        if rd.scheme:
+            red.scheme_redirect = rd.scheme
+        if rd.port:
+            red.port_redirect = rd.port
+        red.response_code = {301: rc.RedirectAction.MOVED_PERMANENTLY, 302: rc.RedirectAction.FOUND,
+                             303: rc.RedirectAction.SEE_OTHER, 307: rc.RedirectAction.TEMPORARY_REDIRECT,
+                             308: rc.RedirectAction.PERMANENT_REDIRECT}.get(rd.code, rc.RedirectAction.MOVED_PERMANENTLY)
+        out.redirect.CopyFrom(red)
+    elif r.direct_response is not None and not r.clusters:
+        out.direct_response.status = r.direct_response.status
+        if r.direct_response.body:
+            out.direct_response.body.inline_string = r.direct_response.body
+    else:
+        out.route.CopyFrom(_action(r))
+    out.request_headers_to_add.extend(_header_options(r.request_headers))
+    out.request_headers_to_remove.extend(r.request_headers.remove)
+    out.response_headers_to_add.extend(_header_options(r.response_headers))
+    out.response_headers_to_remove.extend(r.response_headers.remove)
+    if r.fault is not None:
+        out.typed_per_filter_config[FAULT_FILTER].CopyFrom(pack(fault_config(r.fault)))
+    return out
+
+
+def build_route_configuration(name: str, virtual_hosts: tuple[ir.VirtualHost, ...]) -> route_pb2.RouteConfiguration:
+    return route_pb2.RouteConfiguration(
+        name=name,
+        validate_clusters=wrappers_pb2.BoolValue(value=False),
+        virtual_hosts=[rc.VirtualHost(name=v.name, domains=list(v.domains), routes=[build_route(r) for r in v.routes])
+                       for v in virtual_hosts],
+    )
+
+
+def uses_fault(virtual_hosts: tuple[ir.VirtualHost, ...]) -> bool:
+    return any(r.fault is not None for v in virtual_hosts for r in v.routes)

@@ -1,0 +1,64 @@
+"""Which listeners and virtual hosts an Envoy gateway node gets (Istio semantics).
+
+1. Gateways whose ``selector`` matches the node's labels apply to it.
+2. Their servers are grouped by port: one listener ``0.0.0.0_PORT`` per port.
+3. A VirtualService applies to a port when its ``gateways`` name a selected
+   gateway with a server on that port; its hosts are intersected with the
+   server's hosts (``ns/host`` restricts the VirtualService namespace).
+4. Routes for the same host are merged in VirtualService order into one
+   virtual host, so every domain appears exactly once (Envoy rejects
+   duplicates).  Per-match ``port`` and ``gateways`` narrow a route further.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+from translators import ir
+from translators.istio.hosts import intersect
+
+
+def _server_allows(server: ir.GatewayServer, *, vs_namespace: str, vs_host: str) -> str | None:
+    best = None
+    for ns, host in server.hosts:
+        if ns not in ("*", vs_namespace):
+            continue
+        got = intersect(host, vs_host)
+        if got is not None and (best is None or len(got) > len(best) or got == vs_host):
+            best = got
+    return best
+
+
+def gateway_listeners(model: ir.Model, *, labels: dict[str, str]) -> list[ir.HttpListener]:
+    selected = [g for g in model.gateways if g.selects(labels)]
+    by_port: dict[int, list[tuple[ir.Gateway, ir.GatewayServer]]] = defaultdict(list)
+    for g in selected:
+        for s in g.servers:
+            by_port[s.port].append((g, s))
+
+    listeners = []
+    for port in sorted(by_port):
+        servers = by_port[port]
+        # host -> ordered routes; dict keeps first-seen host order
+        hosts: dict[str, list[ir.Route]] = {}
+        for hr in model.http_routes:
+            bound = [(g, s) for g, s in servers if g.key in hr.gateways]
+            if not bound:
+                continue
+            for vs_host in hr.hosts:
+                for g, s in bound:
+                    host = _server_allows(s, vs_namespace=hr.ref.namespace, vs_host=vs_host)
+                    if host is None:
+                        continue
+                    routes = [r for r in hr.routes
+                              if (r.match.port is None or r.match.port == port)
+                              and (not r.match.gateways or g.key in r.match.gateways)]
+                    bucket = hosts.setdefault(host, [])
+                    bucket.extend(r for r in routes if r not in bucket)
+                    break
+        vhosts = tuple(ir.VirtualHost(name=f"{host}:{port}", domains=(host,), routes=tuple(routes))
+                       for host, routes in sorted(hosts.items()) if routes)
+        protocols = frozenset(s.protocol for _, s in servers)
+        listeners.append(ir.HttpListener(
+            name=ir.gateway_listener_name(port), port=port, route_config=ir.gateway_route_name(port),
+            protocols=protocols, virtual_hosts=vhosts, grpc_web="GRPC-WEB" in protocols))
+    return listeners

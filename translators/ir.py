@@ -1,0 +1,295 @@
+"""The intermediate representation shared by every config dialect.
+
+Dialects (Istio today, Gateway API next) parse their objects into these
+frozen dataclasses; builders turn them into xDS.  Nothing here knows about
+YAML or protobuf.  Names follow Istio so they round-trip:
+
+* cluster ``outbound|PORT|SUBSET|HOST`` (empty subset when there is none),
+* gateway listener ``0.0.0.0_PORT`` and its route config ``http.PORT``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from translators.objects import ObjectRef
+
+DOMAIN_SUFFIX = "svc.cluster.local"
+
+#: upstream protocols that must speak HTTP/2 to the backend
+H2_PROTOCOLS = frozenset({"GRPC", "GRPC-WEB", "HTTP2"})
+H2_PORT_NAME_PREFIXES = ("grpc", "grpc-web", "http2")
+
+
+def cluster_name(*, port: int, subset: str = "", host: str) -> str:
+    return f"outbound|{port}|{subset}|{host}"
+
+
+def gateway_listener_name(port: int) -> str:
+    return f"0.0.0.0_{port}"
+
+
+def gateway_route_name(port: int) -> str:
+    return f"http.{port}"
+
+
+def is_h2_port(*, protocol: str, name: str) -> bool:
+    """Istio's protocol selection: explicit protocol first, then the port name prefix."""
+    if protocol.upper() in H2_PROTOCOLS:
+        return True
+    lowered = name.lower()
+    return any(lowered == p or lowered.startswith(p + "-") or lowered.startswith(p) for p in H2_PORT_NAME_PREFIXES)
+
+
+# --------------------------------------------------------------------------- services
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    address: str
+    port: int
+    labels: tuple[tuple[str, str], ...] = ()
+    weight: int = 1
+    locality: str = ""
+    #: the service port this endpoint serves (0: every port)
+    service_port: int = 0
+
+    def matches(self, selector: tuple[tuple[str, str], ...]) -> bool:
+        mine = dict(self.labels)
+        return all(mine.get(k) == v for k, v in selector)
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePort:
+    number: int
+    name: str = ""
+    protocol: str = ""
+    target_port: int = 0
+
+    @property
+    def h2(self) -> bool:
+        return is_h2_port(protocol=self.protocol, name=self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """A host that routes may send traffic to (ServiceEntry, Kubernetes Service)."""
+
+    host: str
+    namespace: str
+    ports: tuple[ServicePort, ...]
+    resolution: str = "STATIC"  # STATIC | DNS | NONE
+    endpoints: tuple[Endpoint, ...] = ()
+    source: ObjectRef | None = None
+
+    def port(self, number: int) -> ServicePort | None:
+        for p in self.ports:
+            if p.number == number:
+                return p
+        return None
+
+
+# --------------------------------------------------------------------------- policy
+
+
+@dataclass(frozen=True, slots=True)
+class OutlierDetection:
+    consecutive_5xx: int | None = None
+    consecutive_gateway_errors: int | None = None
+    interval_s: float | None = None
+    base_ejection_time_s: float | None = None
+    max_ejection_percent: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficPolicy:
+    lb: str | None = None  # ROUND_ROBIN | LEAST_REQUEST | RANDOM
+    http2_max_requests: int | None = None
+    max_requests_per_connection: int | None = None
+    idle_timeout_s: float | None = None
+    outlier: OutlierDetection | None = None
+
+    def merged(self, override: "TrafficPolicy | None") -> "TrafficPolicy":
+        """Istio's subset semantics: fields set on the subset win, the rest inherit."""
+        if override is None:
+            return self
+        values = {}
+        for name in self.__slots__:
+            mine, theirs = getattr(self, name), getattr(override, name)
+            values[name] = theirs if theirs is not None else mine
+        return TrafficPolicy(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class Subset:
+    name: str
+    labels: tuple[tuple[str, str], ...]
+    policy: TrafficPolicy | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    """One upstream: a service port, optionally narrowed to a subset."""
+
+    name: str
+    host: str
+    port: int
+    subset: str
+    h2: bool
+    policy: TrafficPolicy
+    discovery: str  # EDS | STRICT_DNS
+    endpoints: tuple[Endpoint, ...]
+
+
+# --------------------------------------------------------------------------- routing
+
+
+@dataclass(frozen=True, slots=True)
+class StringMatch:
+    kind: str  # exact | prefix | regex | present
+    value: str = ""
+    ignore_case: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderMatch:
+    name: str
+    match: StringMatch
+    invert: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RouteMatch:
+    path: StringMatch | None = None
+    headers: tuple[HeaderMatch, ...] = ()
+    query_params: tuple[HeaderMatch, ...] = ()
+    port: int | None = None
+    gateways: tuple[str, ...] = ()  # per-match gateway restriction, "ns/name"
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderOps:
+    set: tuple[tuple[str, str], ...] = ()
+    add: tuple[tuple[str, str], ...] = ()
+    remove: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.set or self.add or self.remove)
+
+
+@dataclass(frozen=True, slots=True)
+class WeightedCluster:
+    cluster: str
+    weight: int
+    request_headers: HeaderOps = HeaderOps()
+    response_headers: HeaderOps = HeaderOps()
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    attempts: int
+    per_try_timeout_s: float | None = None
+    retry_on: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FaultPolicy:
+    delay_s: float | None = None
+    delay_percent: float = 100.0
+    abort_http_status: int | None = None
+    abort_grpc_status: int | None = None
+    abort_percent: float = 100.0
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect:
+    uri: str = ""
+    authority: str = ""
+    scheme: str = ""
+    port: int | None = None
+    code: int = 301
+
+
+@dataclass(frozen=True, slots=True)
+class DirectResponse:
+    status: int
+    body: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    name: str
+    match: RouteMatch
+    clusters: tuple[WeightedCluster, ...] = ()
+    timeout_s: float | None = None  # None: no route timeout (streams live forever, as in Istio)
+    retries: RetryPolicy | None = None
+    rewrite_uri: str | None = None
+    rewrite_authority: str | None = None
+    request_headers: HeaderOps = HeaderOps()
+    response_headers: HeaderOps = HeaderOps()
+    fault: FaultPolicy | None = None
+    redirect: Redirect | None = None
+    direct_response: DirectResponse | None = None
+    mirror_cluster: str | None = None
+    mirror_percent: float | None = None
+    source: ObjectRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualHost:
+    name: str
+    domains: tuple[str, ...]
+    routes: tuple[Route, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HttpListener:
+    """A gateway port: one Envoy listener with an HCM fed by RDS."""
+
+    name: str
+    port: int
+    route_config: str
+    protocols: frozenset[str] = frozenset()
+    virtual_hosts: tuple[VirtualHost, ...] = ()
+    grpc_web: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayServer:
+    port: int
+    port_name: str
+    protocol: str
+    hosts: tuple[tuple[str, str], ...]  # (namespace filter, host); namespace "*" for any
+
+
+@dataclass(frozen=True, slots=True)
+class Gateway:
+    ref: ObjectRef
+    selector: tuple[tuple[str, str], ...]
+    servers: tuple[GatewayServer, ...]
+
+    @property
+    def key(self) -> str:
+        return f"{self.ref.namespace}/{self.ref.name}"
+
+    def selects(self, labels: dict[str, str]) -> bool:
+        return all(labels.get(k) == v for k, v in self.selector)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRoutes:
+    """A VirtualService's http routes, with the hosts and gateways they bind to."""
+
+    ref: ObjectRef
+    hosts: tuple[str, ...]
+    gateways: tuple[str, ...]  # "ns/name", or "mesh"
+    routes: tuple[Route, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    """The whole translated config, independent of any node."""
+
+    gateways: tuple[Gateway, ...] = ()
+    http_routes: tuple[HttpRoutes, ...] = ()
+    clusters: tuple[Cluster, ...] = ()
+    services: tuple[Service, ...] = field(default=(), repr=False)

@@ -1,0 +1,10 @@
+"""The Istio dialect: ``networking.istio.io`` v1, v1beta1 and v1alpha3.
+
+One module per kind parses and validates that kind into IR pieces;
+:mod:`translators.istio.dialect` puts the pieces together into an
+:class:`translators.ir.Model`.
+"""
+
+API_GROUP = "networking.istio.io"
+API_VERSIONS = frozenset({"v1", "v1beta1", "v1alpha3"})
+KINDS = frozenset({"Gateway", "VirtualService", "DestinationRule", "ServiceEntry"})

@@ -1,0 +1,132 @@
+"""DestinationRule -> traffic policy and subsets for one host.
+
+Supported: ``trafficPolicy.loadBalancer.simple`` (ROUND_ROBIN, LEAST_REQUEST,
+RANDOM), ``connectionPool.http`` (http2MaxRequests, maxRequestsPerConnection,
+idleTimeout), ``outlierDetection``, ``portLevelSettings`` and per-subset
+overrides.  Fields we do not act on are reported as warnings, never dropped
+silently.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from translators.diagnostics import Reporter
+from translators.ir import OutlierDetection, Subset, TrafficPolicy
+from translators.istio import fields
+from translators.objects import ConfigObject, ObjectRef
+
+LB_SIMPLE = frozenset({"ROUND_ROBIN", "LEAST_REQUEST", "RANDOM", "LEAST_CONN", "PASSTHROUGH", "UNSPECIFIED"})
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationPolicy:
+    ref: ObjectRef
+    host: str  # as written; resolved by the dialect
+    policy: TrafficPolicy
+    port_policies: dict[int, TrafficPolicy] = field(default_factory=dict)
+    subsets: tuple[Subset, ...] = ()
+
+    def subset(self, name: str) -> Subset | None:
+        for s in self.subsets:
+            if s.name == name:
+                return s
+        return None
+
+    def policy_for(self, *, port: int, subset: str) -> TrafficPolicy:
+        """Istio precedence: subset > port-level > top-level."""
+        base = self.policy.merged(self.port_policies.get(port))
+        s = self.subset(subset) if subset else None
+        return base.merged(s.policy) if s is not None else base
+
+
+def _traffic_policy(value, path: str, rep: Reporter, *, allow_port_level: bool) -> tuple[TrafficPolicy, dict[int, TrafficPolicy]]:
+    m = fields.mapping(value, path, rep) or {}
+    lb = None
+    lbm = fields.mapping(m.get("loadBalancer"), f"{path}.loadBalancer", rep)
+    if lbm:
+        simple = fields.string(lbm.get("simple"), f"{path}.loadBalancer.simple", rep)
+        if simple is not None:
+            simple = simple.upper()
+            if simple not in LB_SIMPLE:
+                rep.error(f"{path}.loadBalancer.simple", f"must be one of ROUND_ROBIN, LEAST_REQUEST, RANDOM, got {simple!r}")
+            else:
+                lb = {"LEAST_CONN": "LEAST_REQUEST", "UNSPECIFIED": None, "PASSTHROUGH": None}.get(simple, simple)
+                if simple == "PASSTHROUGH":
+                    rep.warning(f"{path}.loadBalancer.simple", "PASSTHROUGH is not supported; using the default", code="unsupported")
+        for other in ("consistentHash", "localityLbSetting", "warmup", "warmupDurationSecs"):
+            if other in lbm:
+                rep.warning(f"{path}.loadBalancer.{other}", f"{other} is not supported on gateways yet; ignored", code="unsupported")
+    http2_max = per_conn = None
+    idle = None
+    pool = fields.mapping(m.get("connectionPool"), f"{path}.connectionPool", rep)
+    if pool:
+        http = fields.mapping(pool.get("http"), f"{path}.connectionPool.http", rep) or {}
+        hp = f"{path}.connectionPool.http"
+        http2_max = fields.integer(http.get("http2MaxRequests"), f"{hp}.http2MaxRequests", rep, lo=1)
+        per_conn = fields.integer(http.get("maxRequestsPerConnection"), f"{hp}.maxRequestsPerConnection", rep, lo=0)
+        idle = fields.duration(http.get("idleTimeout"), f"{hp}.idleTimeout", rep)
+        for k in http:
+            if k not in {"http2MaxRequests", "maxRequestsPerConnection", "idleTimeout", "http1MaxPendingRequests",
+                         "maxRetries", "h2UpgradePolicy", "useClientProtocol", "maxConcurrentStreams"}:
+                rep.warning(f"{hp}.{k}", "unknown field; ignored")
+        if "tcp" in pool:
+            rep.warning(f"{path}.connectionPool.tcp", "tcp connection pool settings are not applied yet", code="unsupported")
+    outlier = None
+    od = fields.mapping(m.get("outlierDetection"), f"{path}.outlierDetection", rep)
+    if od:
+        op = f"{path}.outlierDetection"
+        outlier = OutlierDetection(
+            consecutive_5xx=fields.integer(od.get("consecutive5xxErrors", od.get("consecutiveErrors")), f"{op}.consecutive5xxErrors", rep, lo=0),
+            consecutive_gateway_errors=fields.integer(od.get("consecutiveGatewayErrors"), f"{op}.consecutiveGatewayErrors", rep, lo=0),
+            interval_s=fields.duration(od.get("interval"), f"{op}.interval", rep),
+            base_ejection_time_s=fields.duration(od.get("baseEjectionTime"), f"{op}.baseEjectionTime", rep),
+            max_ejection_percent=fields.integer(od.get("maxEjectionPercent"), f"{op}.maxEjectionPercent", rep, lo=0, hi=100),
+        )
+    if "tls" in m:
+        rep.warning(f"{path}.tls", "TLS origination is not applied yet", code="unsupported")
+    port_policies: dict[int, TrafficPolicy] = {}
+    if allow_port_level:
+        for i, pls in enumerate(fields.sequence(m.get("portLevelSettings"), f"{path}.portLevelSettings", rep)):
+            pp = f"{path}.portLevelSettings[{i}]"
+            pm = fields.mapping(pls, pp, rep) or {}
+            portm = fields.mapping(pm.get("port"), f"{pp}.port", rep) or {}
+            number = fields.port_number(portm.get("number"), f"{pp}.port.number", rep, required=True)
+            sub, _ = _traffic_policy({k: v for k, v in pm.items() if k != "port"}, pp, rep, allow_port_level=False)
+            if number is not None:
+                port_policies[number] = sub
+    elif "portLevelSettings" in m:
+        rep.error(f"{path}.portLevelSettings", "portLevelSettings cannot be nested here")
+    return TrafficPolicy(lb=lb, http2_max_requests=http2_max, max_requests_per_connection=per_conn,
+                         idle_timeout_s=idle, outlier=outlier), port_policies
+
+
+def parse_destination_rule(obj: ConfigObject, rep: Reporter) -> DestinationPolicy | None:
+    spec = obj.spec
+    host = fields.string(spec.get("host"), "spec.host", rep, required=True)
+    policy, port_policies = _traffic_policy(spec.get("trafficPolicy"), "spec.trafficPolicy", rep, allow_port_level=True)
+    subsets = []
+    seen: set[str] = set()
+    for i, s in enumerate(fields.sequence(spec.get("subsets"), "spec.subsets", rep)):
+        sp = f"spec.subsets[{i}]"
+        m = fields.mapping(s, sp, rep)
+        if m is None:
+            continue
+        name = fields.string(m.get("name"), f"{sp}.name", rep, required=True)
+        if name is None:
+            continue
+        if name in seen:
+            rep.error(f"{sp}.name", f"duplicate subset name {name!r}")
+            continue
+        seen.add(name)
+        labels = fields.labels(m.get("labels"), f"{sp}.labels", rep)
+        sub_policy = None
+        if m.get("trafficPolicy") is not None:
+            sub_policy, sub_ports = _traffic_policy(m.get("trafficPolicy"), f"{sp}.trafficPolicy", rep, allow_port_level=True)
+            if sub_ports:
+                rep.warning(f"{sp}.trafficPolicy.portLevelSettings", "port-level settings inside a subset are not applied", code="unsupported")
+        subsets.append(Subset(name, labels, sub_policy))
+    if "workloadSelector" in spec:
+        rep.warning("spec.workloadSelector", "workloadSelector is ignored by gateways", code="unsupported")
+    if rep.failed or host is None:
+        return None
+    return DestinationPolicy(obj.ref, host, policy, port_policies, tuple(subsets))

@@ -1,0 +1,162 @@
+"""Istio objects -> one :class:`translators.ir.Model`.
+
+Order matters because later kinds refer to earlier ones: services
+(ServiceEntry, Service) make the registry, DestinationRules add subsets and
+policy, Gateways are independent, VirtualServices resolve destinations
+against all of the above.  Finally every cluster a route points at is made to
+exist (with no endpoints when nothing declares it), so a snapshot is always
+consistent.
+
+**Last accepted version.**  An object whose new version has errors is not
+silently dropped and does not take its routes down either: if an earlier
+version of the same object was accepted, that version keeps serving and the
+diagnostics say so.  ``accepted`` goes in and comes out, so this stays a pure
+function.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Mapping, TypeVar
+
+from translators.diagnostics import Diagnostic, Reporter, Severity
+from translators.ir import Cluster, Gateway, HttpRoutes, Model, Service, TrafficPolicy, cluster_name
+from translators.istio import API_GROUP, API_VERSIONS, KINDS
+from translators.istio.destination_rule import DestinationPolicy, parse_destination_rule
+from translators.istio.destinations import Destinations
+from translators.istio.gateway import parse_gateway
+from translators.istio.hosts import Registry
+from translators.istio.service_entry import parse_kubernetes_service, parse_service_entry
+from translators.istio.virtual_service import parse_virtual_service
+from translators.objects import ConfigObject, ObjectRef
+
+T = TypeVar("T")
+
+GATEWAY_API_GROUP = "gateway.networking.k8s.io"
+#: kinds that are understood elsewhere or deliberately ignored without a word
+QUIET_KINDS = frozenset({("", "Secret"), ("", "Namespace"), ("", "ConfigMap")})
+
+
+@dataclass(slots=True)
+class Compiled:
+    model: Model
+    diagnostics: list[Diagnostic]
+    accepted: dict[ObjectRef, ConfigObject] = field(default_factory=dict)
+
+
+class _Fallback:
+    """Parse an object; on errors, fall back to its last accepted version."""
+
+    __slots__ = ("previous", "accepted", "diagnostics")
+
+    def __init__(self, previous: Mapping[ObjectRef, ConfigObject]) -> None:
+        self.previous = previous
+        self.accepted: dict[ObjectRef, ConfigObject] = {}
+        self.diagnostics: list[Diagnostic] = []
+
+    def parse(self, obj: ConfigObject, parser: Callable[[ConfigObject, Reporter], T]) -> T | None:
+        rep = Reporter(file=obj.source, ref=obj.ref)
+        result = parser(obj, rep)
+        self.diagnostics.extend(rep.items)
+        if not rep.failed:
+            self.accepted[obj.ref] = obj
+            return result
+        prev = self.previous.get(obj.ref)
+        if prev is None or prev == obj:
+            return None
+        rep_prev = Reporter(file=prev.source, ref=prev.ref)
+        result = parser(prev, rep_prev)
+        if rep_prev.failed:
+            return None
+        self.accepted[obj.ref] = prev
+        self.diagnostics.append(Diagnostic(Severity.WARNING, "kept-previous",
+                                           "the new version has errors; the last accepted version keeps serving",
+                                           obj.source, obj.ref, ""))
+        return result
+
+
+def _check_version(obj: ConfigObject, diags: list[Diagnostic]) -> bool:
+    version = obj.api_version.rsplit("/", 1)[-1]
+    if version not in API_VERSIONS:
+        diags.append(Diagnostic(Severity.ERROR, "api-version", f"unsupported apiVersion {obj.api_version!r}; use "
+                                f"{API_GROUP}/v1, v1beta1 or v1alpha3", obj.source, obj.ref, "apiVersion"))
+        return False
+    return True
+
+
+def compile_istio(objects: Iterable[ConfigObject], *,
+                  accepted: Mapping[ObjectRef, ConfigObject] | None = None) -> Compiled:
+    fb = _Fallback(accepted or {})
+    diags = fb.diagnostics
+    by_kind: dict[str, list[ConfigObject]] = {k: [] for k in KINDS | {"Service"}}
+    for obj in sorted(objects, key=lambda o: (o.namespace, o.name, o.kind)):
+        if obj.group == API_GROUP and obj.kind in KINDS:
+            if _check_version(obj, diags):
+                by_kind[obj.kind].append(obj)
+        elif obj.group == "" and obj.kind == "Service":
+            by_kind["Service"].append(obj)
+        elif (obj.group, obj.kind) in QUIET_KINDS:
+            continue
+        elif obj.group == GATEWAY_API_GROUP:
+            diags.append(Diagnostic(Severity.WARNING, "unsupported", f"Gateway API {obj.kind} is not translated yet",
+                                    obj.source, obj.ref, "kind"))
+        else:
+            diags.append(Diagnostic(Severity.INFO, "ignored", f"kind {obj.kind} ({obj.api_version}) is not used "
+                                    "by xds-server; ignored", obj.source, obj.ref, "kind"))
+
+    services: list[Service] = []
+    for obj in by_kind["ServiceEntry"]:
+        services.extend(fb.parse(obj, parse_service_entry) or ())
+    for obj in by_kind["Service"]:
+        services.extend(fb.parse(obj, parse_kubernetes_service) or ())
+    registry = Registry(services)
+
+    policies: dict[str, DestinationPolicy] = {}
+    for obj in by_kind["DestinationRule"]:
+        dr = fb.parse(obj, parse_destination_rule)
+        if dr is None:
+            continue
+        host = registry.resolve(dr.host, obj.namespace)
+        if host in policies:
+            diags.append(Diagnostic(Severity.WARNING, "duplicate", f"host {host!r} already has DestinationRule "
+                                    f"{policies[host].ref}; this one is ignored", obj.source, obj.ref, "spec.host"))
+            continue
+        policies[host] = dr
+
+    gateways: list[Gateway] = [g for obj in by_kind["Gateway"] if (g := fb.parse(obj, parse_gateway)) is not None]
+
+    destinations = Destinations(registry=registry, policies=policies)
+    http_routes: list[HttpRoutes] = []
+    for obj in by_kind["VirtualService"]:
+        routes = fb.parse(obj, lambda o, r: parse_virtual_service(o, r, destinations=destinations))
+        if routes is not None:
+            http_routes.append(routes)
+
+    clusters = _clusters(registry=registry, policies=policies, referenced=destinations.referenced)
+    model = Model(gateways=tuple(gateways), http_routes=tuple(http_routes), clusters=tuple(clusters),
+                  services=tuple(registry.by_host.values()))
+    return Compiled(model, diags, fb.accepted)
+
+
+def _clusters(*, registry: Registry, policies: Mapping[str, DestinationPolicy],
+              referenced: set[tuple[str, int, str]]) -> list[Cluster]:
+    """One cluster per service port, plus one per DestinationRule subset; then placeholders."""
+    out: dict[str, Cluster] = {}
+    for host, svc in registry.by_host.items():
+        dr = policies.get(host)
+        discovery = "STRICT_DNS" if svc.resolution == "DNS" else "EDS"
+        for port in svc.ports:
+            port_endpoints = tuple(e for e in svc.endpoints if e.service_port in (0, port.number))
+            subsets = [("", ())] + [(s.name, s.labels) for s in (dr.subsets if dr else ())]
+            for subset, selector in subsets:
+                name = cluster_name(port=port.number, subset=subset, host=host)
+                policy = dr.policy_for(port=port.number, subset=subset) if dr else TrafficPolicy()
+                eps = tuple(e for e in port_endpoints if e.matches(selector)) if selector else port_endpoints
+                out[name] = Cluster(name, host, port.number, subset, port.h2, policy, discovery, eps)
+    for host, port, subset in sorted(referenced):
+        name = cluster_name(port=port, subset=subset, host=host)
+        if name not in out:
+            dr = policies.get(host)
+            policy = dr.policy_for(port=port, subset=subset) if dr else TrafficPolicy()
+            out[name] = Cluster(name, host, port, subset, True, policy, "EDS", ())
+    return [out[k] for k in sorted(out)]
+

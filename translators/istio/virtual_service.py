@@ -1,0 +1,274 @@
+"""VirtualService ``http[]`` -> ordered :class:`translators.ir.Route` lists.
+
+Each ``http[i]`` entry becomes one IR route per ``match[j]`` (or one route
+when there is no match), keeping the VirtualService's order, exactly as
+Istio does.  Semantics worth knowing:
+
+* no ``timeout`` means no route timeout at all, so long-lived gRPC streams
+  are never cut by Envoy's 15 s default;
+* ``retries`` unset gives Istio's default (2 attempts on connect-failure,
+  refused-stream, unavailable, cancelled and 503); ``attempts: 0`` disables;
+* ``authority`` and ``method`` matches become ``:authority``/``:method``
+  header matches.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from translators.diagnostics import Reporter
+from translators.ir import (DirectResponse, FaultPolicy, HeaderMatch, HeaderOps, HttpRoutes, Redirect, RetryPolicy,
+                            Route, RouteMatch, WeightedCluster)
+from translators.istio import fields
+from translators.istio.destinations import Destinations
+from translators.istio.hosts import fqdn
+from translators.objects import ConfigObject
+
+#: Envoy x-envoy-retry-on and x-envoy-retry-grpc-on values (router filter docs)
+RETRY_ON_HTTP = frozenset({"5xx", "gateway-error", "reset", "reset-before-request", "connect-failure",
+                           "envoy-ratelimited", "retriable-4xx", "refused-stream", "retriable-status-codes",
+                           "retriable-headers", "http3-post-connect-failure"})
+RETRY_ON_GRPC = frozenset({"cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable"})
+DEFAULT_RETRY = RetryPolicy(attempts=2, retry_on="connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes")
+
+GRPC_CODES = {name: i for i, name in enumerate((
+    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
+    "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+    "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"))}
+
+_MATCH_KEYS = frozenset({"name", "uri", "scheme", "method", "authority", "headers", "port", "sourceLabels",
+                         "gateways", "queryParams", "ignoreUriCase", "withoutHeaders", "sourceNamespace",
+                         "statPrefix"})
+_HTTP_KEYS = frozenset({"name", "match", "route", "redirect", "directResponse", "delegate", "rewrite", "timeout",
+                        "retries", "fault", "mirror", "mirrors", "mirrorPercentage", "mirrorPercent", "corsPolicy",
+                        "headers"})
+
+
+def resolve_gateway_ref(ref: str, namespace: str) -> str:
+    if ref == "mesh" or "/" in ref:
+        return ref
+    return f"{namespace}/{ref}"
+
+
+def parse_virtual_service(obj: ConfigObject, rep: Reporter, *, destinations: Destinations) -> HttpRoutes | None:
+    spec = obj.spec
+    ns = obj.namespace
+    hosts_raw = fields.sequence(spec.get("hosts"), "spec.hosts", rep)
+    if not hosts_raw:
+        rep.error("spec.hosts", "at least one host is required")
+    hosts = []
+    for i, h in enumerate(hosts_raw):
+        host = fields.string(h, f"spec.hosts[{i}]", rep, required=True)
+        if host is not None:
+            hosts.append(fqdn(host, ns) if host != "*" else host)
+    gateways = tuple(resolve_gateway_ref(g, ns) for i, g in enumerate(fields.sequence(spec.get("gateways"), "spec.gateways", rep))
+                     if fields.string(g, f"spec.gateways[{i}]", rep, required=True)) or ("mesh",)
+    for key in ("tcp", "tls"):
+        if spec.get(key):
+            rep.warning(f"spec.{key}", f"{key} routes are not served yet; only http routes are translated", code="unsupported")
+    routes: list[Route] = []
+    for i, entry in enumerate(fields.sequence(spec.get("http"), "spec.http", rep)):
+        routes.extend(_http_route(entry, f"spec.http[{i}]", rep, obj=obj, destinations=destinations))
+    if rep.failed:
+        return None
+    return HttpRoutes(obj.ref, tuple(hosts), gateways, tuple(routes))
+
+
+def _http_route(entry: Any, path: str, rep: Reporter, *, obj: ConfigObject, destinations: Destinations) -> list[Route]:
+    m = fields.mapping(entry, path, rep)
+    if m is None:
+        return []
+    for key in m:
+        if key not in _HTTP_KEYS:
+            rep.error(f"{path}.{key}", "unknown field")
+    ns = obj.namespace
+    name = fields.string(m.get("name"), f"{path}.name", rep)
+    if m.get("delegate") is not None:
+        rep.warning(f"{path}.delegate", "delegate VirtualServices are not supported; entry skipped", code="unsupported")
+        return []
+    if m.get("corsPolicy") is not None:
+        rep.warning(f"{path}.corsPolicy", "corsPolicy is not applied yet", code="unsupported")
+
+    clusters: list[WeightedCluster] = []
+    direct: DirectResponse | None = None
+    redirect: Redirect | None = None
+    route_list = fields.sequence(m.get("route"), f"{path}.route", rep)
+    for k, r in enumerate(route_list):
+        rp = f"{path}.route[{k}]"
+        rm = fields.mapping(r, rp, rep) or {}
+        cluster = destinations.cluster(rm.get("destination"), f"{rp}.destination", rep, namespace=ns)
+        weight = fields.integer(rm.get("weight"), f"{rp}.weight", rep, lo=0)
+        if weight is None:
+            weight = 100 if len(route_list) == 1 else 0
+            if len(route_list) > 1 and "weight" not in rm:
+                rep.warning(f"{rp}.weight", "no weight in a multi-destination route: this destination gets no traffic")
+        hdr = fields.mapping(rm.get("headers"), f"{rp}.headers", rep) or {}
+        req_ops = _header_ops(hdr.get("request"), f"{rp}.headers.request", rep)
+        resp_ops = _header_ops(hdr.get("response"), f"{rp}.headers.response", rep)
+        if cluster is None:
+            if rep.failed:
+                continue
+            # unknown host without a port: Istio would send to a cluster that does not exist
+            direct = DirectResponse(503, "no healthy upstream")
+            continue
+        if weight > 0:
+            clusters.append(WeightedCluster(cluster, weight, req_ops, resp_ops))
+    if route_list and not clusters and direct is None and not rep.failed:
+        rep.error(f"{path}.route", "the weights of all destinations are 0")
+    if direct is not None and clusters:
+        # a mixed route with an unresolvable destination: keep the resolvable ones
+        direct = None
+
+    if m.get("redirect") is not None:
+        redirect = _redirect(m.get("redirect"), f"{path}.redirect", rep)
+    if m.get("directResponse") is not None:
+        dr = fields.mapping(m.get("directResponse"), f"{path}.directResponse", rep) or {}
+        status = fields.integer(dr.get("status"), f"{path}.directResponse.status", rep, lo=200, hi=599, required=True)
+        body = fields.mapping(dr.get("body"), f"{path}.directResponse.body", rep) or {}
+        if status is not None:
+            direct = DirectResponse(status, fields.string(body.get("string"), f"{path}.directResponse.body.string", rep) or "")
+    actions = sum(x is not None for x in (m.get("route") or None, m.get("redirect"), m.get("directResponse")))
+    if actions == 0:
+        rep.error(path, "one of route, redirect or directResponse is required")
+    elif actions > 1:
+        rep.error(path, "route, redirect and directResponse are mutually exclusive")
+
+    timeout = fields.duration(m.get("timeout"), f"{path}.timeout", rep)
+    retries = _retries(m.get("retries"), f"{path}.retries", rep)
+    rewrite_uri = rewrite_authority = None
+    rw = fields.mapping(m.get("rewrite"), f"{path}.rewrite", rep)
+    if rw:
+        rewrite_uri = fields.string(rw.get("uri"), f"{path}.rewrite.uri", rep)
+        rewrite_authority = fields.string(rw.get("authority"), f"{path}.rewrite.authority", rep)
+        if rw.get("uriRegexRewrite") is not None:
+            rep.warning(f"{path}.rewrite.uriRegexRewrite", "uriRegexRewrite is not supported yet", code="unsupported")
+    hdr = fields.mapping(m.get("headers"), f"{path}.headers", rep) or {}
+    req_ops = _header_ops(hdr.get("request"), f"{path}.headers.request", rep)
+    resp_ops = _header_ops(hdr.get("response"), f"{path}.headers.response", rep)
+    fault = _fault(m.get("fault"), f"{path}.fault", rep)
+    mirror_cluster = None
+    mirror_percent = None
+    if m.get("mirror") is not None:
+        mirror_cluster = destinations.cluster(m.get("mirror"), f"{path}.mirror", rep, namespace=ns)
+        mp = m.get("mirrorPercentage")
+        mirror_percent = fields.percent(mp, f"{path}.mirrorPercentage", rep) if mp is not None else None
+    if m.get("mirrors"):
+        rep.warning(f"{path}.mirrors", "mirrors (plural) is not supported yet; use mirror", code="unsupported")
+
+    matches = fields.sequence(m.get("match"), f"{path}.match", rep) or [None]
+    out = []
+    for j, mt in enumerate(matches):
+        match = _match(mt, f"{path}.match[{j}]", rep, namespace=ns) if mt is not None else RouteMatch()
+        if match is None:
+            continue
+        route_name = name or f"{obj.namespace}/{obj.name}/{path.removeprefix('spec.')}"
+        if len(matches) > 1:
+            match_name = (mt or {}).get("name") if isinstance(mt, Mapping) else None
+            route_name = f"{route_name}.{match_name or j}"
+        out.append(Route(
+            name=route_name, match=match, clusters=tuple(clusters), timeout_s=timeout or None,
+            retries=retries, rewrite_uri=rewrite_uri, rewrite_authority=rewrite_authority,
+            request_headers=req_ops, response_headers=resp_ops, fault=fault, redirect=redirect,
+            direct_response=direct, mirror_cluster=mirror_cluster, mirror_percent=mirror_percent, source=obj.ref))
+    return out
+
+
+def _match(value: Any, path: str, rep: Reporter, *, namespace: str) -> RouteMatch | None:
+    m = fields.mapping(value, path, rep)
+    if m is None:
+        return None
+    for key in m:
+        if key not in _MATCH_KEYS:
+            rep.error(f"{path}.{key}", "unknown field")
+    ignore_case = bool(fields.boolean(m.get("ignoreUriCase"), f"{path}.ignoreUriCase", rep))
+    uri = fields.string_match(m.get("uri"), f"{path}.uri", rep, ignore_case=ignore_case) if m.get("uri") is not None else None
+    if uri is not None and uri.kind == "present":
+        uri = None
+    headers = list(fields.header_matches(m.get("headers"), f"{path}.headers", rep))
+    headers += fields.header_matches(m.get("withoutHeaders"), f"{path}.withoutHeaders", rep, invert=True)
+    for key, header in (("authority", ":authority"), ("method", ":method"), ("scheme", ":scheme")):
+        if m.get(key) is not None:
+            sm = fields.string_match(m.get(key), f"{path}.{key}", rep)
+            if sm is not None:
+                headers.append(HeaderMatch(header, sm))
+    query = tuple(HeaderMatch(h.name, h.match) for h in fields.header_matches(m.get("queryParams"), f"{path}.queryParams", rep))
+    port = fields.port_number(m.get("port"), f"{path}.port", rep)
+    gateways = tuple(resolve_gateway_ref(g, namespace) for g in fields.sequence(m.get("gateways"), f"{path}.gateways", rep)
+                     if isinstance(g, str))
+    for key in ("sourceLabels", "sourceNamespace"):
+        if m.get(key) is not None:
+            rep.warning(f"{path}.{key}", f"{key} does not apply at a gateway; ignored", code="unsupported")
+    return RouteMatch(path=uri, headers=tuple(headers), query_params=query, port=port, gateways=gateways)
+
+
+def _header_ops(value: Any, path: str, rep: Reporter) -> HeaderOps:
+    m = fields.mapping(value, path, rep)
+    if not m:
+        return HeaderOps()
+
+    def pairs(key: str) -> tuple[tuple[str, str], ...]:
+        mm = fields.mapping(m.get(key), f"{path}.{key}", rep) or {}
+        return tuple((str(k).lower(), str(v)) for k, v in mm.items())
+
+    remove = tuple(str(h).lower() for h in fields.sequence(m.get("remove"), f"{path}.remove", rep))
+    return HeaderOps(set=pairs("set"), add=pairs("add"), remove=remove)
+
+
+def _retries(value: Any, path: str, rep: Reporter) -> RetryPolicy | None:
+    if value is None:
+        return DEFAULT_RETRY
+    m = fields.mapping(value, path, rep) or {}
+    attempts = fields.integer(m.get("attempts"), f"{path}.attempts", rep, lo=0)
+    if attempts is None:
+        attempts = DEFAULT_RETRY.attempts
+    if attempts == 0:
+        return None
+    per_try = fields.duration(m.get("perTryTimeout"), f"{path}.perTryTimeout", rep)
+    retry_on = fields.string(m.get("retryOn"), f"{path}.retryOn", rep)
+    if retry_on is None:
+        retry_on = DEFAULT_RETRY.retry_on
+    tokens = [t.strip() for t in retry_on.split(",") if t.strip()]
+    for t in tokens:
+        if t not in RETRY_ON_HTTP and t not in RETRY_ON_GRPC and not t.isdigit():
+            rep.error(f"{path}.retryOn", f"unknown retry condition {t!r}; gRPC conditions are "
+                      f"{', '.join(sorted(RETRY_ON_GRPC))}")
+    return RetryPolicy(attempts=attempts, per_try_timeout_s=per_try, retry_on=",".join(tokens))
+
+
+def _fault(value: Any, path: str, rep: Reporter) -> FaultPolicy | None:
+    m = fields.mapping(value, path, rep)
+    if not m:
+        return None
+    delay_s = abort_http = abort_grpc = None
+    delay_pct = abort_pct = 100.0
+    d = fields.mapping(m.get("delay"), f"{path}.delay", rep)
+    if d:
+        delay_s = fields.duration(d.get("fixedDelay"), f"{path}.delay.fixedDelay", rep)
+        if delay_s is None and "fixedDelay" not in d:
+            rep.error(f"{path}.delay.fixedDelay", "is required")
+        pct = fields.percent(d.get("percentage"), f"{path}.delay.percentage", rep)
+        if pct is None and d.get("percent") is not None:  # deprecated integer field
+            pct = fields.percent(d.get("percent"), f"{path}.delay.percent", rep)
+        delay_pct = 100.0 if pct is None else pct
+    a = fields.mapping(m.get("abort"), f"{path}.abort", rep)
+    if a:
+        abort_http = fields.integer(a.get("httpStatus"), f"{path}.abort.httpStatus", rep, lo=200, hi=599)
+        grpc_status = a.get("grpcStatus")
+        if grpc_status is not None:
+            code = GRPC_CODES.get(str(grpc_status).upper()) if not isinstance(grpc_status, int) else grpc_status
+            if code is None:
+                rep.error(f"{path}.abort.grpcStatus", f"unknown gRPC status {grpc_status!r}")
+            abort_grpc = code
+        if abort_http is None and abort_grpc is None:
+            rep.error(f"{path}.abort", "httpStatus or grpcStatus is required")
+        pct = fields.percent(a.get("percentage"), f"{path}.abort.percentage", rep)
+        abort_pct = 100.0 if pct is None else pct
+    return FaultPolicy(delay_s, delay_pct, abort_http, abort_grpc, abort_pct)
+
+
+def _redirect(value: Any, path: str, rep: Reporter) -> Redirect | None:
+    m = fields.mapping(value, path, rep) or {}
+    code = fields.integer(m.get("redirectCode"), f"{path}.redirectCode", rep, lo=300, hi=399) or 301
+    port = fields.port_number(m.get("port"), f"{path}.port", rep)
+    return Redirect(uri=fields.string(m.get("uri"), f"{path}.uri", rep) or "",
+                    authority=fields.string(m.get("authority"), f"{path}.authority", rep) or "",
+                    scheme=fields.string(m.get("scheme"), f"{path}.scheme", rep) or "", port=port, code=code)

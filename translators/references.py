@@ -1,0 +1,45 @@
+"""Names that xDS resources refer to, for snapshot consistency checks."""
+from __future__ import annotations
+
+from typing import Iterable, Iterator
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.listener.v3 import listener_pb2
+from envoy.config.route.v3 import route_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
+
+
+def eds_cluster_names(clusters: Iterable[cluster_pb2.Cluster]) -> set[str]:
+    return {c.eds_cluster_config.service_name or c.name for c in clusters if c.type == cluster_pb2.Cluster.EDS}
+
+
+def _managers(listener: listener_pb2.Listener) -> Iterator[hcm.HttpConnectionManager]:
+    if listener.HasField("api_listener"):
+        m = hcm.HttpConnectionManager()
+        if listener.api_listener.api_listener.Unpack(m):
+            yield m
+    for chain in listener.filter_chains:
+        for f in chain.filters:
+            m = hcm.HttpConnectionManager()
+            if f.typed_config.Unpack(m):
+                yield m
+
+
+def listener_route_names(listeners: Iterable[listener_pb2.Listener]) -> set[str]:
+    return {m.rds.route_config_name for l in listeners for m in _managers(l) if m.HasField("rds")}
+
+
+def route_cluster_names(routes: Iterable[route_pb2.RouteConfiguration]) -> set[tuple[str, str]]:
+    out = set()
+    for rc in routes:
+        for vh in rc.virtual_hosts:
+            for r in vh.routes:
+                if not r.HasField("route"):
+                    continue
+                if r.route.cluster:
+                    out.add((rc.name, r.route.cluster))
+                for w in r.route.weighted_clusters.clusters:
+                    out.add((rc.name, w.name))
+                for m in r.route.request_mirror_policies:
+                    out.add((rc.name, m.cluster))
+    return out

@@ -1,0 +1,58 @@
+"""The admin HTTP server: health, readiness and read-only debug views.
+
+* ``GET /healthz`` -- 200 while the process runs;
+* ``GET /readyz`` -- 200 once the first snapshot is built, 503 before;
+* ``GET /debug/diagnostics`` -- every current diagnostic, as JSON;
+* ``GET /debug/nacks`` -- recent NACKs (messages redacted);
+* ``GET /debug/clients`` -- connected streams and their ACK/NACK state;
+* ``GET /debug/snapshots`` -- per node class, versions and resource names.
+
+No endpoint ever returns resource contents, so no private key can leak here.
+"""
+from __future__ import annotations
+
+from aiohttp import web
+
+from translators import type_urls
+from xds_server.ads import AdsServer
+from xds_server.controller import Controller
+
+
+def make_app(*, ads: AdsServer, controller: Controller) -> web.Application:
+    cache = ads.cache
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def readyz(_: web.Request) -> web.Response:
+        if cache.ready:
+            return web.Response(text="ready\n")
+        return web.Response(status=503, text="waiting for the first snapshot\n")
+
+    async def diagnostics(_: web.Request) -> web.Response:
+        return web.json_response({"generation": cache.generation, "translations": controller.translations,
+                                  "diagnostics": [d.as_dict() for d in controller.diagnostics]})
+
+    async def nacks(_: web.Request) -> web.Response:
+        return web.json_response({"nacks": [n.as_dict() for n in ads.nacks]})
+
+    async def clients(_: web.Request) -> web.Response:
+        return web.json_response({"clients": [s.as_dict() for s in ads.streams.values()]})
+
+    async def snapshots(_: web.Request) -> web.Response:
+        out = []
+        for node, snap in cache.classes.items():
+            out.append({"flavour": node.flavour, "namespace": node.namespace, "labels": dict(node.labels),
+                        "generation": snap.generation,
+                        "types": {type_urls.short(t): {"version": snap.versions.get(t, ""),
+                                                       "names": sorted(rs)} for t, rs in snap.resources.items()}})
+        return web.json_response({"snapshots": out})
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/debug/diagnostics", diagnostics)
+    app.router.add_get("/debug/nacks", nacks)
+    app.router.add_get("/debug/clients", clients)
+    app.router.add_get("/debug/snapshots", snapshots)
+    return app

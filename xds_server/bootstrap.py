@@ -1,0 +1,47 @@
+"""Bootstrap documents for the clients we serve.
+
+``envoy``: ADS over gRPC to the control plane, node id and metadata labels
+(Istio puts them under ``LABELS``; we write ``labels`` and ``LABELS`` is
+accepted too), and ``NAMESPACE``.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import yaml
+
+from xds_server.server import split_address
+
+
+def envoy_bootstrap(*, node_id: str, labels: Mapping[str, str], namespace: str = "default",
+                    xds_address: str = "127.0.0.1:18000", admin_address: str = "127.0.0.1:9901",
+                    cluster: str = "xds-gateway") -> dict:
+    xds_host, xds_port = split_address(xds_address)
+    admin_host, admin_port = split_address(admin_address)
+    ads_source = {"ads": {}, "resource_api_version": "V3"}
+    return {
+        "node": {"id": node_id, "cluster": cluster,
+                 "metadata": {"labels": dict(labels), "NAMESPACE": namespace}},
+        "admin": {"address": {"socket_address": {"address": admin_host, "port_value": admin_port}}},
+        "dynamic_resources": {
+            "ads_config": {"api_type": "GRPC", "transport_api_version": "V3", "set_node_on_first_message_only": True,
+                           "grpc_services": [{"envoy_grpc": {"cluster_name": "xds_cluster"}}]},
+            "lds_config": ads_source,
+            "cds_config": ads_source,
+        },
+        "static_resources": {"clusters": [{
+            "name": "xds_cluster",
+            "type": "STRICT_DNS",
+            "connect_timeout": "1s",
+            "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http2_protocol_options": {
+                    "connection_keepalive": {"interval": "30s", "timeout": "10s"}}}}},
+            "load_assignment": {"cluster_name": "xds_cluster", "endpoints": [{"lb_endpoints": [{"endpoint": {
+                "address": {"socket_address": {"address": xds_host, "port_value": xds_port}}}}]}]},
+        }]},
+    }
+
+
+def dump_yaml(doc: Mapping) -> str:
+    return yaml.safe_dump(doc, sort_keys=False)

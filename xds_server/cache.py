@@ -1,0 +1,124 @@
+"""The snapshot cache: one immutable snapshot per node class.
+
+Tiny interface (as go-control-plane's ``SnapshotCache``):
+
+* :meth:`SnapshotCache.publish` -- a new translation arrived; rebuild the
+  snapshot of every known node class and wake their streams;
+* :meth:`SnapshotCache.get` -- the current snapshot of a node class
+  (built on first use);
+* :meth:`SnapshotCache.wait` -- until a snapshot newer than the one a stream
+  has is available.  A node that connects before the first translation
+  waits here; it never receives an empty config.
+
+Serialize once: a translation's messages are wrapped into
+:class:`~xds_server.snapshot.Resource` once, memoized by message identity,
+so node classes that share clusters share the same bytes.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Callable
+
+from google.protobuf.message import Message
+
+from translators.node import NodeInfo
+from translators.pipeline import Translation
+from xds_server.snapshot import Resource, Snapshot
+
+log = logging.getLogger(__name__)
+
+
+class _ResourceTable:
+    """Wraps one translation's messages into Resources, each serialized once."""
+
+    __slots__ = ("translation", "generation", "_memo")
+
+    def __init__(self, translation: Translation, generation: int) -> None:
+        self.translation = translation
+        self.generation = generation
+        self._memo: dict[int, tuple[Message, Resource]] = {}
+
+    def snapshot_for(self, node: NodeInfo) -> Snapshot:
+        out: dict[str, dict[str, Resource]] = {}
+        for type_url, messages in self.translation.for_node(node).items():
+            by_name = out[type_url] = {}
+            for name, msg in messages.items():
+                hit = self._memo.get(id(msg))
+                if hit is None:
+                    hit = self._memo[id(msg)] = (msg, Resource.of(name=name, type_url=type_url, message=msg))
+                by_name[name] = hit[1]
+        return Snapshot.build(out, generation=self.generation)
+
+
+class SnapshotCache:
+    def __init__(self, *, on_inconsistent: Callable[[NodeInfo, list[str]], None] | None = None) -> None:
+        self._table: _ResourceTable | None = None
+        self._snapshots: dict[NodeInfo, Snapshot] = {}
+        self._changed = asyncio.Event()
+        self._on_inconsistent = on_inconsistent
+
+    @property
+    def ready(self) -> bool:
+        return self._table is not None
+
+    @property
+    def generation(self) -> int:
+        return self._table.generation if self._table else 0
+
+    @property
+    def classes(self) -> dict[NodeInfo, Snapshot]:
+        return dict(self._snapshots)
+
+    def _build(self, table: _ResourceTable, node: NodeInfo) -> Snapshot | None:
+        snap = table.snapshot_for(node)
+        problems = snap.consistent()
+        if problems:
+            log.error("snapshot for %s is inconsistent; keeping the previous one: %s", node, "; ".join(problems))
+            if self._on_inconsistent:
+                self._on_inconsistent(node, problems)
+            return None
+        return snap
+
+    def prepare(self, translation: Translation, *, generation: int) -> tuple[_ResourceTable, dict[NodeInfo, Snapshot]]:
+        """Serialize snapshots for every known class.  Safe to run in a worker thread."""
+        table = _ResourceTable(translation, generation)
+        built = {}
+        for node, old in list(self._snapshots.items()):
+            snap = self._build(table, node)
+            built[node] = snap if snap is not None else old
+        return table, built
+
+    def install(self, prepared: tuple[_ResourceTable, dict[NodeInfo, Snapshot]]) -> None:
+        """Make prepared snapshots current and wake the streams.  Event-loop thread only."""
+        table, built = prepared
+        self._table = table
+        self._snapshots = dict(built)
+        self._wake()
+
+    def publish(self, translation: Translation, *, generation: int) -> None:
+        self.install(self.prepare(translation, generation=generation))
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def get(self, node: NodeInfo) -> Snapshot | None:
+        snap = self._snapshots.get(node)
+        if snap is None and self._table is not None:
+            snap = self._build(self._table, node)
+            if snap is not None:
+                self._snapshots[node] = snap
+        return snap
+
+    async def wait(self, node: NodeInfo, *, newer_than: Snapshot | None) -> Snapshot:
+        while True:
+            event = self._changed
+            snap = self.get(node)
+            if snap is not None and snap is not newer_than:
+                return snap
+            await event.wait()
+
+    def forget(self, node: NodeInfo) -> None:
+        """Drop a class no stream uses any more (called by the ADS server)."""
+        self._snapshots.pop(node, None)

@@ -1,0 +1,138 @@
+"""The ``xds-server`` command line.
+
+Stable contract (scripts and docs outside this repo depend on it)::
+
+    xds-server serve --config DIR [--config DIR ...] --xds-address H:P --admin-address H:P
+    xds-server validate DIR...
+    xds-server render DIR... --node-id ID [--label k=v ...] [--namespace NS]
+    xds-server bootstrap envoy --node-id ID --label k=v [--xds-address H:P]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from google.protobuf import json_format
+
+from translators import type_urls
+from translators.diagnostics import Severity, has_errors
+from translators.node import ENVOY, GRPC, NodeInfo
+from translators.pipeline import translate
+from xds_server.redact import redact
+from xds_server.sources.files import load_dirs
+
+
+def _labels(items: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--label must be key=value, got {item!r}")
+        out[key] = value
+    return out
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from xds_server.server import ServeOptions, serve
+
+    logging.basicConfig(level=getattr(logging, args.log_level.upper()),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    options = ServeOptions(config_dirs=[Path(d) for d in args.config], xds_address=args.xds_address,
+                           admin_address=args.admin_address, debounce_quiet=args.debounce_quiet,
+                           debounce_max=args.debounce_max)
+    try:
+        asyncio.run(serve(options))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    objects, diags = load_dirs([Path(d) for d in args.dirs])
+    translation = translate(objects)
+    diags = diags + translation.diagnostics
+    shown = [d for d in diags if d.severity is not Severity.INFO or args.verbose]
+    for d in sorted(shown, key=lambda d: (d.file, str(d.object_ref or ""), d.field_path)):
+        print(redact(d.format()))
+    errors = sum(d.severity is Severity.ERROR for d in diags)
+    warnings = sum(d.severity is Severity.WARNING for d in diags)
+    print(f"{len(objects)} objects, {errors} errors, {warnings} warnings", file=sys.stderr)
+    return 1 if has_errors(diags) else 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    objects, diags = load_dirs([Path(d) for d in args.dirs])
+    translation = translate(objects)
+    node = NodeInfo.of(flavour=args.flavour, namespace=args.namespace, labels=_labels(args.label))
+    resources = translation.for_node(node)
+    out = {"node": {"id": args.node_id, "flavour": node.flavour, "namespace": node.namespace, "labels": dict(node.labels)}}
+    for type_url in type_urls.PUSH_ORDER:
+        msgs = resources.get(type_url, {})
+        out[type_urls.short(type_url)] = [json_format.MessageToDict(msgs[n], preserving_proto_field_name=True)
+                                          for n in sorted(msgs)]
+    print(redact(json.dumps(out, indent=2, sort_keys=False)))
+    for d in diags + translation.diagnostics:
+        if d.severity is Severity.ERROR:
+            print(redact(d.format()), file=sys.stderr)
+    return 0
+
+
+def cmd_bootstrap(args: argparse.Namespace) -> int:
+    from xds_server.bootstrap import dump_yaml, envoy_bootstrap
+
+    doc = envoy_bootstrap(node_id=args.node_id, labels=_labels(args.label), namespace=args.namespace,
+                          xds_address=args.xds_address, admin_address=args.envoy_admin_address)
+    sys.stdout.write(dump_yaml(doc))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="xds-server", description="xDS control plane for Envoy gateways and proxyless gRPC")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="serve ADS from config directories")
+    s.add_argument("--config", action="append", required=True, metavar="DIR", help="config directory (repeatable)")
+    s.add_argument("--xds-address", default="127.0.0.1:18000")
+    s.add_argument("--admin-address", default="127.0.0.1:19000")
+    s.add_argument("--debounce-quiet", type=float, default=0.1, metavar="SECONDS")
+    s.add_argument("--debounce-max", type=float, default=1.0, metavar="SECONDS")
+    s.add_argument("--log-level", default="info")
+    s.set_defaults(func=cmd_serve)
+
+    v = sub.add_parser("validate", help="lint config; exit 1 on any error")
+    v.add_argument("dirs", nargs="+", metavar="DIR")
+    v.add_argument("--verbose", action="store_true", help="also print info diagnostics")
+    v.set_defaults(func=cmd_validate)
+
+    r = sub.add_parser("render", help="print the resources a node would get, as JSON (dry run)")
+    r.add_argument("dirs", nargs="+", metavar="DIR")
+    r.add_argument("--node-id", required=True)
+    r.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
+    r.add_argument("--namespace", default="default")
+    r.add_argument("--flavour", choices=[ENVOY, GRPC], default=ENVOY)
+    r.set_defaults(func=cmd_render)
+
+    b = sub.add_parser("bootstrap", help="print a client bootstrap")
+    bsub = b.add_subparsers(dest="kind", required=True)
+    be = bsub.add_parser("envoy", help="Envoy bootstrap YAML")
+    be.add_argument("--node-id", required=True)
+    be.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
+    be.add_argument("--namespace", default="default")
+    be.add_argument("--xds-address", default="127.0.0.1:18000")
+    be.add_argument("--envoy-admin-address", default="127.0.0.1:9901")
+    be.set_defaults(func=cmd_bootstrap)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

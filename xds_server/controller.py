@@ -1,0 +1,103 @@
+"""Debounced translation: store changes -> translate -> cache.
+
+Bursts of changes are coalesced: translation starts after ``quiet`` seconds
+without a change, but never later than ``max_delay`` after the first change
+of a burst (100 ms and 1 s by default).  Translation and serialization run in
+a worker thread so ADS streams keep flowing meanwhile.  Each translation
+keeps the previous translation's *accepted* objects, so an object whose new
+version is broken keeps serving its last good version.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Callable
+
+from translators.diagnostics import Diagnostic, Severity
+from translators.objects import ConfigObject, ObjectRef
+from translators.pipeline import translate
+from xds_server.cache import SnapshotCache
+from xds_server.redact import redact
+from xds_server.store import ConfigStore
+
+log = logging.getLogger(__name__)
+
+_LEVEL = {Severity.ERROR: logging.ERROR, Severity.WARNING: logging.WARNING, Severity.INFO: logging.DEBUG}
+
+
+class Controller:
+    def __init__(self, *, store: ConfigStore, cache: SnapshotCache, quiet: float = 0.1, max_delay: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self.cache = cache
+        self.quiet = quiet
+        self.max_delay = max_delay
+        self.clock = clock
+        self.diagnostics: list[Diagnostic] = []
+        self.translations = 0
+        self.last_duration_s = 0.0
+        self._accepted: dict[ObjectRef, ConfigObject] = {}
+        self._translated_generation = -1
+        self._wakeup = asyncio.Event()
+        store.subscribe(self._wakeup.set)
+
+    async def step(self) -> None:
+        """Translate and publish; a bug in translation is logged, and the last snapshot keeps serving."""
+        try:
+            await self._step()
+        except Exception:  # noqa: BLE001 - nothing may take the server down
+            log.exception("translation failed; the last good snapshot keeps serving")
+            self._translated_generation = self.store.generation
+
+    async def _step(self) -> None:
+        started = self.clock()
+        generation = self.store.generation
+        objects, origin_diags = self.store.objects()
+        translation = await asyncio.to_thread(translate, objects, accepted=self._accepted)
+        diags = origin_diags + translation.diagnostics
+        prepared = await asyncio.to_thread(self.cache.prepare, translation, generation=generation)
+        self._accepted = translation.accepted
+        self.cache.install(prepared)
+        self._translated_generation = generation
+        self.translations += 1
+        self.last_duration_s = self.clock() - started
+        self._log_new(diags)
+        self.diagnostics = diags
+        log.info("translation %d (generation %d) took %.3fs: %d clusters, %d diagnostics", self.translations,
+                 generation, self.last_duration_s, len(translation.model.clusters), len(diags))
+
+    def _log_new(self, diags: list[Diagnostic]) -> None:
+        before = set(self.diagnostics)
+        for d in diags:
+            if d not in before:
+                log.log(_LEVEL[d.severity], "%s", redact(d.format()))
+
+    async def run(self, *, stop_event: asyncio.Event | None = None) -> None:
+        """Translate now, then after every debounced burst of changes, until ``stop_event``."""
+        stop_event = stop_event or asyncio.Event()
+        await self.step()
+        while not stop_event.is_set():
+            self._wakeup.clear()
+            if self.store.generation == self._translated_generation:
+                waiter = asyncio.ensure_future(self._wakeup.wait())
+                stopper = asyncio.ensure_future(stop_event.wait())
+                await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                stopper.cancel()
+                if stop_event.is_set():
+                    return
+            await self._debounce()
+            await self.step()
+
+    async def _debounce(self) -> None:
+        first = self.clock()
+        while True:
+            self._wakeup.clear()
+            remaining = self.max_delay - (self.clock() - first)
+            if remaining <= 0:
+                return
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout=min(self.quiet, remaining))
+            except asyncio.TimeoutError:
+                return

@@ -1,0 +1,82 @@
+"""Wiring for ``xds-server serve``: file source -> store -> controller -> cache -> ADS + admin."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import grpc
+from aiohttp import web
+
+from xds_server.admin import make_app
+from xds_server.ads import AdsServer
+from xds_server.cache import SnapshotCache
+from xds_server.controller import Controller
+from xds_server.sources.files import FileSource
+from xds_server.store import ConfigStore
+
+log = logging.getLogger(__name__)
+
+
+def split_address(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    config_dirs: Sequence[Path]
+    xds_address: str = "127.0.0.1:18000"
+    admin_address: str = "127.0.0.1:19000"
+    debounce_quiet: float = 0.1
+    debounce_max: float = 1.0
+
+
+async def serve(options: ServeOptions, *, stop_event: asyncio.Event | None = None) -> None:
+    stop_event = stop_event or asyncio.Event()
+    store = ConfigStore()
+    cache = SnapshotCache()
+    controller = Controller(store=store, cache=cache, quiet=options.debounce_quiet, max_delay=options.debounce_max)
+    ads = AdsServer(cache=cache)
+    source = FileSource(dirs=options.config_dirs, store=store)
+
+    server = grpc.aio.server(options=[("grpc.max_send_message_length", 256 * 1024 * 1024),
+                                      ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                                      ("grpc.keepalive_permit_without_calls", 1),
+                                      ("grpc.http2.min_ping_interval_without_data_ms", 5000)])
+    server.add_generic_rpc_handlers((ads.handler(),))
+    xds_host, xds_port = split_address(options.xds_address)
+    bound = server.add_insecure_port(f"{xds_host}:{xds_port}")
+    if bound == 0:
+        raise OSError(f"cannot listen for xDS on {options.xds_address}")
+    runner = web.AppRunner(make_app(ads=ads, controller=controller), access_log=None)
+    await runner.setup()
+    admin_host, admin_port = split_address(options.admin_address)
+    await web.TCPSite(runner, admin_host, admin_port).start()
+    await server.start()
+    log.info("xDS on %s, admin on http://%s", options.xds_address, options.admin_address)
+
+    source.load_all()
+    tasks = [asyncio.create_task(controller.run(stop_event=stop_event), name="controller"),
+             asyncio.create_task(source.run(stop_event=stop_event), name="file-source")]
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop_event.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    try:
+        stopper = asyncio.create_task(stop_event.wait())
+        done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        for t in done:
+            if t is not stopper and t.exception() is not None:
+                raise t.exception()
+    finally:
+        stop_event.set()
+        for t in tasks:
+            t.cancel()
+        await server.stop(grace=1.0)
+        await runner.cleanup()

@@ -1,0 +1,1 @@
+"""Config sources: they turn the outside world into :class:`translators.objects.ConfigObject` batches."""
