@@ -17,12 +17,10 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from google.protobuf import json_format
-
-from translators import type_urls
 from translators.diagnostics import Severity, has_errors
 from translators.node import ENVOY, GRPC, NodeInfo
 from translators.pipeline import translate
+from translators.render import render
 from xds_server.redact import redact
 from xds_server.sources.files import load_dirs
 
@@ -69,12 +67,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     objects, diags = load_dirs([Path(d) for d in args.dirs])
     translation = translate(objects)
     node = NodeInfo.of(flavour=args.flavour, namespace=args.namespace, labels=_labels(args.label))
-    resources = translation.for_node(node)
     out = {"node": {"id": args.node_id, "flavour": node.flavour, "namespace": node.namespace, "labels": dict(node.labels)}}
-    for type_url in type_urls.PUSH_ORDER:
-        msgs = resources.get(type_url, {})
-        out[type_urls.short(type_url)] = [json_format.MessageToDict(msgs[n], preserving_proto_field_name=True)
-                                          for n in sorted(msgs)]
+    out.update(render(translation, node))
     print(redact(json.dumps(out, indent=2, sort_keys=False)))
     for d in diags + translation.diagnostics:
         if d.severity is Severity.ERROR:

@@ -59,13 +59,13 @@ def _collect(doc: Any, *, file: str, where: str, objects: list[ConfigObject], di
     api_version = doc.get("apiVersion")
     meta = doc.get("metadata")
     if not isinstance(kind, str) or not kind:
-        diags.append(_error(file, f"{where}: kind is required", field="kind"))
+        diags.append(_error(file, f"{where} has no kind", field="kind"))
         return
     if not isinstance(api_version, str) or not api_version:
-        diags.append(_error(file, f"{where}: apiVersion is required", field="apiVersion"))
+        diags.append(_error(file, f"{where} ({kind}) has no apiVersion", field="apiVersion"))
         return
     if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta.get("name"):
-        diags.append(_error(file, f"{where}: {kind}: metadata.name is required", field="metadata.name"))
+        diags.append(_error(file, f"{where} ({kind}) has no metadata.name", field="metadata.name"))
         return
     namespace = meta.get("namespace") or "default"
     group = api_version.rsplit("/", 1)[0] if "/" in api_version else ""

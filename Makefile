@@ -1,0 +1,42 @@
+# xds-server: `make demo` and `make test` work on a fresh clone; both set up their own venv.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: install test unit e2e demo bench protos validate-examples clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+## all tests: unit, golden, corpus, ADS protocol and e2e with a real Envoy
+test: install
+	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
+
+unit: install
+	$(PY) -m pytest -q -m 'not e2e' $(PYTEST_ARGS)
+
+e2e: install
+	$(PY) -m pytest -q -m e2e $(PYTEST_ARGS)
+
+## the control plane on examples/, a real Envoy, real backends and the route_guide client
+demo: install
+	$(PY) -m demo.run $(ARGS)
+
+bench: install
+	$(PY) -m bench $(ARGS)
+
+protos: install
+	$(PY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. protos/helloworld.proto protos/route_guide.proto
+
+validate-examples: install
+	$(VENV)/bin/xds-server validate examples/
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info
