@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 _PEM_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(-----END [A-Z ]*PRIVATE KEY-----|$)", re.S)
-_INLINE_KEY = re.compile(r"(private_key|privateKey|tls\.key)(\W{1,8})[A-Za-z0-9+/=\\n]{16,}")
+_INLINE_KEY = re.compile(r"(private_key|privateKey|tls\.key)(.{0,40}?)[A-Za-z0-9+/=]{16,}", re.S)
 
 REDACTED = "[redacted]"
 

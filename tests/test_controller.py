@@ -1,0 +1,134 @@
+"""The store, the debounced controller and last-accepted-version semantics."""
+from __future__ import annotations
+
+import asyncio
+
+from translators import type_urls
+from translators.node import NodeInfo
+from xds_server.cache import SnapshotCache
+from xds_server.controller import Controller
+from xds_server.sources.documents import parse_text
+from xds_server.store import ConfigStore
+
+GATEWAY = NodeInfo.of(labels={"istio": "ingressgateway"})
+
+BASE = """
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 8080, name: grpc, protocol: GRPC}, hosts: ["*"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: svc}
+spec:
+  hosts: [svc.default.svc.cluster.local]
+  ports: [{number: 50051, name: grpc}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1}]
+"""
+
+VS = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: vs}
+spec:
+  hosts: ["*"]
+  gateways: [gw]
+  http: [{match: [{uri: {prefix: %s}}], route: [{destination: {host: svc}}]%s}]
+"""
+
+
+def _load(store: ConfigStore, origin: str, text: str) -> None:
+    objects, diags = parse_text(text, file=origin)
+    store.replace(origin, objects, diags)
+
+
+def _prefixes(cache: SnapshotCache) -> list[str]:
+    route = cache.get(GATEWAY).get(type_urls.ROUTE)["http.8080"].message
+    return [r.match.prefix for vh in route.virtual_hosts for r in vh.routes]
+
+
+def test_broken_update_keeps_last_accepted_version() -> None:
+    async def scenario() -> None:
+        store, cache = ConfigStore(), SnapshotCache()
+        controller = Controller(store=store, cache=cache)
+        _load(store, "base.yaml", BASE)
+        _load(store, "vs.yaml", VS % ("/a.A/", ""))
+        await controller.step()
+        assert _prefixes(cache) == ["/a.A/"]
+        _load(store, "vs.yaml", VS % ("/b.B/", ", timeout: forever"))
+        await controller.step()
+        assert _prefixes(cache) == ["/a.A/"], "the last good version must keep serving"
+        messages = [d.format() for d in controller.diagnostics]
+        assert "vs.yaml: VirtualService/default/vs: spec.http[0].timeout: must be a duration such as '1s' or '100ms', got 'forever'" in messages
+        assert any("last accepted version keeps serving" in m for m in messages)
+        _load(store, "vs.yaml", VS % ("/c.C/", ""))
+        await controller.step()
+        assert _prefixes(cache) == ["/c.C/"]
+        assert not [d for d in controller.diagnostics if d.severity.value == "error"]
+
+    asyncio.run(scenario())
+
+
+def test_debounce_coalesces_a_burst() -> None:
+    async def scenario() -> None:
+        store, cache = ConfigStore(), SnapshotCache()
+        controller = Controller(store=store, cache=cache, quiet=0.1, max_delay=1.0)
+        _load(store, "base.yaml", BASE)
+        stop = asyncio.Event()
+        task = asyncio.create_task(controller.run(stop_event=stop))
+        try:
+            await asyncio.wait_for(_until(lambda: controller.translations == 1), 5)
+            for i in range(20):  # a burst: 20 changes 10 ms apart
+                _load(store, "vs.yaml", VS % (f"/s{i}.S/", ""))
+                await asyncio.sleep(0.01)
+            await asyncio.wait_for(_until(lambda: controller.translations >= 2 and _prefixes(cache) == ["/s19.S/"]), 5)
+            await asyncio.sleep(0.3)
+            assert controller.translations == 2, "a burst of changes must give one translation"
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 5)
+
+    asyncio.run(scenario())
+
+
+def test_debounce_max_delay_bounds_a_steady_stream() -> None:
+    async def scenario() -> None:
+        store, cache = ConfigStore(), SnapshotCache()
+        controller = Controller(store=store, cache=cache, quiet=0.2, max_delay=0.5)
+        _load(store, "base.yaml", BASE)
+        stop = asyncio.Event()
+        task = asyncio.create_task(controller.run(stop_event=stop))
+        try:
+            await asyncio.wait_for(_until(lambda: controller.translations == 1), 5)
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            i = 0
+            while controller.translations < 2 and loop.time() - start < 3:  # changes every 50 ms never go quiet
+                _load(store, "vs.yaml", VS % (f"/s{i}.S/", ""))
+                i += 1
+                await asyncio.sleep(0.05)
+            assert controller.translations >= 2
+            assert loop.time() - start < 1.5, "max_delay must force a translation during a steady stream"
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 5)
+
+    asyncio.run(scenario())
+
+
+def test_duplicate_objects_first_origin_wins() -> None:
+    store = ConfigStore()
+    _load(store, "a.yaml", VS % ("/a/", ""))
+    _load(store, "b.yaml", VS % ("/b/", ""))
+    objects, diags = store.objects()
+    assert [o.source for o in objects] == ["a.yaml"]
+    assert diags[0].format() == "b.yaml: VirtualService/default/vs: metadata.name: warning: also defined in a.yaml; that definition wins"
+
+
+async def _until(predicate) -> None:
+    while not predicate():
+        await asyncio.sleep(0.01)

@@ -1,0 +1,143 @@
+"""Unit tests for the pure helpers: field readers, hosts, node info, redaction, documents."""
+from __future__ import annotations
+
+import pytest
+from envoy.config.core.v3 import base_pb2
+from google.protobuf import struct_pb2
+
+from translators.diagnostics import Reporter
+from translators.ir import is_h2_port
+from translators.istio import fields
+from translators.istio.hosts import Registry, fqdn, intersect, matches, split_namespaced
+from translators.ir import Service, ServicePort
+from xds_server.nodes import node_info
+from xds_server.redact import redact
+from xds_server.sources.documents import LoadError, parse_text
+
+
+def rep() -> Reporter:
+    return Reporter(file="f.yaml", ref=None)
+
+
+@pytest.mark.parametrize("text,seconds", [
+    ("1s", 1.0), ("100ms", 0.1), ("1.5s", 1.5), ("1m30s", 90.0), ("2h", 7200.0), ("0s", 0.0), ("250us", None),
+])
+def test_duration(text: str, seconds: float | None) -> None:
+    r = rep()
+    assert fields.duration(text, "spec.timeout", r) == seconds
+    assert r.failed == (seconds is None)
+
+
+@pytest.mark.parametrize("value", ["5 seconds", "10", 10, "-1s", "s"])
+def test_duration_rejects(value) -> None:
+    r = rep()
+    assert fields.duration(value, "spec.timeout", r) is None
+    assert r.items[0].field_path == "spec.timeout"
+
+
+@pytest.mark.parametrize("regex,ok", [("/a.*", True), ("(?=x)", False), ("(a)\\1", False), ("[", False), ("(?P<n>a)", True)])
+def test_regex_is_checked_for_re2(regex: str, ok: bool) -> None:
+    r = rep()
+    assert (fields.regex(regex, "x", r) is not None) == ok
+
+
+def test_string_match_exactly_one() -> None:
+    r = rep()
+    assert fields.string_match({"exact": "a", "prefix": "b"}, "m", r) is None
+    assert "exactly one" in r.items[0].message
+    assert fields.string_match({}, "m", rep()).kind == "present"
+
+
+@pytest.mark.parametrize("pattern,host,expected", [
+    ("*", "a.b", True), ("*.example.com", "api.example.com", True), ("*.example.com", "example.com", False),
+    ("api.example.com", "api.example.com", True), ("*.example.com", "*.api.example.com", True),
+    ("a.example.com", "b.example.com", False),
+])
+def test_host_matches(pattern: str, host: str, expected: bool) -> None:
+    assert matches(pattern, host) is expected
+
+
+def test_intersect_picks_the_more_specific() -> None:
+    assert intersect("*", "api.example.com") == "api.example.com"
+    assert intersect("api.example.com", "*.example.com") == "api.example.com"
+    assert intersect("a.com", "b.com") is None
+
+
+def test_split_namespaced() -> None:
+    assert split_namespaced("prod/*.example.com", default_namespace="gw") == ("prod", "*.example.com")
+    assert split_namespaced("./api.example.com", default_namespace="gw") == ("gw", "api.example.com")
+    assert split_namespaced("*", default_namespace="gw") == ("*", "*")
+
+
+def test_registry_resolution() -> None:
+    reg = Registry([Service("greeter.default.svc.cluster.local", "default", (ServicePort(50051),)),
+                    Service("api.partner.example", "default", (ServicePort(443),))])
+    assert reg.resolve("greeter", "default") == "greeter.default.svc.cluster.local"
+    assert reg.resolve("greeter.default", "other") == "greeter.default.svc.cluster.local"
+    assert reg.resolve("api.partner.example", "x") == "api.partner.example"
+    assert reg.resolve("unknown", "ns") == "unknown.ns.svc.cluster.local"
+    assert fqdn("x", "y") == "x.y.svc.cluster.local"
+
+
+@pytest.mark.parametrize("protocol,name,h2", [
+    ("GRPC", "", True), ("grpc-web", "", True), ("HTTP2", "", True), ("", "grpc", True), ("", "grpc-api", True),
+    ("", "http2-admin", True), ("", "grpc-web", True), ("HTTP", "grpc", False) if False else ("HTTP", "web", False),
+    ("", "http", False), ("TCP", "", False),
+])
+def test_h2_detection(protocol: str, name: str, h2: bool) -> None:
+    assert is_h2_port(protocol=protocol, name=name) is h2
+
+
+def _node(meta: dict, user_agent: str = "envoy") -> base_pb2.Node:
+    s = struct_pb2.Struct()
+    s.update(meta)
+    return base_pb2.Node(id="n", metadata=s, user_agent_name=user_agent)
+
+
+def test_node_info_labels_namespace_flavour() -> None:
+    info = node_info(_node({"labels": {"istio": "ingressgateway"}, "NAMESPACE": "edge"}))
+    assert (info.flavour, info.namespace, info.label_map) == ("envoy", "edge", {"istio": "ingressgateway"})
+    assert node_info(_node({"LABELS": {"app": "gw"}})).label_map == {"app": "gw"}
+    assert node_info(_node({})).namespace == "default"
+    assert node_info(_node({"GENERATOR": "grpc"})).flavour == "grpc"
+    assert node_info(_node({}, user_agent="gRPC Python")).flavour == "grpc"
+
+
+def test_redact_private_keys() -> None:
+    key = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----"
+    text = f"Failed to load private key: {key} and private_key: {{inline_string: 'MIIEvQIBADANBgkqhkiG9w0BAQEFAASC'}}"
+    out = redact(text)
+    assert "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC" not in out
+    assert "[redacted]" in out
+
+
+def test_documents_multi_doc_list_and_errors() -> None:
+    text = """
+apiVersion: v1
+kind: List
+items:
+- {apiVersion: networking.istio.io/v1, kind: Gateway, metadata: {name: a}, spec: {}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: b, namespace: x}
+spec: {hosts: [h]}
+---
+just a string
+---
+kind: Gateway
+metadata: {name: c}
+"""
+    objects, diags = parse_text(text, file="cfg.yaml")
+    assert [str(o.ref) for o in objects] == ["Gateway/default/a", "VirtualService/x/b"]
+    assert objects[0].ref.group == "networking.istio.io"
+    assert [d.format() for d in diags] == [
+        "cfg.yaml: document 3: expected a mapping with apiVersion and kind, got str",
+        "cfg.yaml: apiVersion: document 4 (Gateway) has no apiVersion",
+    ]
+
+
+def test_documents_bad_yaml_names_line() -> None:
+    with pytest.raises(LoadError) as exc:
+        parse_text("a: [1, 2\nb: c\n", file="bad.yaml")
+    assert exc.value.diagnostic.format().startswith("bad.yaml: invalid YAML: line ")

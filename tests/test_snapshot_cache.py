@@ -1,0 +1,101 @@
+"""Snapshots, the hand-assembled DiscoveryResponse bytes, and the cache."""
+from __future__ import annotations
+
+import asyncio
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.service.discovery.v3 import discovery_pb2
+
+from translators import type_urls
+from translators.node import NodeInfo
+from translators.pipeline import translate
+from xds_server.cache import SnapshotCache
+from xds_server.snapshot import Resource, Snapshot, encode_response, version_of
+from xds_server.sources.documents import parse_text
+
+CONFIG = """
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 8080, name: grpc, protocol: GRPC}, hosts: ["*"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: svc}
+spec:
+  hosts: [svc.default.svc.cluster.local]
+  ports: [{number: 50051, name: grpc}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: vs}
+spec:
+  hosts: ["*"]
+  gateways: [gw]
+  http: [{route: [{destination: {host: svc}}]}]
+"""
+
+GATEWAY = NodeInfo.of(labels={"istio": "ingressgateway"})
+
+
+def test_encoded_response_equals_protobuf_serialization() -> None:
+    resources = [Resource.of(name=f"c{i}", type_url=type_urls.CLUSTER, message=cluster_pb2.Cluster(name=f"c{i}"))
+                 for i in range(3)]
+    raw = encode_response(version="v1", type_url=type_urls.CLUSTER, nonce="7", resources=resources)
+    parsed = discovery_pb2.DiscoveryResponse.FromString(raw)
+    assert parsed.version_info == "v1" and parsed.nonce == "7" and parsed.type_url == type_urls.CLUSTER
+    names = []
+    for any_msg in parsed.resources:
+        c = cluster_pb2.Cluster()
+        assert any_msg.Unpack(c)
+        names.append(c.name)
+    assert names == ["c0", "c1", "c2"]
+
+
+def test_versions_are_content_hashes() -> None:
+    a = Resource.of(name="c", type_url=type_urls.CLUSTER, message=cluster_pb2.Cluster(name="c"))
+    b = Resource.of(name="c", type_url=type_urls.CLUSTER, message=cluster_pb2.Cluster(name="c"))
+    c = Resource.of(name="c", type_url=type_urls.CLUSTER, message=cluster_pb2.Cluster(name="c", alt_stat_name="x"))
+    assert a.version == b.version != c.version
+    assert version_of([a]) == version_of([b]) != version_of([c])
+
+
+def test_consistency_check_finds_dangling_references() -> None:
+    objects, _ = parse_text(CONFIG, file="c.yaml")
+    translation = translate(objects)
+    resources = translation.for_node(GATEWAY)
+    wrap = {t: {n: Resource.of(name=n, type_url=t, message=m) for n, m in ms.items()} for t, ms in resources.items()}
+    assert Snapshot.build(wrap).consistent() == []
+    broken = dict(wrap)
+    broken[type_urls.CLUSTER] = {}
+    broken[type_urls.ROUTE] = {}
+    problems = Snapshot.build(broken).consistent()
+    assert any("missing route configuration 'http.8080'" in p for p in problems)
+
+
+def test_cache_shares_bytes_between_node_classes_and_waits_for_first_snapshot() -> None:
+    async def scenario() -> None:
+        cache = SnapshotCache()
+        other = NodeInfo.of(labels={"istio": "ingressgateway", "pod": "b"})
+        waiter = asyncio.ensure_future(cache.wait(GATEWAY, newer_than=None))
+        await asyncio.sleep(0.05)
+        assert not waiter.done(), "a node must wait for the first snapshot"
+        objects, _ = parse_text(CONFIG, file="c.yaml")
+        cache.publish(translate(objects), generation=1)
+        first = await asyncio.wait_for(waiter, 2)
+        assert first.get(type_urls.LISTENER)
+        second = cache.get(other)
+        cluster = "outbound|50051||svc.default.svc.cluster.local"
+        assert first.get(type_urls.CLUSTER)[cluster] is second.get(type_urls.CLUSTER)[cluster]
+        assert first.get(type_urls.ROUTE)["http.8080"] is second.get(type_urls.ROUTE)["http.8080"]
+        # a republish of the same config keeps every version
+        newer = asyncio.ensure_future(cache.wait(GATEWAY, newer_than=first))
+        cache.publish(translate(objects), generation=2)
+        third = await asyncio.wait_for(newer, 2)
+        assert third is not first and third.versions == first.versions
+
+    asyncio.run(scenario())
