@@ -1,0 +1,1 @@
+"""The demo: backends (helloworld, route_guide), a client, and the ``make demo`` orchestrator."""
