@@ -102,7 +102,8 @@ class OutlierDetection:
 
 @dataclass(frozen=True, slots=True)
 class TrafficPolicy:
-    lb: str | None = None  # ROUND_ROBIN | LEAST_REQUEST | RANDOM
+    lb: str | None = None  # ROUND_ROBIN | LEAST_REQUEST | RANDOM | RING_HASH
+    hash_header: str | None = None  # consistentHash.httpHeaderName (with lb RING_HASH)
     http2_max_requests: int | None = None
     max_requests_per_connection: int | None = None
     idle_timeout_s: float | None = None
@@ -231,6 +232,7 @@ class Route:
     direct_response: DirectResponse | None = None
     mirror_cluster: str | None = None
     mirror_percent: float | None = None
+    hash_header: str | None = None  # from the destination's DestinationRule consistentHash
     source: ObjectRef | None = None
 
 

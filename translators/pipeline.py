@@ -13,16 +13,17 @@ from typing import Iterable, Mapping
 
 from google.protobuf.message import Message
 
-from translators import type_urls
-from translators.builders.clusters import build_cluster
+from translators import proxyless_view, type_urls
+from translators.builders.clusters import build_cluster, build_proxyless_cluster
 from translators.builders.endpoints import build_load_assignment
-from translators.builders.listeners import build_gateway_listener
-from translators.builders.routes import build_route_configuration
+from translators.builders.listeners import build_api_listener, build_gateway_listener, build_inbound_listener
+from translators.builders.routes import build_route_configuration, uses_fault
 from translators.diagnostics import Diagnostic
 from translators.gateway_view import gateway_listeners
-from translators.ir import Model
+from translators.ir import cluster_name
 from translators.istio.dialect import compile_istio
-from translators.node import ENVOY, NodeInfo
+from translators.istio.hosts import Registry
+from translators.node import ENVOY, GRPC, NodeInfo
 from translators.objects import ConfigObject, ObjectRef
 
 Resources = dict[str, dict[str, Message]]
@@ -33,20 +34,36 @@ class Translation:
     model: Model
     diagnostics: list[Diagnostic]
     accepted: dict[ObjectRef, ConfigObject]
-    shared: Resources
+    _shared: dict[str, Resources] = field(default_factory=dict)
     _by_gateways: dict[tuple[str, ...], Resources] = field(default_factory=dict)
+    _resolved: dict[tuple[str, str, str], Message | None] = field(default_factory=dict)
+    _registry: Registry | None = None
 
     def selection_key(self, node: NodeInfo) -> tuple[str, ...]:
         labels = node.label_map
         return (node.flavour,) + tuple(g.key for g in self.model.gateways if g.selects(labels))
 
+    def shared(self, flavour: str) -> Resources:
+        """CDS and EDS: the same for every node of a flavour, built once."""
+        out = self._shared.get(flavour)
+        if out is None:
+            build = build_cluster if flavour == ENVOY else build_proxyless_cluster
+            out = self._shared[flavour] = {
+                type_urls.CLUSTER: {c.name: build(c) for c in self.model.clusters},
+                type_urls.ENDPOINT: {c.name: build_load_assignment(c) for c in self.model.clusters if c.discovery == "EDS"},
+            }
+        return out
+
     def for_node(self, node: NodeInfo) -> Resources:
-        """All resources for ``node``: shared CDS/EDS plus its own LDS/RDS."""
+        """The resources ``node`` gets by enumeration: shared CDS/EDS plus its gateways' LDS/RDS.
+
+        Proxyless nodes name what they want; see :meth:`resolve`.
+        """
         key = self.selection_key(node)
         own = self._by_gateways.get(key)
         if own is None:
             own = self._by_gateways[key] = self._build_own(node)
-        return {**self.shared, **own}
+        return {**self.shared(node.flavour), **own}
 
     def _build_own(self, node: NodeInfo) -> Resources:
         listeners: dict[str, Message] = {}
@@ -57,14 +74,38 @@ class Translation:
                 routes[l.route_config] = build_route_configuration(l.route_config, l.virtual_hosts)
         return {type_urls.LISTENER: listeners, type_urls.ROUTE: routes}
 
+    def resolve(self, node: NodeInfo, type_url: str, name: str) -> Message | None:
+        """A named LDS/RDS resource for a proxyless node (None: it does not exist)."""
+        if node.flavour != GRPC or type_url not in (type_urls.LISTENER, type_urls.ROUTE):
+            return None
+        key = (node.namespace, type_url, name)
+        if key not in self._resolved:
+            self._resolved[key] = self._resolve(node, type_url, name)
+        return self._resolved[key]
 
-def build_shared(model: Model) -> Resources:
-    clusters = {c.name: build_cluster(c) for c in model.clusters}
-    endpoints = {c.name: build_load_assignment(c) for c in model.clusters if c.discovery == "EDS"}
-    return {type_urls.CLUSTER: clusters, type_urls.ENDPOINT: endpoints}
+    def _resolve(self, node: NodeInfo, type_url: str, name: str) -> Message | None:
+        if self._registry is None:
+            self._registry = Registry(self.model.services)
+        if type_url == type_urls.ROUTE:
+            found = proxyless_view.route_config(self.model, name)
+            return build_route_configuration(found[0], found[1], proxyless=True) if found else None
+        if name.startswith(proxyless_view.INBOUND_PREFIX):
+            hp = proxyless_view.split_host_port(name[len(proxyless_view.INBOUND_PREFIX):])
+            return build_inbound_listener(name=name, address=hp[0], port=hp[1]) if hp else None
+        hp = proxyless_view.split_host_port(name)
+        if hp is None:
+            return None
+        host = proxyless_view.canonical_host(self._registry, hp[0], namespace=node.namespace)
+        svc = self._registry.get(host)
+        if (svc is None or svc.port(hp[1]) is None) and not proxyless_view.mesh_routes(self.model, host=host, port=hp[1])[1]:
+            return None
+        route_name = cluster_name(port=hp[1], host=host)
+        found = proxyless_view.route_config(self.model, route_name)
+        return build_api_listener(name=name, route_config=route_name, fault=bool(found and uses_fault(found[1])))
 
 
 def translate(objects: Iterable[ConfigObject], *, accepted: Mapping[ObjectRef, ConfigObject] | None = None) -> Translation:
     compiled = compile_istio(objects, accepted=accepted)
-    return Translation(model=compiled.model, diagnostics=compiled.diagnostics, accepted=compiled.accepted,
-                       shared=build_shared(compiled.model))
+    translation = Translation(model=compiled.model, diagnostics=compiled.diagnostics, accepted=compiled.accepted)
+    translation.shared(ENVOY)
+    return translation

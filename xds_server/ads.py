@@ -27,7 +27,8 @@ import grpc
 from envoy.service.discovery.v3 import discovery_pb2
 
 from translators import type_urls
-from translators.node import NodeInfo
+from translators.node import ENVOY, GRPC, NodeInfo
+from translators.proxyless_view import INBOUND_PREFIX
 from xds_server.cache import SnapshotCache
 from xds_server.nodes import node_info
 from xds_server.protocol import Decision, Request, TypeState, should_respond
@@ -68,6 +69,13 @@ class StreamInfo:
                 "types": {type_urls.short(t): {"sent": s.last_version, "acked": s.acked_version,
                                                "nacked": s.nacked_version, "subscribed": "*" if s.wildcard else sorted(s.names or ())}
                           for t, s in self.states.items()}}
+
+
+def looks_proxyless(req: discovery_pb2.DiscoveryRequest) -> bool:
+    """A first LDS request naming ``host:port`` listeners comes from a gRPC client, whatever its metadata."""
+    names = list(req.resource_names)
+    return (req.type_url == type_urls.LISTENER and bool(names)
+            and all(n.startswith(INBOUND_PREFIX) or (":" in n and n != "*") for n in names))
 
 
 class AdsServer:
@@ -113,6 +121,8 @@ class AdsServer:
                             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first request must carry a node")
                         info.node_id = req.node.id
                         info.node = node_info(req.node)
+                        if info.node.flavour == ENVOY and looks_proxyless(req):
+                            info.node = replace(info.node, flavour=GRPC)
                         log.info("stream %d: node %s connected as %s", info.stream_id, info.node_id, info.node)
                     if snapshot is None:
                         # wait for the first snapshot before answering anything (never send an empty config)
@@ -153,8 +163,10 @@ class AdsServer:
     async def _send(self, info: StreamInfo, type_url: str, snapshot: Snapshot, context, *, force: bool) -> None:
         state = info.states[type_url]
         resources = snapshot.select(type_url, state.names)
-        if not resources and not state.wildcard:
-            return  # nothing requested exists (yet); named types keep what they have
+        if not resources and type_url not in type_urls.WILDCARD_TYPES:
+            # RDS/EDS: absence says nothing; LDS/CDS: an empty answer says "does not exist"
+            # (xds_protocol, "Knowing When a Requested Resource Does Not Exist")
+            return
         version = version_of(resources)
         if not force and version == state.last_version:
             return

@@ -1,5 +1,9 @@
 """Bootstrap documents for the clients we serve.
 
+``grpc``: the JSON that ``GRPC_XDS_BOOTSTRAP`` points at: one xDS server with
+``server_features: ["xds_v3"]``, a node marked ``GENERATOR: grpc``, and the
+inbound listener name template xDS-enabled servers use (Istio's).
+
 ``envoy``: ADS over gRPC to the control plane, node id and metadata labels
 (Istio puts them under ``LABELS``; we write ``labels`` and ``LABELS`` is
 accepted too), and ``NAMESPACE``.
@@ -10,6 +14,7 @@ from typing import Mapping
 
 import yaml
 
+from translators.proxyless_view import INBOUND_PREFIX
 from xds_server.server import split_address
 
 
@@ -40,6 +45,20 @@ def envoy_bootstrap(*, node_id: str, labels: Mapping[str, str], namespace: str =
             "load_assignment": {"cluster_name": "xds_cluster", "endpoints": [{"lb_endpoints": [{"endpoint": {
                 "address": {"socket_address": {"address": xds_host, "port_value": xds_port}}}}]}]},
         }]},
+    }
+
+
+def grpc_bootstrap(*, node_id: str, namespace: str = "default", xds_address: str = "127.0.0.1:18000",
+                   labels: Mapping[str, str] | None = None) -> dict:
+    """A ``GRPC_XDS_BOOTSTRAP`` document (gRFC A27) for grpcio / grpc-js / grpc-java xDS clients and servers."""
+    metadata: dict = {"GENERATOR": "grpc", "NAMESPACE": namespace}
+    if labels:
+        metadata["labels"] = dict(labels)
+    return {
+        "xds_servers": [{"server_uri": xds_address, "channel_creds": [{"type": "insecure"}],
+                         "server_features": ["xds_v3"]}],
+        "node": {"id": node_id, "cluster": "proxyless", "metadata": metadata, "locality": {}},
+        "server_listener_resource_name_template": f"{INBOUND_PREFIX}%s",
     }
 
 

@@ -39,16 +39,21 @@ class _ResourceTable:
         self.generation = generation
         self._memo: dict[int, tuple[Message, Resource]] = {}
 
+    def _wrap(self, name: str, type_url: str, msg: Message) -> Resource:
+        hit = self._memo.get(id(msg))
+        if hit is None:
+            hit = self._memo[id(msg)] = (msg, Resource.of(name=name, type_url=type_url, message=msg))
+        return hit[1]
+
     def snapshot_for(self, node: NodeInfo) -> Snapshot:
-        out: dict[str, dict[str, Resource]] = {}
-        for type_url, messages in self.translation.for_node(node).items():
-            by_name = out[type_url] = {}
-            for name, msg in messages.items():
-                hit = self._memo.get(id(msg))
-                if hit is None:
-                    hit = self._memo[id(msg)] = (msg, Resource.of(name=name, type_url=type_url, message=msg))
-                by_name[name] = hit[1]
-        return Snapshot.build(out, generation=self.generation)
+        out = {type_url: {name: self._wrap(name, type_url, msg) for name, msg in messages.items()}
+               for type_url, messages in self.translation.for_node(node).items()}
+
+        def resolve(type_url: str, name: str) -> Resource | None:
+            msg = self.translation.resolve(node, type_url, name)
+            return None if msg is None else self._wrap(name, type_url, msg)
+
+        return Snapshot.build(out, generation=self.generation, resolver=resolve)
 
 
 class SnapshotCache:

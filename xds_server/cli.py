@@ -6,6 +6,7 @@ Stable contract (scripts and docs outside this repo depend on it)::
     xds-server validate DIR...
     xds-server render DIR... --node-id ID [--label k=v ...] [--namespace NS]
     xds-server bootstrap envoy --node-id ID --label k=v [--xds-address H:P]
+    xds-server bootstrap grpc --node-id ID [--namespace NS] [--xds-address H:P] [-o FILE]
 """
 from __future__ import annotations
 
@@ -76,6 +77,19 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bootstrap_grpc(args: argparse.Namespace) -> int:
+    from xds_server.bootstrap import grpc_bootstrap
+
+    doc = grpc_bootstrap(node_id=args.node_id, namespace=args.namespace, xds_address=args.xds_address,
+                         labels=_labels(args.label))
+    text = json.dumps(doc, indent=2) + "\n"
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_bootstrap(args: argparse.Namespace) -> int:
     from xds_server.bootstrap import dump_yaml, envoy_bootstrap
 
@@ -120,6 +134,13 @@ def parser() -> argparse.ArgumentParser:
     be.add_argument("--xds-address", default="127.0.0.1:18000")
     be.add_argument("--envoy-admin-address", default="127.0.0.1:9901")
     be.set_defaults(func=cmd_bootstrap)
+    bg = bsub.add_parser("grpc", help="GRPC_XDS_BOOTSTRAP JSON for proxyless gRPC clients and servers")
+    bg.add_argument("--node-id", required=True)
+    bg.add_argument("--namespace", default="default")
+    bg.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
+    bg.add_argument("--xds-address", default="127.0.0.1:18000")
+    bg.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
+    bg.set_defaults(func=cmd_bootstrap_grpc)
     return p
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 from google.protobuf.message import Message
 
@@ -82,20 +82,33 @@ class Snapshot:
     versions: Mapping[str, str]
     #: monotonic generation of the config this snapshot was built from
     generation: int = 0
+    #: resources that exist by name only (proxyless LDS/RDS), resolved on first request
+    resolver: Callable[[str, str], Resource | None] | None = field(default=None, compare=False, repr=False)
+    _resolved: dict[tuple[str, str], Resource | None] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def build(cls, resources: Mapping[str, Mapping[str, Resource]], *, generation: int = 0) -> "Snapshot":
-        return cls(resources, {t: version_of(rs.values()) for t, rs in resources.items()}, generation)
+    def build(cls, resources: Mapping[str, Mapping[str, Resource]], *, generation: int = 0,
+              resolver: Callable[[str, str], Resource | None] | None = None) -> "Snapshot":
+        return cls(resources, {t: version_of(rs.values()) for t, rs in resources.items()}, generation, resolver)
+
+    def _lookup(self, type_url: str, name: str) -> Resource | None:
+        found = self.resources.get(type_url, {}).get(name)
+        if found is not None or self.resolver is None:
+            return found
+        key = (type_url, name)
+        if key not in self._resolved:
+            self._resolved[key] = self.resolver(type_url, name)
+        return self._resolved[key]
 
     def get(self, type_url: str) -> Mapping[str, Resource]:
         return self.resources.get(type_url, {})
 
     def select(self, type_url: str, names: Iterable[str] | None) -> list[Resource]:
         """Resources of ``type_url``; all of them when ``names`` is None (wildcard)."""
-        have = self.get(type_url)
         if names is None:
+            have = self.get(type_url)
             return [have[n] for n in sorted(have)]
-        return [have[n] for n in sorted(set(names)) if n in have]
+        return [r for n in sorted(set(names)) if (r := self._lookup(type_url, n)) is not None]
 
     def consistent(self) -> list[str]:
         """Reference problems that would make Envoy wait or fail; empty when consistent.

@@ -26,6 +26,14 @@ _LB = {
     "LEAST_REQUEST": cluster_pb2.Cluster.LEAST_REQUEST,
     "ROUND_ROBIN": cluster_pb2.Cluster.ROUND_ROBIN,
     "RANDOM": cluster_pb2.Cluster.RANDOM,
+    "RING_HASH": cluster_pb2.Cluster.RING_HASH,
+}
+
+
+_LB_PROXYLESS = {
+    "ROUND_ROBIN": cluster_pb2.Cluster.ROUND_ROBIN,
+    "LEAST_REQUEST": cluster_pb2.Cluster.LEAST_REQUEST,
+    "RING_HASH": cluster_pb2.Cluster.RING_HASH,
 }
 
 
@@ -64,6 +72,29 @@ def _outlier(o: ir.OutlierDetection) -> outlier_detection_pb2.OutlierDetection:
         out.base_ejection_time.CopyFrom(duration(o.base_ejection_time_s))
     if o.max_ejection_percent is not None:
         out.max_ejection_percent.CopyFrom(_u32(o.max_ejection_percent))
+    return out
+
+
+def build_proxyless_cluster(cluster: ir.Cluster) -> cluster_pb2.Cluster:
+    """The same cluster for a gRPC client: only what gRFCs A27/A42/A48/A50/A32 define.
+
+    No HTTP protocol options (gRPC always speaks HTTP/2), circuit breakers carry
+    only ``max_requests`` (A32), default load balancing is ROUND_ROBIN.
+    """
+    policy = cluster.policy
+    out = cluster_pb2.Cluster(name=cluster.name, lb_policy=_LB_PROXYLESS.get(policy.lb, cluster_pb2.Cluster.ROUND_ROBIN))
+    if policy.http2_max_requests:
+        out.circuit_breakers.thresholds.append(circuit_breaker_pb2.CircuitBreakers.Thresholds(
+            max_requests=_u32(policy.http2_max_requests)))
+    if cluster.discovery == "STRICT_DNS":
+        out.type = cluster_pb2.Cluster.LOGICAL_DNS
+        out.load_assignment.CopyFrom(build_load_assignment(cluster))
+    else:
+        out.type = cluster_pb2.Cluster.EDS
+        out.eds_cluster_config.eds_config.CopyFrom(ads_source())
+        out.eds_cluster_config.service_name = cluster.name
+    if policy.outlier is not None:
+        out.outlier_detection.CopyFrom(_outlier(policy.outlier))
     return out
 
 

@@ -12,8 +12,10 @@ HCM choices and why:
 """
 from __future__ import annotations
 
-from envoy.config.core.v3 import address_pb2, protocol_pb2
-from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
+from envoy.config.core.v3 import address_pb2, base_pb2, protocol_pb2
+from envoy.config.route.v3 import route_components_pb2 as rc
+from envoy.config.route.v3 import route_pb2
+from envoy.config.listener.v3 import api_listener_pb2, listener_components_pb2, listener_pb2
 from envoy.extensions.filters.http.fault.v3 import fault_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
@@ -34,6 +36,32 @@ def http_filters(*, fault: bool) -> list[hcm.HttpFilter]:
         filters.append(hcm.HttpFilter(name=FAULT_FILTER, typed_config=pack(fault_pb2.HTTPFault())))
     filters.append(hcm.HttpFilter(name=ROUTER_FILTER, typed_config=pack(router_pb2.Router())))
     return filters
+
+
+def build_api_listener(*, name: str, route_config: str, fault: bool) -> listener_pb2.Listener:
+    """A proxyless client's listener (gRFC A27): an ``api_listener`` HCM fed by RDS over ADS."""
+    manager = hcm.HttpConnectionManager(
+        rds=hcm.Rds(config_source=ads_source(), route_config_name=route_config),
+        http_filters=http_filters(fault=fault))
+    return listener_pb2.Listener(name=name, api_listener=api_listener_pb2.ApiListener(api_listener=pack(manager)))
+
+
+def build_inbound_listener(*, name: str, address: str, port: int) -> listener_pb2.Listener:
+    """An xDS-enabled gRPC server's listener (gRFC A36).
+
+    The address must equal the one the server listens on; one plaintext filter
+    chain whose HCM routes everything with ``non_forwarding_action``.
+    """
+    route_config = route_pb2.RouteConfiguration(name="inbound|" + str(port), virtual_hosts=[rc.VirtualHost(
+        name="inbound", domains=["*"], routes=[rc.Route(match=rc.RouteMatch(prefix="/"),
+                                                        non_forwarding_action=rc.NonForwardingAction())])])
+    manager = hcm.HttpConnectionManager(stat_prefix=name, route_config=route_config,
+                                        http_filters=http_filters(fault=False))
+    return listener_pb2.Listener(
+        name=name, traffic_direction=base_pb2.INBOUND,
+        address=address_pb2.Address(socket_address=address_pb2.SocketAddress(address=address, port_value=port)),
+        filter_chains=[listener_components_pb2.FilterChain(name="inbound-plaintext", filters=[
+            listener_components_pb2.Filter(name=HCM_FILTER, typed_config=pack(manager))])])
 
 
 def build_gateway_listener(listener: ir.HttpListener) -> listener_pb2.Listener:

@@ -108,10 +108,27 @@ def fault_config(f: ir.FaultPolicy) -> fault_pb2.HTTPFault:
     return out
 
 
-def _action(r: ir.Route) -> rc.RouteAction:
+#: the retry conditions a gRPC client accepts (gRFC A44); the rest are Envoy-only
+GRPC_RETRY_ON = ("cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable")
+
+
+def _proxyless_retry(policy: ir.RetryPolicy) -> rc.RetryPolicy | None:
+    """A44: retry_on limited to gRPC status names, num_retries and an exponential backoff."""
+    codes = [t for t in policy.retry_on.split(",") if t in GRPC_RETRY_ON]
+    if not codes:
+        return None
+    return rc.RetryPolicy(retry_on=",".join(codes), num_retries=wrappers_pb2.UInt32Value(value=policy.attempts),
+                          retry_back_off=rc.RetryPolicy.RetryBackOff(base_interval=duration(0.025),
+                                                                    max_interval=duration(0.25)))
+
+
+def _action(r: ir.Route, *, proxyless: bool) -> rc.RouteAction:
     action = rc.RouteAction()
     if len(r.clusters) == 1:
         action.cluster = r.clusters[0].cluster
+    elif proxyless:
+        action.weighted_clusters.clusters.extend(rc.WeightedCluster.ClusterWeight(
+            name=c.cluster, weight=wrappers_pb2.UInt32Value(value=c.weight)) for c in r.clusters)
     else:
         action.weighted_clusters.clusters.extend(rc.WeightedCluster.ClusterWeight(
             name=c.cluster, weight=wrappers_pb2.UInt32Value(value=c.weight),
@@ -119,6 +136,15 @@ def _action(r: ir.Route) -> rc.RouteAction:
             request_headers_to_remove=list(c.request_headers.remove),
             response_headers_to_add=_header_options(c.response_headers),
             response_headers_to_remove=list(c.response_headers.remove)) for c in r.clusters)
+    if r.hash_header:
+        action.hash_policy.append(rc.RouteAction.HashPolicy(header=rc.RouteAction.HashPolicy.Header(header_name=r.hash_header)))
+    if proxyless:
+        if r.timeout_s:  # gRFC A31: the route timeout is max_stream_duration
+            action.max_stream_duration.max_stream_duration.CopyFrom(duration(r.timeout_s))
+        retry = _proxyless_retry(r.retries) if r.retries is not None else None
+        if retry is not None:
+            action.retry_policy.CopyFrom(retry)
+        return action
     action.timeout.CopyFrom(duration(r.timeout_s or 0))
     action.max_stream_duration.grpc_timeout_header_max.CopyFrom(duration(r.timeout_s or 0))
     if r.retries is not None:
@@ -133,6 +159,22 @@ def _action(r: ir.Route) -> rc.RouteAction:
             mp.runtime_fraction.default_value.CopyFrom(_percent(r.mirror_percent))
         action.request_mirror_policies.append(mp)
     return action
+
+
+def build_proxyless_route(r: ir.Route) -> rc.Route | None:
+    """A route for a gRPC client (gRFC A28), or None where it could not follow it.
+
+    Redirects, direct responses and query-parameter matches have no meaning
+    for gRPC clients; header edits are not applied by them and are left out.
+    ``validate`` warns about each of these for VirtualServices bound to ``mesh``.
+    """
+    if r.redirect is not None or not r.clusters or r.match.query_params:
+        return None
+    out = rc.Route(name=r.name, match=_route_match(r.match))
+    out.route.CopyFrom(_action(r, proxyless=True))
+    if r.fault is not None:
+        out.typed_per_filter_config[FAULT_FILTER].CopyFrom(pack(fault_config(r.fault)))
+    return out
 
 
 def build_route(r: ir.Route) -> rc.Route:
@@ -153,7 +195,7 @@ def build_route(r: ir.Route) -> rc.Route:
         if r.direct_response.body:
             out.direct_response.body.inline_string = r.direct_response.body
     else:
-        out.route.CopyFrom(_action(r))
+        out.route.CopyFrom(_action(r, proxyless=False))
     out.request_headers_to_add.extend(_header_options(r.request_headers))
     out.request_headers_to_remove.extend(r.request_headers.remove)
     out.response_headers_to_add.extend(_header_options(r.response_headers))
@@ -163,7 +205,13 @@ def build_route(r: ir.Route) -> rc.Route:
     return out
 
 
-def build_route_configuration(name: str, virtual_hosts: tuple[ir.VirtualHost, ...]) -> route_pb2.RouteConfiguration:
+def build_route_configuration(name: str, virtual_hosts: tuple[ir.VirtualHost, ...], *,
+                              proxyless: bool = False) -> route_pb2.RouteConfiguration:
+    if proxyless:
+        vhosts = [rc.VirtualHost(name=v.name, domains=list(v.domains),
+                                 routes=[x for r in v.routes if (x := build_proxyless_route(r)) is not None])
+                  for v in virtual_hosts]
+        return route_pb2.RouteConfiguration(name=name, virtual_hosts=vhosts)
     return route_pb2.RouteConfiguration(
         name=name,
         validate_clusters=wrappers_pb2.BoolValue(value=False),

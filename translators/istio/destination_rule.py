@@ -41,7 +41,7 @@ class DestinationPolicy:
 
 def _traffic_policy(value, path: str, rep: Reporter, *, allow_port_level: bool) -> tuple[TrafficPolicy, dict[int, TrafficPolicy]]:
     m = fields.mapping(value, path, rep) or {}
-    lb = None
+    lb = hash_header = None
     lbm = fields.mapping(m.get("loadBalancer"), f"{path}.loadBalancer", rep)
     if lbm:
         simple = fields.string(lbm.get("simple"), f"{path}.loadBalancer.simple", rep)
@@ -53,7 +53,17 @@ def _traffic_policy(value, path: str, rep: Reporter, *, allow_port_level: bool) 
                 lb = {"LEAST_CONN": "LEAST_REQUEST", "UNSPECIFIED": None, "PASSTHROUGH": None}.get(simple, simple)
                 if simple == "PASSTHROUGH":
                     rep.warning(f"{path}.loadBalancer.simple", "PASSTHROUGH is not supported; using the default", code="unsupported")
-        for other in ("consistentHash", "localityLbSetting", "warmup", "warmupDurationSecs"):
+        hash_header = None
+        ch = fields.mapping(lbm.get("consistentHash"), f"{path}.loadBalancer.consistentHash", rep)
+        if ch is not None:
+            hash_header = fields.string(ch.get("httpHeaderName"), f"{path}.loadBalancer.consistentHash.httpHeaderName", rep)
+            if hash_header is None:
+                rep.warning(f"{path}.loadBalancer.consistentHash", "only httpHeaderName is supported; "
+                            "load balancing stays as it is", code="unsupported")
+            else:
+                lb = "RING_HASH"
+                hash_header = hash_header.lower()
+        for other in ("localityLbSetting", "warmup", "warmupDurationSecs"):
             if other in lbm:
                 rep.warning(f"{path}.loadBalancer.{other}", f"{other} is not supported on gateways yet; ignored", code="unsupported")
     http2_max = per_conn = None
@@ -96,7 +106,7 @@ def _traffic_policy(value, path: str, rep: Reporter, *, allow_port_level: bool) 
                 port_policies[number] = sub
     elif "portLevelSettings" in m:
         rep.error(f"{path}.portLevelSettings", "portLevelSettings cannot be nested here")
-    return TrafficPolicy(lb=lb, http2_max_requests=http2_max, max_requests_per_connection=per_conn,
+    return TrafficPolicy(lb=lb, hash_header=hash_header, http2_max_requests=http2_max, max_requests_per_connection=per_conn,
                          idle_timeout_s=idle, outlier=outlier), port_policies
 
 

@@ -28,6 +28,12 @@ class Destinations:
         #: (host, port, subset) of every cluster a route points at
         self.referenced: set[tuple[str, int, str]] = set()
 
+    def hash_header(self, cluster: str) -> str | None:
+        """The consistent-hash header of the DestinationRule that governs ``cluster``, if any."""
+        _, port, subset, host = cluster.split("|", 3)
+        policy = self.policies.get(host)
+        return policy.policy_for(port=int(port), subset=subset).hash_header if policy else None
+
     def cluster(self, dest: Any, path: str, rep: Reporter, *, namespace: str) -> str | None:
         """The cluster for ``dest``, or ``None`` when it cannot be named (already reported)."""
         m = fields.mapping(dest, path, rep)

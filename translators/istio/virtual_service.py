@@ -165,6 +165,7 @@ def _http_route(entry: Any, path: str, rep: Reporter, *, obj: ConfigObject, dest
             match_name = (mt or {}).get("name") if isinstance(mt, Mapping) else None
             route_name = f"{route_name}.{match_name or j}"
         out.append(Route(
+            hash_header=destinations.hash_header(clusters[0].cluster) if clusters else None,
             name=route_name, match=match, clusters=tuple(clusters), timeout_s=timeout or None,
             retries=retries, rewrite_uri=rewrite_uri, rewrite_authority=rewrite_authority,
             request_headers=req_ops, response_headers=resp_ops, fault=fault, redirect=redirect,
