@@ -96,6 +96,16 @@ class AdsServer:
     # ------------------------------------------------------------------ one stream
     async def _stream(self, requests: AsyncIterator[discovery_pb2.DiscoveryRequest], context) -> None:
         info = StreamInfo(next(self._ids))
+        try:
+            await self._serve_stream(info, requests, context)
+        except (asyncio.CancelledError, grpc.aio.AbortError):
+            raise
+        except Exception:  # noqa: BLE001 - one broken stream must not take others down
+            log.exception("stream %d (node %s) failed", info.stream_id, info.node_id)
+            await context.abort(grpc.StatusCode.INTERNAL, "xds-server internal error; see the server log")
+
+    async def _serve_stream(self, info: StreamInfo, requests: AsyncIterator[discovery_pb2.DiscoveryRequest],
+                            context) -> None:
         self.streams[info.stream_id] = info
         snapshot: Snapshot | None = None
         reader: asyncio.Task | None = None

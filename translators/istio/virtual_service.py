@@ -68,6 +68,8 @@ def parse_virtual_service(obj: ConfigObject, rep: Reporter, *, destinations: Des
     routes: list[Route] = []
     for i, entry in enumerate(fields.sequence(spec.get("http"), "spec.http", rep)):
         routes.extend(_http_route(entry, f"spec.http[{i}]", rep, obj=obj, destinations=destinations))
+        if "mesh" in gateways and isinstance(entry, Mapping):
+            _proxyless_warnings(entry, f"spec.http[{i}]", rep)
     if rep.failed:
         return None
     return HttpRoutes(obj.ref, tuple(hosts), gateways, tuple(routes))
@@ -171,6 +173,37 @@ def _http_route(entry: Any, path: str, rep: Reporter, *, obj: ConfigObject, dest
             request_headers=req_ops, response_headers=resp_ops, fault=fault, redirect=redirect,
             direct_response=direct, mirror_cluster=mirror_cluster, mirror_percent=mirror_percent, source=obj.ref))
     return out
+
+
+def _proxyless_warnings(entry: Mapping[str, Any], path: str, rep: Reporter) -> None:
+    """What proxyless gRPC clients would reject or ignore: left out of their config, and said so here."""
+    def warn(field: str, what: str, proposal: str) -> None:
+        rep.warning(f"{path}.{field}", f"{what} for proxyless gRPC clients ({proposal}); left out of their config",
+                    code="proxyless-unsupported")
+
+    retries = entry.get("retries")
+    if isinstance(retries, Mapping):
+        if retries.get("perTryTimeout") is not None:
+            warn("retries.perTryTimeout", "perTryTimeout is ignored", "gRFC A44")
+        retry_on = retries.get("retryOn")
+        if isinstance(retry_on, str):
+            others = [t.strip() for t in retry_on.split(",") if t.strip() and t.strip() not in RETRY_ON_GRPC]
+            if others:
+                warn("retries.retryOn", f"retry conditions {', '.join(others)} are not supported "
+                     f"(only {', '.join(sorted(RETRY_ON_GRPC))})", "gRFC A44")
+    for key, what in (("rewrite", "rewrite is not supported"), ("mirror", "mirroring is not supported"),
+                      ("headers", "header manipulation is not applied"), ("corsPolicy", "corsPolicy does not apply"),
+                      ("redirect", "redirect routes are not supported"),
+                      ("directResponse", "directResponse routes are not supported")):
+        if entry.get(key) is not None:
+            warn(key, what, "gRFC A28")
+    for k, r in enumerate(entry.get("route") or ()):
+        if isinstance(r, Mapping) and r.get("headers") is not None:
+            warn(f"route[{k}].headers", "header manipulation is not applied", "gRFC A28")
+    for j, m in enumerate(entry.get("match") or ()):
+        if isinstance(m, Mapping) and m.get("queryParams") is not None:
+            warn(f"match[{j}].queryParams", "query parameter matches do not apply (routes with them are skipped)",
+                 "gRFC A28")
 
 
 def _match(value: Any, path: str, rep: Reporter, *, namespace: str) -> RouteMatch | None:
