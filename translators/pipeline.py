@@ -97,8 +97,10 @@ class Translation:
             return None
         host = proxyless_view.canonical_host(self._registry, hp[0], namespace=node.namespace)
         svc = self._registry.get(host)
-        if (svc is None or svc.port(hp[1]) is None) and not proxyless_view.mesh_routes(self.model, host=host, port=hp[1])[1]:
-            return None
+        if svc is not None and svc.port(hp[1]) is None:
+            return None  # a declared service without that port
+        if svc is None and not proxyless_view.mesh_routes(self.model, host=host, port=hp[1])[1]:
+            return None  # neither a service nor a VirtualService host
         route_name = cluster_name(port=hp[1], host=host)
         found = proxyless_view.route_config(self.model, route_name)
         return build_api_listener(name=name, route_config=route_name, fault=bool(found and uses_fault(found[1])))
