@@ -55,10 +55,24 @@ def gateway_listeners(model: ir.Model, *, labels: dict[str, str]) -> list[ir.Htt
                     bucket = hosts.setdefault(host, [])
                     bucket.extend(r for r in routes if r not in bucket)
                     break
-        vhosts = tuple(ir.VirtualHost(name=f"{host}:{port}", domains=(host,), routes=tuple(routes))
+        redirect = any(s.https_redirect for _, s in servers)
+        vhosts = tuple(ir.VirtualHost(name=f"{host}:{port}", domains=(host,), routes=tuple(routes), require_tls=redirect)
                        for host, routes in sorted(hosts.items()) if routes)
         protocols = frozenset(s.protocol for _, s in servers)
+        cors = any(r.cors is not None for v in vhosts for r in v.routes)
         listeners.append(ir.HttpListener(
             name=ir.gateway_listener_name(port), port=port, route_config=ir.gateway_route_name(port),
-            protocols=protocols, virtual_hosts=vhosts, grpc_web="GRPC-WEB" in protocols))
+            protocols=protocols, virtual_hosts=vhosts, grpc_web="GRPC-WEB" in protocols or cors, cors=cors,
+            tls_chains=_tls_chains(servers), https_redirect=redirect))
     return listeners
+
+
+def _tls_chains(servers: list[tuple[ir.Gateway, ir.GatewayServer]]) -> tuple[ir.TlsChain, ...]:
+    """One filter chain per TLS server, matched by SNI; ``*`` means no SNI restriction."""
+    chains: dict[tuple[str, ...], ir.TlsChain] = {}
+    for g, s in servers:
+        if s.tls is None:
+            continue
+        names = tuple(sorted({h for _, h in s.hosts if h != "*"})) if all(h != "*" for _, h in s.hosts) else ()
+        chains.setdefault(names, ir.TlsChain(server_names=names, tls=s.tls, namespace=g.ref.namespace))
+    return tuple(chains.values())

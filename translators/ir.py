@@ -88,6 +88,62 @@ class Service:
         return None
 
 
+# --------------------------------------------------------------------------- TLS
+
+
+def sds_name(credential: str) -> str:
+    """Istio's SDS names: ``kubernetes://NAME`` (and ``kubernetes://NAME-cacert`` for the CA)."""
+    return f"kubernetes://{credential}"
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSecret:
+    """A Kubernetes TLS Secret.  ``repr`` never shows key material."""
+
+    name: str
+    namespace: str
+    cert_pem: bytes = field(default=b"", repr=False)
+    key_pem: bytes = field(default=b"", repr=False)
+    ca_pem: bytes = field(default=b"", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerTls:
+    """Gateway ``servers[].tls`` for a terminating (SIMPLE / MUTUAL) server."""
+
+    mode: str  # SIMPLE | MUTUAL
+    credential_name: str
+    min_version: str = ""  # TLSV1_2 ...
+    max_version: str = ""
+    cipher_suites: tuple[str, ...] = ()
+    subject_alt_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamTls:
+    """DestinationRule ``trafficPolicy.tls``: TLS origination to the backend."""
+
+    mode: str  # SIMPLE | MUTUAL
+    credential_name: str = ""
+    ca_certificates: str = ""  # file paths, read by Envoy
+    client_certificate: str = ""
+    private_key: str = ""
+    sni: str = ""
+    subject_alt_names: tuple[str, ...] = ()
+    insecure_skip_verify: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CorsPolicy:
+    allow_origins: tuple["StringMatch", ...] = ()
+    allow_methods: tuple[str, ...] = ()
+    allow_headers: tuple[str, ...] = ()
+    expose_headers: tuple[str, ...] = ()
+    max_age_s: float | None = None
+    allow_credentials: bool | None = None
+    forward_unmatched_preflights: bool | None = None
+
+
 # --------------------------------------------------------------------------- policy
 
 
@@ -108,6 +164,7 @@ class TrafficPolicy:
     max_requests_per_connection: int | None = None
     idle_timeout_s: float | None = None
     outlier: OutlierDetection | None = None
+    tls: UpstreamTls | None = None
 
     def merged(self, override: "TrafficPolicy | None") -> "TrafficPolicy":
         """Istio's subset semantics: fields set on the subset win, the rest inherit."""
@@ -233,6 +290,7 @@ class Route:
     mirror_cluster: str | None = None
     mirror_percent: float | None = None
     hash_header: str | None = None  # from the destination's DestinationRule consistentHash
+    cors: CorsPolicy | None = None
     source: ObjectRef | None = None
 
 
@@ -241,11 +299,25 @@ class VirtualHost:
     name: str
     domains: tuple[str, ...]
     routes: tuple[Route, ...]
+    require_tls: bool = False  # httpsRedirect
+
+
+@dataclass(frozen=True, slots=True)
+class TlsChain:
+    """One TLS filter chain of a gateway port: the SNI names it answers and its settings."""
+
+    server_names: tuple[str, ...]
+    tls: ServerTls
+    namespace: str  # where the credential Secret lives
 
 
 @dataclass(frozen=True, slots=True)
 class HttpListener:
-    """A gateway port: one Envoy listener with an HCM fed by RDS."""
+    """A gateway port: one Envoy listener with an HCM fed by RDS.
+
+    ``tls_chains`` empty: plaintext (HTTP/h2c).  Otherwise one filter chain per
+    TLS server on the port, selected by SNI.
+    """
 
     name: str
     port: int
@@ -253,6 +325,9 @@ class HttpListener:
     protocols: frozenset[str] = frozenset()
     virtual_hosts: tuple[VirtualHost, ...] = ()
     grpc_web: bool = False
+    cors: bool = False
+    tls_chains: tuple[TlsChain, ...] = ()
+    https_redirect: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +336,8 @@ class GatewayServer:
     port_name: str
     protocol: str
     hosts: tuple[tuple[str, str], ...]  # (namespace filter, host); namespace "*" for any
+    tls: ServerTls | None = None
+    https_redirect: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,3 +372,4 @@ class Model:
     http_routes: tuple[HttpRoutes, ...] = ()
     clusters: tuple[Cluster, ...] = ()
     services: tuple[Service, ...] = field(default=(), repr=False)
+    secrets: tuple[TlsSecret, ...] = field(default=(), repr=False)

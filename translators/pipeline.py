@@ -8,7 +8,7 @@ nodes with different labels but the same gateways share the same messages.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping
 
 from google.protobuf.message import Message
@@ -18,6 +18,7 @@ from translators.builders.clusters import build_cluster, build_proxyless_cluster
 from translators.builders.endpoints import build_load_assignment
 from translators.builders.listeners import build_api_listener, build_gateway_listener, build_inbound_listener
 from translators.builders.routes import build_route_configuration, uses_fault
+from translators.builders.secrets import SecretStore
 from translators.diagnostics import Diagnostic
 from translators.gateway_view import gateway_listeners
 from translators.ir import cluster_name
@@ -40,8 +41,9 @@ class Translation:
     _registry: Registry | None = None
 
     def selection_key(self, node: NodeInfo) -> tuple[str, ...]:
+        """Nodes with equal keys get equal LDS/RDS/SDS: flavour, namespace (secrets) and selected gateways."""
         labels = node.label_map
-        return (node.flavour,) + tuple(g.key for g in self.model.gateways if g.selects(labels))
+        return (node.flavour, node.namespace) + tuple(g.key for g in self.model.gateways if g.selects(labels))
 
     def shared(self, flavour: str) -> Resources:
         """CDS and EDS: the same for every node of a flavour, built once."""
@@ -68,11 +70,22 @@ class Translation:
     def _build_own(self, node: NodeInfo) -> Resources:
         listeners: dict[str, Message] = {}
         routes: dict[str, Message] = {}
+        secrets: dict[str, Message] = {}
         if node.flavour == ENVOY:
+            store = SecretStore(self.model.secrets, namespace=node.namespace)
             for l in gateway_listeners(self.model, labels=node.label_map):
+                if l.tls_chains:
+                    chains = tuple(c for c in l.tls_chains if store.add_server_credential(c.tls))
+                    if not chains:
+                        continue  # no credential found: the port is not served (a warning says why)
+                    l = replace(l, tls_chains=chains)
                 listeners[l.name] = build_gateway_listener(l)
-                routes[l.route_config] = build_route_configuration(l.route_config, l.virtual_hosts)
-        return {type_urls.LISTENER: listeners, type_urls.ROUTE: routes}
+                routes[l.route_config] = build_route_configuration(l.route_config, l.virtual_hosts, grpc_web=l.grpc_web)
+            for c in self.model.clusters:
+                if c.policy.tls is not None and c.policy.tls.credential_name:
+                    store.add_upstream_credential(c.policy.tls)
+            secrets = store.resources
+        return {type_urls.LISTENER: listeners, type_urls.ROUTE: routes, type_urls.SECRET: secrets}
 
     def resolve(self, node: NodeInfo, type_url: str, name: str) -> Message | None:
         """A named LDS/RDS resource for a proxyless node (None: it does not exist)."""

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from envoy.config.cluster.v3 import circuit_breaker_pb2, cluster_pb2, outlier_detection_pb2
 from envoy.config.core.v3 import base_pb2, protocol_pb2
+from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2 as hpo
+from envoy.type.matcher.v3 import string_pb2
 from google.protobuf import wrappers_pb2
 
 from translators import ir
@@ -120,4 +122,31 @@ def build_cluster(cluster: ir.Cluster) -> cluster_pb2.Cluster:
         out.eds_cluster_config.service_name = cluster.name
     if policy.outlier is not None:
         out.outlier_detection.CopyFrom(_outlier(policy.outlier))
+    if policy.tls is not None:
+        out.transport_socket.CopyFrom(base_pb2.TransportSocket(
+            name="envoy.transport_sockets.tls", typed_config=pack(upstream_tls(cluster, policy.tls))))
     return out
+
+
+def upstream_tls(cluster: ir.Cluster, t: ir.UpstreamTls) -> tls_pb2.UpstreamTlsContext:
+    """TLS origination; ALPN h2 for gRPC ports (the Ambassador guide's ``alpn_protocols: ["h2"]`` step)."""
+    common = tls_pb2.CommonTlsContext(alpn_protocols=["h2"] if cluster.h2 else [])
+    if t.credential_name:
+        name = ir.sds_name(t.credential_name)
+        if t.mode == "MUTUAL":
+            common.tls_certificate_sds_secret_configs.append(secret_pb2.SdsSecretConfig(name=name, sds_config=ads_source()))
+        if not t.insecure_skip_verify:
+            common.validation_context_sds_secret_config.CopyFrom(
+                secret_pb2.SdsSecretConfig(name=name + "-cacert", sds_config=ads_source()))
+    else:
+        if t.mode == "MUTUAL":
+            common.tls_certificates.append(common_pb2.TlsCertificate(
+                certificate_chain=base_pb2.DataSource(filename=t.client_certificate),
+                private_key=base_pb2.DataSource(filename=t.private_key)))
+        if t.ca_certificates and not t.insecure_skip_verify:
+            common.validation_context.trusted_ca.filename = t.ca_certificates
+    if t.subject_alt_names and not t.insecure_skip_verify and not t.credential_name:
+        common.validation_context.match_typed_subject_alt_names.extend(
+            common_pb2.SubjectAltNameMatcher(san_type=common_pb2.SubjectAltNameMatcher.DNS,
+                                             matcher=string_pb2.StringMatcher(exact=s)) for s in t.subject_alt_names)
+    return tls_pb2.UpstreamTlsContext(sni=t.sni or cluster.host, common_tls_context=common)

@@ -8,7 +8,11 @@ HCM choices and why:
   plaintext gRPC client just connects;
 * ``stream_idle_timeout: 0`` -- no default kills an idle gRPC stream; dead
   peers are found by HTTP/2 keepalive PINGs instead;
-* the router is last; the fault filter sits before it only when a route uses it.
+* the router is last; the fault filter sits before it only when a route uses it;
+* gRPC-Web: ``grpc_web`` then ``cors`` before the router, on GRPC-WEB ports and
+  wherever a route carries a corsPolicy;
+* TLS: one filter chain per HTTPS server, chosen by SNI, with certificates
+  from SDS (``kubernetes://NAME``) and ALPN ``h2``, ``http/1.1``.
 """
 from __future__ import annotations
 
@@ -16,7 +20,12 @@ from envoy.config.core.v3 import address_pb2, base_pb2, protocol_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 from envoy.config.listener.v3 import api_listener_pb2, listener_components_pb2, listener_pb2
+from envoy.extensions.filters.http.cors.v3 import cors_pb2
 from envoy.extensions.filters.http.fault.v3 import fault_pb2
+from envoy.extensions.filters.http.grpc_web.v3 import grpc_web_pb2
+from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
+from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
+from envoy.type.matcher.v3 import string_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
 
@@ -28,14 +37,54 @@ from translators.builders.routes import FAULT_FILTER, uses_fault
 
 HCM_FILTER = "envoy.filters.network.http_connection_manager"
 ROUTER_FILTER = "envoy.filters.http.router"
+GRPC_WEB_FILTER = "envoy.filters.http.grpc_web"
+CORS_FILTER = "envoy.filters.http.cors"
+TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
+TLS_TRANSPORT = "envoy.transport_sockets.tls"
 
 
-def http_filters(*, fault: bool) -> list[hcm.HttpFilter]:
+def http_filters(*, fault: bool, grpc_web: bool = False, cors: bool = False) -> list[hcm.HttpFilter]:
+    """Filter order: fault, grpc_web, cors, router (the router is always last)."""
     filters = []
     if fault:
         filters.append(hcm.HttpFilter(name=FAULT_FILTER, typed_config=pack(fault_pb2.HTTPFault())))
+    if grpc_web:
+        filters.append(hcm.HttpFilter(name=GRPC_WEB_FILTER, typed_config=pack(grpc_web_pb2.GrpcWeb())))
+    if cors:
+        filters.append(hcm.HttpFilter(name=CORS_FILTER, typed_config=pack(cors_pb2.Cors())))
     filters.append(hcm.HttpFilter(name=ROUTER_FILTER, typed_config=pack(router_pb2.Router())))
     return filters
+
+
+_TLS_VERSION = {"": common_pb2.TlsParameters.TLS_AUTO, "TLSV1_0": common_pb2.TlsParameters.TLSv1_0,
+                "TLSV1_1": common_pb2.TlsParameters.TLSv1_1, "TLSV1_2": common_pb2.TlsParameters.TLSv1_2,
+                "TLSV1_3": common_pb2.TlsParameters.TLSv1_3}
+
+
+def _sds(name: str) -> secret_pb2.SdsSecretConfig:
+    return secret_pb2.SdsSecretConfig(name=name, sds_config=ads_source())
+
+
+def downstream_tls(chain: ir.TlsChain) -> tls_pb2.DownstreamTlsContext:
+    """TLS termination with ALPN h2 + http/1.1, so gRPC clients negotiate HTTP/2."""
+    t = chain.tls
+    common = tls_pb2.CommonTlsContext(
+        tls_certificate_sds_secret_configs=[_sds(ir.sds_name(t.credential_name))],
+        alpn_protocols=["h2", "http/1.1"],
+        tls_params=common_pb2.TlsParameters(tls_minimum_protocol_version=_TLS_VERSION[t.min_version],
+                                            tls_maximum_protocol_version=_TLS_VERSION[t.max_version],
+                                            cipher_suites=list(t.cipher_suites)))
+    ctx = tls_pb2.DownstreamTlsContext(common_tls_context=common)
+    if t.mode == "MUTUAL":
+        ctx.require_client_certificate.value = True
+        default = common_pb2.CertificateValidationContext(match_typed_subject_alt_names=[
+            common_pb2.SubjectAltNameMatcher(san_type=common_pb2.SubjectAltNameMatcher.DNS,
+                                             matcher=string_pb2.StringMatcher(exact=san))
+            for san in t.subject_alt_names])
+        common.combined_validation_context.CopyFrom(tls_pb2.CommonTlsContext.CombinedCertificateValidationContext(
+            default_validation_context=default,
+            validation_context_sds_secret_config=_sds(ir.sds_name(t.credential_name) + "-cacert")))
+    return ctx
 
 
 def build_api_listener(*, name: str, route_config: str, fault: bool) -> listener_pb2.Listener:
@@ -69,16 +118,27 @@ def build_gateway_listener(listener: ir.HttpListener) -> listener_pb2.Listener:
         stat_prefix=listener.name,
         codec_type=hcm.HttpConnectionManager.AUTO,
         rds=hcm.Rds(config_source=ads_source(), route_config_name=listener.route_config),
-        http_filters=http_filters(fault=uses_fault(listener.virtual_hosts)),
+        http_filters=http_filters(fault=uses_fault(listener.virtual_hosts), grpc_web=listener.grpc_web,
+                                  cors=listener.cors),
         strip_any_host_port=True,
         use_remote_address=wrappers_pb2.BoolValue(value=True),
         stream_idle_timeout=duration(0),
         http2_protocol_options=protocol_pb2.Http2ProtocolOptions(
             connection_keepalive=protocol_pb2.KeepaliveSettings(interval=duration(30), timeout=duration(10))),
     )
-    return listener_pb2.Listener(
+    hcm_filter = listener_components_pb2.Filter(name=HCM_FILTER, typed_config=pack(manager))
+    out = listener_pb2.Listener(
         name=listener.name,
         address=address_pb2.Address(socket_address=address_pb2.SocketAddress(address="0.0.0.0", port_value=listener.port)),
-        filter_chains=[listener_components_pb2.FilterChain(filters=[listener_components_pb2.Filter(
-            name=HCM_FILTER, typed_config=pack(manager))])],
     )
+    if not listener.tls_chains:
+        out.filter_chains.append(listener_components_pb2.FilterChain(filters=[hcm_filter]))
+        return out
+    out.listener_filters.append(listener_components_pb2.ListenerFilter(
+        name=TLS_INSPECTOR, typed_config=pack(tls_inspector_pb2.TlsInspector())))
+    for chain in listener.tls_chains:
+        out.filter_chains.append(listener_components_pb2.FilterChain(
+            filter_chain_match=listener_components_pb2.FilterChainMatch(server_names=list(chain.server_names)),
+            transport_socket=base_pb2.TransportSocket(name=TLS_TRANSPORT, typed_config=pack(downstream_tls(chain))),
+            filters=[hcm_filter]))
+    return out

@@ -14,6 +14,7 @@ from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 from envoy.extensions.filters.common.fault.v3 import fault_pb2 as common_fault
+from envoy.extensions.filters.http.cors.v3 import cors_pb2
 from envoy.extensions.filters.http.fault.v3 import fault_pb2
 from envoy.type.matcher.v3 import regex_pb2, string_pb2
 from envoy.type.v3 import percent_pb2
@@ -23,6 +24,7 @@ from translators import ir
 from translators.builders.proto import duration, pack
 
 FAULT_FILTER = "envoy.filters.http.fault"
+CORS_FILTER = "envoy.filters.http.cors"
 
 _ADD = base_pb2.HeaderValueOption.APPEND_IF_EXISTS_OR_ADD
 _SET = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
@@ -177,7 +179,7 @@ def build_proxyless_route(r: ir.Route) -> rc.Route | None:
     return out
 
 
-def build_route(r: ir.Route) -> rc.Route:
+def build_route(r: ir.Route, *, grpc_web: bool = False) -> rc.Route:
     out = rc.Route(name=r.name, match=_route_match(r.match))
     if r.redirect is not None:
         rd = r.redirect
@@ -202,11 +204,33 @@ def build_route(r: ir.Route) -> rc.Route:
     out.response_headers_to_remove.extend(r.response_headers.remove)
     if r.fault is not None:
         out.typed_per_filter_config[FAULT_FILTER].CopyFrom(pack(fault_config(r.fault)))
+    if r.cors is not None:
+        out.typed_per_filter_config[CORS_FILTER].CopyFrom(pack(cors_policy(r.cors, grpc_web=grpc_web)))
+    return out
+
+
+#: what a browser's gRPC-Web client needs to read and send (grpc-web's own docs)
+GRPC_WEB_EXPOSE = ("grpc-status", "grpc-message", "grpc-status-details-bin")
+GRPC_WEB_ALLOW = ("content-type", "x-grpc-web", "x-user-agent", "grpc-timeout")
+
+
+def cors_policy(p: ir.CorsPolicy, *, grpc_web: bool) -> cors_pb2.CorsPolicy:
+    expose = list(p.expose_headers) + [h for h in GRPC_WEB_EXPOSE if grpc_web and h not in p.expose_headers]
+    allow = list(p.allow_headers) + [h for h in GRPC_WEB_ALLOW if grpc_web and h not in p.allow_headers]
+    out = cors_pb2.CorsPolicy(allow_origin_string_match=[string_matcher(m) for m in p.allow_origins],
+                              allow_methods=",".join(p.allow_methods or (("POST", "GET", "OPTIONS") if grpc_web else ())),
+                              allow_headers=",".join(allow), expose_headers=",".join(expose))
+    if p.max_age_s is not None:
+        out.max_age = str(int(p.max_age_s))
+    if p.allow_credentials is not None:
+        out.allow_credentials.value = p.allow_credentials
+    if p.forward_unmatched_preflights is not None:
+        out.forward_not_matching_preflights.value = p.forward_unmatched_preflights
     return out
 
 
 def build_route_configuration(name: str, virtual_hosts: tuple[ir.VirtualHost, ...], *,
-                              proxyless: bool = False) -> route_pb2.RouteConfiguration:
+                              proxyless: bool = False, grpc_web: bool = False) -> route_pb2.RouteConfiguration:
     if proxyless:
         vhosts = [rc.VirtualHost(name=v.name, domains=list(v.domains),
                                  routes=[x for r in v.routes if (x := build_proxyless_route(r)) is not None])
@@ -215,7 +239,9 @@ def build_route_configuration(name: str, virtual_hosts: tuple[ir.VirtualHost, ..
     return route_pb2.RouteConfiguration(
         name=name,
         validate_clusters=wrappers_pb2.BoolValue(value=False),
-        virtual_hosts=[rc.VirtualHost(name=v.name, domains=list(v.domains), routes=[build_route(r) for r in v.routes])
+        virtual_hosts=[rc.VirtualHost(name=v.name, domains=list(v.domains),
+                                      routes=[build_route(r, grpc_web=grpc_web) for r in v.routes],
+                                      require_tls=rc.VirtualHost.ALL if v.require_tls else rc.VirtualHost.NONE)
                        for v in virtual_hosts],
     )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from translators.diagnostics import Reporter
-from translators.ir import OutlierDetection, Subset, TrafficPolicy
+from translators.ir import OutlierDetection, Subset, TrafficPolicy, UpstreamTls
 from translators.istio import fields
 from translators.objects import ConfigObject, ObjectRef
 
@@ -37,6 +37,32 @@ class DestinationPolicy:
         base = self.policy.merged(self.port_policies.get(port))
         s = self.subset(subset) if subset else None
         return base.merged(s.policy) if s is not None else base
+
+
+def _upstream_tls(value, path: str, rep: Reporter) -> UpstreamTls | None:
+    m = fields.mapping(value, path, rep) or {}
+    mode = (fields.string(m.get("mode"), f"{path}.mode", rep) or "DISABLE").upper()
+    if mode == "DISABLE":
+        return None
+    if mode == "ISTIO_MUTUAL":
+        rep.warning(f"{path}.mode", "ISTIO_MUTUAL needs Istio's mesh CA; not applied", code="unsupported")
+        return None
+    if mode not in ("SIMPLE", "MUTUAL"):
+        rep.error(f"{path}.mode", f"must be DISABLE, SIMPLE, MUTUAL or ISTIO_MUTUAL, got {mode!r}")
+        return None
+    out = UpstreamTls(
+        mode=mode,
+        credential_name=fields.string(m.get("credentialName"), f"{path}.credentialName", rep) or "",
+        ca_certificates=fields.string(m.get("caCertificates"), f"{path}.caCertificates", rep) or "",
+        client_certificate=fields.string(m.get("clientCertificate"), f"{path}.clientCertificate", rep) or "",
+        private_key=fields.string(m.get("privateKey"), f"{path}.privateKey", rep) or "",
+        sni=fields.string(m.get("sni"), f"{path}.sni", rep) or "",
+        subject_alt_names=tuple(str(s) for s in fields.sequence(m.get("subjectAltNames"), f"{path}.subjectAltNames", rep)),
+        insecure_skip_verify=bool(fields.boolean(m.get("insecureSkipVerify"), f"{path}.insecureSkipVerify", rep)),
+    )
+    if mode == "MUTUAL" and not out.credential_name and not (out.client_certificate and out.private_key):
+        rep.error(f"{path}", "MUTUAL needs credentialName, or clientCertificate and privateKey")
+    return out
 
 
 def _traffic_policy(value, path: str, rep: Reporter, *, allow_port_level: bool) -> tuple[TrafficPolicy, dict[int, TrafficPolicy]]:
@@ -92,8 +118,7 @@ def _traffic_policy(value, path: str, rep: Reporter, *, allow_port_level: bool) 
             base_ejection_time_s=fields.duration(od.get("baseEjectionTime"), f"{op}.baseEjectionTime", rep),
             max_ejection_percent=fields.integer(od.get("maxEjectionPercent"), f"{op}.maxEjectionPercent", rep, lo=0, hi=100),
         )
-    if "tls" in m:
-        rep.warning(f"{path}.tls", "TLS origination is not applied yet", code="unsupported")
+    tls = _upstream_tls(m.get("tls"), f"{path}.tls", rep) if m.get("tls") is not None else None
     port_policies: dict[int, TrafficPolicy] = {}
     if allow_port_level:
         for i, pls in enumerate(fields.sequence(m.get("portLevelSettings"), f"{path}.portLevelSettings", rep)):
@@ -106,7 +131,7 @@ def _traffic_policy(value, path: str, rep: Reporter, *, allow_port_level: bool) 
                 port_policies[number] = sub
     elif "portLevelSettings" in m:
         rep.error(f"{path}.portLevelSettings", "portLevelSettings cannot be nested here")
-    return TrafficPolicy(lb=lb, hash_header=hash_header, http2_max_requests=http2_max, max_requests_per_connection=per_conn,
+    return TrafficPolicy(lb=lb, hash_header=hash_header, tls=tls, http2_max_requests=http2_max, max_requests_per_connection=per_conn,
                          idle_timeout_s=idle, outlier=outlier), port_policies
 
 

@@ -25,6 +25,7 @@ from translators.istio.destination_rule import DestinationPolicy, parse_destinat
 from translators.istio.destinations import Destinations
 from translators.istio.gateway import parse_gateway
 from translators.istio.hosts import Registry
+from translators.istio.secret import parse_secret
 from translators.istio.service_entry import parse_kubernetes_service, parse_service_entry
 from translators.istio.virtual_service import parse_virtual_service
 from translators.objects import ConfigObject, ObjectRef
@@ -33,7 +34,7 @@ T = TypeVar("T")
 
 GATEWAY_API_GROUP = "gateway.networking.k8s.io"
 #: kinds that are understood elsewhere or deliberately ignored without a word
-QUIET_KINDS = frozenset({("", "Secret"), ("", "Namespace"), ("", "ConfigMap")})
+QUIET_KINDS = frozenset({("", "Namespace"), ("", "ConfigMap")})
 
 
 @dataclass(slots=True)
@@ -87,13 +88,13 @@ def compile_istio(objects: Iterable[ConfigObject], *,
                   accepted: Mapping[ObjectRef, ConfigObject] | None = None) -> Compiled:
     fb = _Fallback(accepted or {})
     diags = fb.diagnostics
-    by_kind: dict[str, list[ConfigObject]] = {k: [] for k in KINDS | {"Service"}}
+    by_kind: dict[str, list[ConfigObject]] = {k: [] for k in KINDS | {"Service", "Secret"}}
     for obj in sorted(objects, key=lambda o: (o.namespace, o.name, o.kind)):
         if obj.group == API_GROUP and obj.kind in KINDS:
             if _check_version(obj, diags):
                 by_kind[obj.kind].append(obj)
-        elif obj.group == "" and obj.kind == "Service":
-            by_kind["Service"].append(obj)
+        elif obj.group == "" and obj.kind in ("Service", "Secret"):
+            by_kind[obj.kind].append(obj)
         elif (obj.group, obj.kind) in QUIET_KINDS:
             continue
         elif obj.group == GATEWAY_API_GROUP:
@@ -122,7 +123,9 @@ def compile_istio(objects: Iterable[ConfigObject], *,
             continue
         policies[host] = dr
 
+    secrets = [s for obj in by_kind["Secret"] if (s := fb.parse(obj, parse_secret)) is not None]
     gateways: list[Gateway] = [g for obj in by_kind["Gateway"] if (g := fb.parse(obj, parse_gateway)) is not None]
+    _check_credentials(gateways, secrets, by_kind["Gateway"], diags)
 
     destinations = Destinations(registry=registry, policies=policies)
     http_routes: list[HttpRoutes] = []
@@ -133,8 +136,30 @@ def compile_istio(objects: Iterable[ConfigObject], *,
 
     clusters = _clusters(registry=registry, policies=policies, referenced=destinations.referenced)
     model = Model(gateways=tuple(gateways), http_routes=tuple(http_routes), clusters=tuple(clusters),
-                  services=tuple(registry.by_host.values()))
+                  services=tuple(registry.by_host.values()), secrets=tuple(secrets))
     return Compiled(model, diags, fb.accepted)
+
+
+def _check_credentials(gateways: list[Gateway], secrets: list, objects: list[ConfigObject],
+                       diags: list[Diagnostic]) -> None:
+    """A credentialName that names no Secret: a warning (the Secret may come later); the server is not served."""
+    have = {(s.namespace, s.name) for s in secrets if s.cert_pem}
+    have_ca = {(s.namespace, s.name) for s in secrets if s.ca_pem}
+    source = {o.ref: o.source for o in objects}
+    for g in gateways:
+        for i, server in enumerate(g.servers):
+            if server.tls is None:
+                continue
+            name = server.tls.credential_name
+            if (g.ref.namespace, name) not in have:
+                diags.append(Diagnostic(Severity.WARNING, "unknown-secret", f"no TLS Secret {name!r} in namespace "
+                                        f"{g.ref.namespace!r}; this server is not served until it exists",
+                                        source.get(g.ref, ""), g.ref, f"spec.servers[{i}].tls.credentialName"))
+            elif server.tls.mode == "MUTUAL" and (g.ref.namespace, name) not in have_ca \
+                    and (g.ref.namespace, f"{name}-cacert") not in have_ca:
+                diags.append(Diagnostic(Severity.WARNING, "unknown-secret", f"MUTUAL needs a client CA: ca.crt in "
+                                        f"Secret {name!r} or a Secret {name}-cacert", source.get(g.ref, ""), g.ref,
+                                        f"spec.servers[{i}].tls.mode"))
 
 
 def _clusters(*, registry: Registry, policies: Mapping[str, DestinationPolicy],

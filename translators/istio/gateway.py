@@ -2,19 +2,58 @@
 
 ``spec.selector`` is matched against the connecting Envoy's node metadata
 labels.  Each ``servers[]`` entry becomes a listener port; ``hosts`` accept
-``ns/host`` and wildcards.  HTTP, HTTP2, GRPC and GRPC-WEB servers are
-translated; HTTPS/TLS/TCP servers are reported as unsupported for now.
+``ns/host`` and wildcards.  HTTP, HTTP2, GRPC, GRPC-WEB and HTTPS (TLS
+mode SIMPLE or MUTUAL with ``credentialName``) servers are translated;
+PASSTHROUGH, TLS and TCP servers are reported as unsupported for now.
 """
 from __future__ import annotations
 
 from translators.diagnostics import Reporter
-from translators.ir import Gateway, GatewayServer
+from translators.ir import Gateway, GatewayServer, ServerTls
 from translators.istio import fields
 from translators.istio.hosts import split_namespaced
 from translators.objects import ConfigObject
 
-HTTP_PROTOCOLS = frozenset({"HTTP", "HTTP2", "GRPC", "GRPC-WEB"})
-OTHER_PROTOCOLS = frozenset({"HTTPS", "TLS", "TCP", "MONGO", "HBONE", "UDP"})
+HTTP_PROTOCOLS = frozenset({"HTTP", "HTTP2", "GRPC", "GRPC-WEB", "HTTPS"})
+OTHER_PROTOCOLS = frozenset({"TLS", "TCP", "MONGO", "HBONE", "UDP"})
+TLS_VERSIONS = frozenset({"TLS_AUTO", "TLSV1_0", "TLSV1_1", "TLSV1_2", "TLSV1_3"})
+
+
+def _server_tls(value, path: str, rep: Reporter, *, protocol: str) -> tuple[ServerTls | None, bool, bool]:
+    """(terminating TLS settings, httpsRedirect, skip this server)."""
+    m = fields.mapping(value, path, rep)
+    if protocol != "HTTPS":
+        redirect = bool(m and fields.boolean(m.get("httpsRedirect"), f"{path}.httpsRedirect", rep))
+        if m and m.get("mode") is not None:
+            rep.warning(f"{path}.mode", f"tls.mode has no effect on a {protocol} server", code="ignored")
+        return None, redirect, False
+    if m is None:
+        rep.error(path, "an HTTPS server needs tls settings (mode and credentialName)")
+        return None, False, True
+    mode = (fields.string(m.get("mode"), f"{path}.mode", rep) or "SIMPLE").upper()
+    if mode in ("PASSTHROUGH", "AUTO_PASSTHROUGH", "ISTIO_MUTUAL", "OPTIONAL_MUTUAL"):
+        rep.warning(f"{path}.mode", f"tls mode {mode} is not served yet; this server is skipped", code="unsupported")
+        return None, False, True
+    if mode not in ("SIMPLE", "MUTUAL"):
+        rep.error(f"{path}.mode", f"must be SIMPLE, MUTUAL or PASSTHROUGH, got {mode!r}")
+        return None, False, True
+    credential = fields.string(m.get("credentialName"), f"{path}.credentialName", rep)
+    if not credential:
+        if m.get("serverCertificate") is not None:
+            rep.warning(f"{path}.serverCertificate", "file-based certificates are not supported; use credentialName",
+                        code="unsupported")
+        else:
+            rep.error(f"{path}.credentialName", "is required for SIMPLE and MUTUAL")
+        return None, False, True
+    versions = []
+    for key in ("minProtocolVersion", "maxProtocolVersion"):
+        v = (fields.string(m.get(key), f"{path}.{key}", rep) or "").upper()
+        if v and v not in TLS_VERSIONS:
+            rep.error(f"{path}.{key}", f"must be one of {', '.join(sorted(TLS_VERSIONS))}, got {v!r}")
+        versions.append(v if v != "TLS_AUTO" else "")
+    ciphers = tuple(str(c) for c in fields.sequence(m.get("cipherSuites"), f"{path}.cipherSuites", rep))
+    sans = tuple(str(s) for s in fields.sequence(m.get("subjectAltNames"), f"{path}.subjectAltNames", rep))
+    return ServerTls(mode, credential, versions[0], versions[1], ciphers, sans), False, False
 
 
 def parse_gateway(obj: ConfigObject, rep: Reporter) -> Gateway | None:
@@ -51,13 +90,11 @@ def parse_gateway(obj: ConfigObject, rep: Reporter) -> Gateway | None:
                         code="unsupported")
             continue
         if protocol not in HTTP_PROTOCOLS:
-            rep.error(f"{sp}.port.protocol", f"unknown protocol {protocol!r}; use HTTP, HTTP2, GRPC or GRPC-WEB")
+            rep.error(f"{sp}.port.protocol", f"unknown protocol {protocol!r}; use HTTP, HTTP2, GRPC, GRPC-WEB or HTTPS")
             continue
-        if m.get("tls") is not None:
-            tls = m.get("tls") or {}
-            if isinstance(tls, dict) and tls.get("httpsRedirect"):
-                rep.warning(f"{sp}.tls.httpsRedirect", "httpsRedirect is not applied yet", code="unsupported")
-        servers.append(GatewayServer(number, name, protocol, tuple(hosts)))
+        tls, redirect, skip = _server_tls(m.get("tls"), f"{sp}.tls", rep, protocol=protocol)
+        if not skip:
+            servers.append(GatewayServer(number, name, protocol, tuple(hosts), tls, redirect))
     if rep.failed:
         return None
     return Gateway(obj.ref, selector, tuple(servers))

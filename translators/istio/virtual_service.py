@@ -16,8 +16,8 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from translators.diagnostics import Reporter
-from translators.ir import (DirectResponse, FaultPolicy, HeaderMatch, HeaderOps, HttpRoutes, Redirect, RetryPolicy,
-                            Route, RouteMatch, WeightedCluster)
+from translators.ir import (CorsPolicy, DirectResponse, FaultPolicy, HeaderMatch, HeaderOps, HttpRoutes, Redirect,
+                            RetryPolicy, Route, RouteMatch, StringMatch, WeightedCluster)
 from translators.istio import fields
 from translators.istio.destinations import Destinations
 from translators.istio.hosts import fqdn
@@ -87,8 +87,8 @@ def _http_route(entry: Any, path: str, rep: Reporter, *, obj: ConfigObject, dest
     if m.get("delegate") is not None:
         rep.warning(f"{path}.delegate", "delegate VirtualServices are not supported; entry skipped", code="unsupported")
         return []
-    if m.get("corsPolicy") is not None:
-        rep.warning(f"{path}.corsPolicy", "corsPolicy is not applied yet", code="unsupported")
+    cors = _cors(m.get("corsPolicy"), f"{path}.corsPolicy", rep, matches=m.get("match")) \
+        if m.get("corsPolicy") is not None else None
 
     clusters: list[WeightedCluster] = []
     direct: DirectResponse | None = None
@@ -171,7 +171,8 @@ def _http_route(entry: Any, path: str, rep: Reporter, *, obj: ConfigObject, dest
             name=route_name, match=match, clusters=tuple(clusters), timeout_s=timeout or None,
             retries=retries, rewrite_uri=rewrite_uri, rewrite_authority=rewrite_authority,
             request_headers=req_ops, response_headers=resp_ops, fault=fault, redirect=redirect,
-            direct_response=direct, mirror_cluster=mirror_cluster, mirror_percent=mirror_percent, source=obj.ref))
+            direct_response=direct, mirror_cluster=mirror_cluster, mirror_percent=mirror_percent, cors=cors,
+            source=obj.ref))
     return out
 
 
@@ -204,6 +205,55 @@ def _proxyless_warnings(entry: Mapping[str, Any], path: str, rep: Reporter) -> N
         if isinstance(m, Mapping) and m.get("queryParams") is not None:
             warn(f"match[{j}].queryParams", "query parameter matches do not apply (routes with them are skipped)",
                  "gRFC A28")
+
+
+GRPC_WEB_EXPOSE = ("grpc-status", "grpc-message", "grpc-status-details-bin")
+GRPC_WEB_ALLOW = ("x-grpc-web", "x-user-agent", "grpc-timeout")
+
+
+def _cors(value: Any, path: str, rep: Reporter, *, matches: Any) -> CorsPolicy | None:
+    m = fields.mapping(value, path, rep)
+    if m is None:
+        return None
+    origins = [sm for i, o in enumerate(fields.sequence(m.get("allowOrigins"), f"{path}.allowOrigins", rep))
+               if (sm := fields.string_match(o, f"{path}.allowOrigins[{i}]", rep)) is not None and sm.kind != "present"]
+    for i, o in enumerate(fields.sequence(m.get("allowOrigin"), f"{path}.allowOrigin", rep)):  # deprecated form
+        if isinstance(o, str):
+            origins.append(StringMatch("exact", o) if o != "*" else StringMatch("prefix", ""))
+    if not origins:
+        rep.warning(f"{path}.allowOrigins", "no allowed origin: every cross-origin call is refused")
+    strings = {k: tuple(str(x) for x in fields.sequence(m.get(k), f"{path}.{k}", rep))
+               for k in ("allowMethods", "allowHeaders", "exposeHeaders")}
+    lowered_expose = {h.lower() for h in strings["exposeHeaders"]}
+    lowered_allow = {h.lower() for h in strings["allowHeaders"]}
+    missing = [h for h in GRPC_WEB_EXPOSE if h not in lowered_expose] + \
+              [h for h in GRPC_WEB_ALLOW if h not in lowered_allow]
+    if missing:
+        rep.warning(path, f"for gRPC-Web, corsPolicy should expose/allow {', '.join(missing)}; "
+                    "xds-server adds them on GRPC-WEB ports", code="grpc-web-cors")
+    unmatched = (fields.string(m.get("unmatchedPreflights"), f"{path}.unmatchedPreflights", rep) or "").upper()
+    if unmatched and unmatched not in ("FORWARD", "IGNORE", "UNSPECIFIED"):
+        rep.error(f"{path}.unmatchedPreflights", f"must be FORWARD or IGNORE, got {unmatched!r}")
+    # the trap from popular Istio gRPC-Web guides: a preflight (OPTIONS) carries no grpc-web content-type
+    ms = matches if isinstance(matches, list) else []
+    if ms and all(isinstance(x, Mapping) and _only_grpc_web_content_type(x) for x in ms):
+        rep.warning(f"{path}", "this route matches only on content-type application/grpc-web*, which a CORS "
+                    "preflight (OPTIONS) never carries: browsers' preflights will not reach this corsPolicy",
+                    code="grpc-web-preflight")
+    return CorsPolicy(allow_origins=tuple(origins), allow_methods=strings["allowMethods"],
+                      allow_headers=strings["allowHeaders"], expose_headers=strings["exposeHeaders"],
+                      max_age_s=fields.duration(m.get("maxAge"), f"{path}.maxAge", rep),
+                      allow_credentials=fields.boolean(m.get("allowCredentials"), f"{path}.allowCredentials", rep),
+                      forward_unmatched_preflights={"FORWARD": True, "IGNORE": False}.get(unmatched))
+
+
+def _only_grpc_web_content_type(match: Mapping[str, Any]) -> bool:
+    headers = match.get("headers")
+    if not isinstance(headers, Mapping) or "content-type" not in {str(k).lower() for k in headers}:
+        return False
+    spec = next(v for k, v in headers.items() if str(k).lower() == "content-type")
+    text = " ".join(str(v) for v in spec.values()) if isinstance(spec, Mapping) else ""
+    return "grpc-web" in text
 
 
 def _match(value: Any, path: str, rep: Reporter, *, namespace: str) -> RouteMatch | None:

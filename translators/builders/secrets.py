@@ -1,0 +1,64 @@
+"""SDS: gateway credentials as ``Secret`` resources, never inlined in listeners.
+
+``kubernetes://NAME`` carries the certificate chain and private key;
+``kubernetes://NAME-cacert`` carries the CA that verifies client certificates
+(from ``ca.crt`` in the same Secret, or from a Secret named ``NAME-cacert``),
+as in Istio.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+from envoy.config.core.v3 import base_pb2
+from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2
+
+from translators import ir
+
+
+def build_certificate_secret(secret: ir.TlsSecret) -> secret_pb2.Secret:
+    return secret_pb2.Secret(name=ir.sds_name(secret.name), tls_certificate=common_pb2.TlsCertificate(
+        certificate_chain=base_pb2.DataSource(inline_bytes=secret.cert_pem),
+        private_key=base_pb2.DataSource(inline_bytes=secret.key_pem)))
+
+
+def build_ca_secret(*, credential: str, ca_pem: bytes) -> secret_pb2.Secret:
+    return secret_pb2.Secret(name=ir.sds_name(credential) + "-cacert", validation_context=common_pb2.CertificateValidationContext(
+        trusted_ca=base_pb2.DataSource(inline_bytes=ca_pem)))
+
+
+class SecretStore:
+    """Collects the SDS secrets one node may have: only those its config references, from its namespace."""
+
+    def __init__(self, secrets: Iterable[ir.TlsSecret], *, namespace: str) -> None:
+        self._by_name = {s.name: s for s in secrets if s.namespace == namespace}
+        self.resources: dict[str, secret_pb2.Secret] = {}
+
+    def _ca(self, credential: str) -> bytes:
+        own = self._by_name.get(credential)
+        if own is not None and own.ca_pem:
+            return own.ca_pem
+        other = self._by_name.get(f"{credential}-cacert")
+        return other.ca_pem if other is not None else b""
+
+    def add_server_credential(self, tls: ir.ServerTls) -> bool:
+        """Add what a TLS server needs; False when its Secret (or MUTUAL's CA) is missing."""
+        secret = self._by_name.get(tls.credential_name)
+        if secret is None or not secret.cert_pem:
+            return False
+        if tls.mode == "MUTUAL":
+            ca = self._ca(tls.credential_name)
+            if not ca:
+                return False
+            self.resources[ir.sds_name(tls.credential_name) + "-cacert"] = build_ca_secret(
+                credential=tls.credential_name, ca_pem=ca)
+        self.resources[ir.sds_name(secret.name)] = build_certificate_secret(secret)
+        return True
+
+    def add_upstream_credential(self, tls: ir.UpstreamTls) -> None:
+        secret = self._by_name.get(tls.credential_name)
+        if secret is not None and secret.cert_pem:
+            self.resources[ir.sds_name(secret.name)] = build_certificate_secret(secret)
+        ca = self._ca(tls.credential_name)
+        if ca:
+            self.resources[ir.sds_name(tls.credential_name) + "-cacert"] = build_ca_secret(
+                credential=tls.credential_name, ca_pem=ca)
