@@ -143,8 +143,11 @@ class RouteGuide(route_guide_pb2_grpc.RouteGuideServicer):
 
 
 async def start_server(*, replica: str, greeter_port: int | None = None, route_guide_port: int | None = None,
-                       host: str = "127.0.0.1") -> list[grpc.aio.Server]:
-    """Start one server per given port (separate ports, like separate deployments)."""
+                       host: str = "127.0.0.1", tls: tuple[bytes, bytes] | None = None) -> list[grpc.aio.Server]:
+    """Start one server per given port (separate ports, like separate deployments).
+
+    ``tls``: (certificate chain PEM, private key PEM) to serve gRPC over TLS instead of h2c.
+    """
     behaviour = _Behaviour(replica)
     servers = []
     for port, register in ((greeter_port, lambda s: helloworld_pb2_grpc.add_GreeterServicer_to_server(Greeter(behaviour), s)),
@@ -153,7 +156,10 @@ async def start_server(*, replica: str, greeter_port: int | None = None, route_g
             continue
         server = grpc.aio.server()
         register(server)
-        if server.add_insecure_port(f"{host}:{port}") == 0:
+        address = f"{host}:{port}"
+        bound = (server.add_secure_port(address, grpc.ssl_server_credentials([(tls[1], tls[0])])) if tls
+                 else server.add_insecure_port(address))
+        if bound == 0:
             raise OSError(f"cannot listen on {host}:{port}")
         await server.start()
         servers.append(server)
@@ -161,8 +167,12 @@ async def start_server(*, replica: str, greeter_port: int | None = None, route_g
 
 
 async def _main(args: argparse.Namespace) -> None:
+    tls = None
+    if args.tls_cert:
+        with open(args.tls_cert, "rb") as c, open(args.tls_key, "rb") as k:
+            tls = (c.read(), k.read())
     servers = await start_server(replica=args.replica, greeter_port=args.greeter_port,
-                                 route_guide_port=args.route_guide_port, host=args.host)
+                                 route_guide_port=args.route_guide_port, host=args.host, tls=tls)
     print("ready", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -178,6 +188,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--route-guide-port", type=int)
     p.add_argument("--replica", required=True)
     p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--tls-cert", help="serve TLS with this certificate chain (PEM)")
+    p.add_argument("--tls-key", help="private key for --tls-cert (PEM)")
     args = p.parse_args(argv)
     if not args.greeter_port and not args.route_guide_port:
         p.error("give --greeter-port and/or --route-guide-port")

@@ -167,7 +167,8 @@ class Envoy(_Process):
 class Backends(_Process):
     """``python -m demo.backends`` on free ports: one replica, a greeter and/or a route guide."""
 
-    def __init__(self, *, replica: str, workdir: Path, greeter: bool = True, route_guide: bool = True) -> None:
+    def __init__(self, *, replica: str, workdir: Path, greeter: bool = True, route_guide: bool = True,
+                 tls: tuple[Path, Path] | None = None) -> None:
         self.replica = replica
         self.greeter_port = free_port() if greeter else None
         self.route_guide_port = free_port() if route_guide else None
@@ -176,6 +177,8 @@ class Backends(_Process):
             args += ["--greeter-port", str(self.greeter_port)]
         if self.route_guide_port:
             args += ["--route-guide-port", str(self.route_guide_port)]
+        if tls:
+            args += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
         self.log_path = workdir / f"backend-{replica}.log"
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.log_path.open("w"), text=True,
                                      env=_env(), cwd=ROOT)

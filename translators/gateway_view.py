@@ -45,7 +45,7 @@ def gateway_listeners(model: ir.Model, *, labels: dict[str, str]) -> list[ir.Htt
             if not bound:
                 continue
             for vs_host in hr.hosts:
-                for g, s in bound:
+                for g, s in bound:  # every server on the port may admit a different host
                     host = _server_allows(s, vs_namespace=hr.ref.namespace, vs_host=vs_host)
                     if host is None:
                         continue
@@ -54,7 +54,6 @@ def gateway_listeners(model: ir.Model, *, labels: dict[str, str]) -> list[ir.Htt
                               and (not r.match.gateways or g.key in r.match.gateways)]
                     bucket = hosts.setdefault(host, [])
                     bucket.extend(r for r in routes if r not in bucket)
-                    break
         redirect = any(s.https_redirect for _, s in servers)
         vhosts = tuple(ir.VirtualHost(name=f"{host}:{port}", domains=(host,), routes=tuple(routes), require_tls=redirect)
                        for host, routes in sorted(hosts.items()) if routes)

@@ -35,7 +35,7 @@ class ConfigObject:
     annotations: Mapping[str, str] = field(default_factory=dict)
     source: str = ""
     #: the whole document, for kinds whose payload is not under ``spec`` (Secret, Service)
-    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def kind(self) -> str:

@@ -81,7 +81,7 @@ def downstream_tls(chain: ir.TlsChain) -> tls_pb2.DownstreamTlsContext:
             common_pb2.SubjectAltNameMatcher(san_type=common_pb2.SubjectAltNameMatcher.DNS,
                                              matcher=string_pb2.StringMatcher(exact=san))
             for san in t.subject_alt_names])
-        common.combined_validation_context.CopyFrom(tls_pb2.CommonTlsContext.CombinedCertificateValidationContext(
+        ctx.common_tls_context.combined_validation_context.CopyFrom(tls_pb2.CommonTlsContext.CombinedCertificateValidationContext(
             default_validation_context=default,
             validation_context_sds_secret_config=_sds(ir.sds_name(t.credential_name) + "-cacert")))
     return ctx
