@@ -97,14 +97,15 @@ spec:
   - match: [{{uri: {{prefix: /helloworld.Greeter/}}, port: {plain}}}]
     route: [{{destination: {{host: secure-greeter}}}}]
   - match: [{{uri: {{prefix: /helloworld.Greeter/}}}}]
-    corsPolicy:
-      allowOrigins: [{{exact: "{origin}"}}]
+    corsPolicy: &cors
+      allowOrigins: [{{exact: "{origin}"}}, {{exact: "http://127.0.0.1:{page_port}"}}]
       allowMethods: [POST, OPTIONS]
-      allowHeaders: [content-type, x-grpc-web, x-user-agent, grpc-timeout]
-      exposeHeaders: [grpc-status, grpc-message, grpc-status-details-bin]
+      allowHeaders: [content-type, x-grpc-web, x-user-agent, grpc-timeout, x-stream-count]
+      exposeHeaders: [grpc-status, grpc-message, grpc-status-details-bin, x-replica]
       maxAge: 1h
     route: [{{destination: {{host: greeter, port: {{number: 50051}}}}}}]
   - match: [{{uri: {{prefix: /routeguide.RouteGuide/}}}}]
+    corsPolicy: *cors
     route: [{{destination: {{host: greeter, port: {{number: 50052}}}}}}]
 """
 
@@ -125,6 +126,7 @@ class TlsEnv:
         self.backend_cert.write_bytes(b"".join(b.bytes() for b in backend.cert_chain_pems))
         backend.private_key_pem.write_to_path(str(self.backend_key))
         self.https, self.web, self.plain = free_port(), free_port(), free_port()
+        self.page_port = free_port()  # the browser page's (allowed) origin
 
     def start(self) -> "TlsEnv":
         self.plain_backend = self.stack.enter_context(Backends(replica="plain", workdir=self.workdir)).wait_ready()
@@ -135,7 +137,7 @@ class TlsEnv:
         (self.config / "config.yaml").write_text(CONFIG.format(
             https=self.https, web=self.web, plain=self.plain, greeter=self.plain_backend.greeter_port,
             route_guide=self.plain_backend.route_guide_port, secure=self.secure_backend.greeter_port,
-            ca_file=self.ca_file, origin=ALLOWED_ORIGIN))
+            ca_file=self.ca_file, origin=ALLOWED_ORIGIN, page_port=self.page_port))
         self.cp = self.stack.enter_context(ControlPlane(config_dirs=[self.config], workdir=self.workdir)).wait_ready()
         self.envoy = self.stack.enter_context(Envoy(control_plane=self.cp, workdir=self.workdir))
         self.envoy.wait_ready()
@@ -304,3 +306,77 @@ def test_private_key_never_leaks(tls_env: TlsEnv) -> None:
     for name, text in surfaces.items():
         for line in sentinel:
             assert line not in text, f"private key material in {name}"
+
+
+# --------------------------------------------------------------------------- a real browser
+
+BROWSER_DIR = ROOT / "tests" / "browser"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--disable-quic"]
+
+
+def _chromium() -> str | None:
+    import shutil
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _bundle() -> Path:
+    bundle = BROWSER_DIR / "dist" / "bundle.js"
+    if not bundle.exists():
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=BROWSER_DIR, check=True,
+                       timeout=300, capture_output=True)
+        subprocess.run(["npm", "run", "build"], cwd=BROWSER_DIR, check=True, timeout=120, capture_output=True)
+    return bundle
+
+
+@contextlib.contextmanager
+def _static_site(port: int):
+    import functools
+    import http.server
+    import threading
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(BROWSER_DIR))
+    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _dom(url: str, workdir: Path) -> str:
+    profile = workdir / f"chromium-profile-{time.time_ns()}"
+    out = subprocess.run([_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=15000",
+                          "--dump-dom", url], capture_output=True, text=True, timeout=90)
+    return out.stdout
+
+
+def _span(dom: str, element_id: str) -> str:
+    import re
+    m = re.search(rf'<span id="{element_id}">(.*?)</span>', dom, re.S)
+    return m.group(1) if m else ""
+
+
+@pytest.fixture(scope="module")
+def browser() -> str:
+    if _chromium() is None:
+        pytest.skip("chromium is not installed (apt-get install chromium); .ci/run installs it so CI never skips this")
+    _bundle()
+    return _chromium()
+
+
+def test_browser_grpc_web_unary_and_server_streaming(tls_env: TlsEnv, browser: str) -> None:
+    with _static_site(tls_env.page_port) as origin:
+        dom = _dom(f"{origin}/index.html?gateway=http://127.0.0.1:{tls_env.web}", tls_env.workdir)
+    assert _span(dom, "unary") == "Hello browser from plain", dom[-2000:]
+    stream = _span(dom, "stream")
+    assert stream.startswith("3 features: ") and stream.count("|") == 2, stream
+
+
+def test_browser_from_a_disallowed_origin_fails(tls_env: TlsEnv, browser: str) -> None:
+    with _static_site(free_port()) as origin:  # same page, an origin the corsPolicy does not list
+        dom = _dom(f"{origin}/index.html?gateway=http://127.0.0.1:{tls_env.web}", tls_env.workdir)
+    assert _span(dom, "unary").startswith("error"), dom[-2000:]
+    assert _span(dom, "stream").startswith("error"), dom[-2000:]
