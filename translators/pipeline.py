@@ -21,8 +21,9 @@ from translators.builders.routes import build_route_configuration, uses_fault
 from translators.builders.secrets import SecretStore
 from translators.diagnostics import Diagnostic
 from translators.gateway_view import gateway_listeners
+from translators import ir
 from translators.ir import cluster_name
-from translators.istio.dialect import compile_istio
+from translators.istio.dialect import ParseMemo, compile_istio
 from translators.istio.hosts import Registry
 from translators.node import ENVOY, GRPC, NodeInfo
 from translators.objects import ConfigObject, ObjectRef
@@ -39,6 +40,11 @@ class Translation:
     _by_gateways: dict[tuple[str, ...], Resources] = field(default_factory=dict)
     _resolved: dict[tuple[str, str, str], Message | None] = field(default_factory=dict)
     _registry: Registry | None = None
+    #: incremental state handed to the next translation
+    memo: ParseMemo = field(default_factory=dict, repr=False)
+    built: dict[tuple[str, int], tuple[Message, Message | None, ir.Cluster]] = field(default_factory=dict, repr=False)
+    _previous_built: dict[tuple[str, int], tuple[Message, Message | None, ir.Cluster]] = field(default_factory=dict,
+                                                                                               repr=False)
 
     def selection_key(self, node: NodeInfo) -> tuple[str, ...]:
         """Nodes with equal keys get equal LDS/RDS/SDS: flavour, namespace (secrets) and selected gateways."""
@@ -50,10 +56,18 @@ class Translation:
         out = self._shared.get(flavour)
         if out is None:
             build = build_cluster if flavour == ENVOY else build_proxyless_cluster
-            out = self._shared[flavour] = {
-                type_urls.CLUSTER: {c.name: build(c) for c in self.model.clusters},
-                type_urls.ENDPOINT: {c.name: build_load_assignment(c) for c in self.model.clusters if c.discovery == "EDS"},
-            }
+            clusters: dict[str, Message] = {}
+            endpoints: dict[str, Message] = {}
+            for c in self.model.clusters:
+                key = (flavour, id(c))
+                pair = self._previous_built.get(key) or self.built.get(key)
+                if pair is None or pair[2] is not c:  # the same IR object reuses its messages (and their bytes)
+                    pair = (build(c), build_load_assignment(c) if c.discovery == "EDS" else None, c)
+                self.built[key] = pair
+                clusters[c.name] = pair[0]
+                if pair[1] is not None:
+                    endpoints[c.name] = pair[1]
+            out = self._shared[flavour] = {type_urls.CLUSTER: clusters, type_urls.ENDPOINT: endpoints}
         return out
 
     def for_node(self, node: NodeInfo) -> Resources:
@@ -119,8 +133,14 @@ class Translation:
         return build_api_listener(name=name, route_config=route_name, fault=bool(found and uses_fault(found[1])))
 
 
-def translate(objects: Iterable[ConfigObject], *, accepted: Mapping[ObjectRef, ConfigObject] | None = None) -> Translation:
-    compiled = compile_istio(objects, accepted=accepted)
-    translation = Translation(model=compiled.model, diagnostics=compiled.diagnostics, accepted=compiled.accepted)
+def translate(objects: Iterable[ConfigObject], *, accepted: Mapping[ObjectRef, ConfigObject] | None = None,
+              previous: Translation | None = None) -> Translation:
+    """Translate ``objects``; with ``previous``, unchanged objects and clusters are not rebuilt."""
+    compiled = compile_istio(objects, accepted=accepted, memo=previous.memo if previous else None)
+    translation = Translation(model=compiled.model, diagnostics=compiled.diagnostics, accepted=compiled.accepted,
+                              memo=compiled.memo, _previous_built=previous.built if previous else {})
     translation.shared(ENVOY)
+    if previous is not None and GRPC in previous._shared:
+        translation.shared(GRPC)
+    translation._previous_built = {}
     return translation

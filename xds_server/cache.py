@@ -32,17 +32,26 @@ log = logging.getLogger(__name__)
 class _ResourceTable:
     """Wraps one translation's messages into Resources, each serialized once."""
 
-    __slots__ = ("translation", "generation", "_memo")
+    __slots__ = ("translation", "generation", "_memo", "previous")
 
-    def __init__(self, translation: Translation, generation: int) -> None:
+    def __init__(self, translation: Translation, generation: int, previous: "_ResourceTable | None" = None) -> None:
         self.translation = translation
         self.generation = generation
         self._memo: dict[int, tuple[Message, Resource]] = {}
+        #: the previous table, while this one is being prepared: messages reused from the previous
+        #: translation keep their serialized bytes
+        self.previous = previous
 
     def _wrap(self, name: str, type_url: str, msg: Message) -> Resource:
-        hit = self._memo.get(id(msg))
+        key = id(msg)
+        hit = self._memo.get(key)
         if hit is None:
-            hit = self._memo[id(msg)] = (msg, Resource.of(name=name, type_url=type_url, message=msg))
+            old = self.previous._memo.get(key) if self.previous is not None else None
+            if old is not None and old[0] is msg:
+                hit = old
+            else:
+                hit = (msg, Resource.of(name=name, type_url=type_url, message=msg))
+            self._memo[key] = hit
         return hit[1]
 
     def snapshot_for(self, node: NodeInfo) -> Snapshot:
@@ -87,11 +96,12 @@ class SnapshotCache:
 
     def prepare(self, translation: Translation, *, generation: int) -> tuple[_ResourceTable, dict[NodeInfo, Snapshot]]:
         """Serialize snapshots for every known class.  Safe to run in a worker thread."""
-        table = _ResourceTable(translation, generation)
+        table = _ResourceTable(translation, generation, previous=self._table)
         built = {}
         for node, old in list(self._snapshots.items()):
             snap = self._build(table, node)
             built[node] = snap if snap is not None else old
+        table.previous = None
         return table, built
 
     def install(self, prepared: tuple[_ResourceTable, dict[NodeInfo, Snapshot]]) -> None:

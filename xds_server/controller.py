@@ -16,7 +16,7 @@ from typing import Callable
 
 from translators.diagnostics import Diagnostic, Severity
 from translators.objects import ConfigObject, ObjectRef
-from translators.pipeline import translate
+from translators.pipeline import Translation, translate
 from xds_server.cache import SnapshotCache
 from xds_server.redact import redact
 from xds_server.store import ConfigStore
@@ -38,6 +38,7 @@ class Controller:
         self.translations = 0
         self.last_duration_s = 0.0
         self._accepted: dict[ObjectRef, ConfigObject] = {}
+        self._previous: Translation | None = None
         self._translated_generation = -1
         self._wakeup = asyncio.Event()
         store.subscribe(self._wakeup.set)
@@ -54,7 +55,8 @@ class Controller:
         started = self.clock()
         generation = self.store.generation
         objects, origin_diags = self.store.objects()
-        translation = await asyncio.to_thread(translate, objects, accepted=self._accepted)
+        translation = await asyncio.to_thread(translate, objects, accepted=self._accepted, previous=self._previous)
+        self._previous = translation
         diags = origin_diags + translation.diagnostics
         prepared = await asyncio.to_thread(self.cache.prepare, translation, generation=generation)
         self._accepted = translation.accepted

@@ -18,24 +18,8 @@ from typing import Callable, Iterable, Mapping
 from google.protobuf.message import Message
 
 from translators import type_urls
+from translators.wire import field as _field
 from translators.references import eds_cluster_names, listener_route_names, route_cluster_names
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _field(tag: int, payload: bytes) -> bytes:
-    """A length-delimited field (wire type 2)."""
-    return bytes([(tag << 3) | 2]) + _varint(len(payload)) + payload
 
 
 @dataclass(frozen=True, slots=True)

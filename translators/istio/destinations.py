@@ -20,13 +20,15 @@ from translators.istio.hosts import Registry
 
 
 class Destinations:
-    __slots__ = ("registry", "policies", "referenced")
+    __slots__ = ("registry", "policies", "referenced", "recording")
 
     def __init__(self, *, registry: Registry, policies: Mapping[str, DestinationPolicy]) -> None:
         self.registry = registry
         self.policies = policies
         #: (host, port, subset) of every cluster a route points at
         self.referenced: set[tuple[str, int, str]] = set()
+        #: what the object being parsed references (for incremental reuse); None when not recording
+        self.recording: list[tuple[str, int, str]] | None = None
 
     def hash_header(self, cluster: str) -> str | None:
         """The consistent-hash header of the DestinationRule that governs ``cluster``, if any."""
@@ -71,4 +73,6 @@ class Destinations:
                 rep.warning(f"{path}.subset", f"subset {subset!r} of {host!r} is not defined by any "
                             "DestinationRule; its cluster has no endpoints", code="unknown-subset")
         self.referenced.add((host, port, subset))
+        if self.recording is not None:
+            self.recording.append((host, port, subset))
         return cluster_name(port=port, subset=subset, host=host)

@@ -16,10 +16,10 @@ function.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping, TypeVar
+from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from translators.diagnostics import Diagnostic, Reporter, Severity
-from translators.ir import Cluster, Gateway, HttpRoutes, Model, Service, TrafficPolicy, cluster_name
+from translators.ir import Cluster, Gateway, Service, HttpRoutes, Model, Service, TrafficPolicy, cluster_name
 from translators.istio import API_GROUP, API_VERSIONS, KINDS
 from translators.istio.destination_rule import DestinationPolicy, parse_destination_rule
 from translators.istio.destinations import Destinations
@@ -38,23 +38,68 @@ QUIET_KINDS = frozenset({("", "Namespace"), ("", "ConfigMap")})
 
 
 @dataclass(slots=True)
+class _Parsed:
+    """One object's parse outcome, reusable while the same object (by identity) and context come back."""
+
+    obj: ConfigObject
+    result: Any
+    diagnostics: list[Diagnostic]
+    accepted: ConfigObject | None
+    referenced: frozenset[tuple[str, int, str]]
+
+
+#: parse outcomes by (kind, id(object), context), and per-service clusters; handed to the next translation
+ParseMemo = dict[tuple, Any]
+
+
+@dataclass(slots=True)
 class Compiled:
     model: Model
     diagnostics: list[Diagnostic]
     accepted: dict[ObjectRef, ConfigObject] = field(default_factory=dict)
+    memo: ParseMemo = field(default_factory=dict)
 
 
 class _Fallback:
-    """Parse an object; on errors, fall back to its last accepted version."""
+    """Parse an object; on errors, fall back to its last accepted version.
 
-    __slots__ = ("previous", "accepted", "diagnostics")
+    Incremental: an object that is the very same object as in the previous
+    translation (sources keep unchanged objects) with the same context is not
+    parsed again; its outcome, diagnostics and referenced clusters are reused.
+    """
 
-    def __init__(self, previous: Mapping[ObjectRef, ConfigObject]) -> None:
+    __slots__ = ("previous", "accepted", "diagnostics", "old_memo", "memo")
+
+    def __init__(self, previous: Mapping[ObjectRef, ConfigObject], memo: ParseMemo | None) -> None:
         self.previous = previous
         self.accepted: dict[ObjectRef, ConfigObject] = {}
         self.diagnostics: list[Diagnostic] = []
+        self.old_memo = memo or {}
+        self.memo: ParseMemo = {}
 
-    def parse(self, obj: ConfigObject, parser: Callable[[ConfigObject, Reporter], T]) -> T | None:
+    def parse(self, obj: ConfigObject, parser: Callable[[ConfigObject, Reporter], T], *, context: int = 0,
+              destinations: Destinations | None = None) -> T | None:
+        key = (obj.kind, id(obj), context)
+        hit = self.old_memo.get(key)
+        if hit is None or hit.obj is not obj:
+            if destinations is not None:
+                destinations.recording = []
+            start = len(self.diagnostics)
+            result = self._parse(obj, parser)
+            hit = _Parsed(obj, result, self.diagnostics[start:], self.accepted.get(obj.ref),
+                          frozenset(destinations.recording) if destinations is not None else frozenset())
+            if destinations is not None:
+                destinations.recording = None
+        else:
+            self.diagnostics.extend(hit.diagnostics)
+            if hit.accepted is not None:
+                self.accepted[obj.ref] = hit.accepted
+            if destinations is not None:
+                destinations.referenced |= hit.referenced
+        self.memo[key] = hit
+        return hit.result
+
+    def _parse(self, obj: ConfigObject, parser: Callable[[ConfigObject, Reporter], T]) -> T | None:
         rep = Reporter(file=obj.source, ref=obj.ref)
         result = parser(obj, rep)
         self.diagnostics.extend(rep.items)
@@ -84,9 +129,9 @@ def _check_version(obj: ConfigObject, diags: list[Diagnostic]) -> bool:
     return True
 
 
-def compile_istio(objects: Iterable[ConfigObject], *,
-                  accepted: Mapping[ObjectRef, ConfigObject] | None = None) -> Compiled:
-    fb = _Fallback(accepted or {})
+def compile_istio(objects: Iterable[ConfigObject], *, accepted: Mapping[ObjectRef, ConfigObject] | None = None,
+                  memo: ParseMemo | None = None) -> Compiled:
+    fb = _Fallback(accepted or {}, memo)
     diags = fb.diagnostics
     by_kind: dict[str, list[ConfigObject]] = {k: [] for k in KINDS | {"Service", "Secret"}}
     for obj in sorted(objects, key=lambda o: (o.namespace, o.name, o.kind)):
@@ -128,16 +173,20 @@ def compile_istio(objects: Iterable[ConfigObject], *,
     _check_credentials(gateways, secrets, by_kind["Gateway"], diags)
 
     destinations = Destinations(registry=registry, policies=policies)
+    # VirtualServices depend on every service and DestinationRule: reuse them only while those are unchanged
+    context = hash(tuple(id(o) for kind in ("ServiceEntry", "Service", "DestinationRule") for o in by_kind[kind]))
     http_routes: list[HttpRoutes] = []
     for obj in by_kind["VirtualService"]:
-        routes = fb.parse(obj, lambda o, r: parse_virtual_service(o, r, destinations=destinations))
+        routes = fb.parse(obj, lambda o, r: parse_virtual_service(o, r, destinations=destinations),
+                          context=context, destinations=destinations)
         if routes is not None:
             http_routes.append(routes)
 
-    clusters = _clusters(registry=registry, policies=policies, referenced=destinations.referenced)
+    clusters = _clusters(registry=registry, policies=policies, referenced=destinations.referenced,
+                         memo=fb.memo, old_memo=fb.old_memo)
     model = Model(gateways=tuple(gateways), http_routes=tuple(http_routes), clusters=tuple(clusters),
                   services=tuple(registry.by_host.values()), secrets=tuple(secrets))
-    return Compiled(model, diags, fb.accepted)
+    return Compiled(model, diags, fb.accepted, fb.memo)
 
 
 def _check_credentials(gateways: list[Gateway], secrets: list, objects: list[ConfigObject],
@@ -162,21 +211,37 @@ def _check_credentials(gateways: list[Gateway], secrets: list, objects: list[Con
                                         f"spec.servers[{i}].tls.mode"))
 
 
-def _clusters(*, registry: Registry, policies: Mapping[str, DestinationPolicy],
-              referenced: set[tuple[str, int, str]]) -> list[Cluster]:
-    """One cluster per service port, plus one per DestinationRule subset; then placeholders."""
+def _service_clusters(host: str, svc: Service, dr: DestinationPolicy | None) -> list[Cluster]:
+    out = []
+    discovery = "STRICT_DNS" if svc.resolution == "DNS" else "EDS"
+    for port in svc.ports:
+        port_endpoints = tuple(e for e in svc.endpoints if e.service_port in (0, port.number))
+        subsets = [("", ())] + [(s.name, s.labels) for s in (dr.subsets if dr else ())]
+        for subset, selector in subsets:
+            name = cluster_name(port=port.number, subset=subset, host=host)
+            policy = dr.policy_for(port=port.number, subset=subset) if dr else TrafficPolicy()
+            eps = tuple(e for e in port_endpoints if e.matches(selector)) if selector else port_endpoints
+            out.append(Cluster(name, host, port.number, subset, port.h2, policy, discovery, eps))
+    return out
+
+
+def _clusters(*, registry: Registry, policies: Mapping[str, DestinationPolicy], referenced: set[tuple[str, int, str]],
+              memo: dict, old_memo: dict) -> list[Cluster]:
+    """One cluster per service port, plus one per DestinationRule subset; then placeholders.
+
+    A service whose Service and DestinationRule objects are the same as last time keeps its
+    very Cluster objects, so builders can reuse their messages by identity.
+    """
     out: dict[str, Cluster] = {}
     for host, svc in registry.by_host.items():
         dr = policies.get(host)
-        discovery = "STRICT_DNS" if svc.resolution == "DNS" else "EDS"
-        for port in svc.ports:
-            port_endpoints = tuple(e for e in svc.endpoints if e.service_port in (0, port.number))
-            subsets = [("", ())] + [(s.name, s.labels) for s in (dr.subsets if dr else ())]
-            for subset, selector in subsets:
-                name = cluster_name(port=port.number, subset=subset, host=host)
-                policy = dr.policy_for(port=port.number, subset=subset) if dr else TrafficPolicy()
-                eps = tuple(e for e in port_endpoints if e.matches(selector)) if selector else port_endpoints
-                out[name] = Cluster(name, host, port.number, subset, port.h2, policy, discovery, eps)
+        key = ("clusters", id(svc), id(dr))
+        hit = old_memo.get(key)
+        if hit is None or hit[0] is not svc or hit[1] is not dr:
+            hit = (svc, dr, _service_clusters(host, svc, dr))
+        memo[key] = hit
+        for c in hit[2]:
+            out[c.name] = c
     for host, port, subset in sorted(referenced):
         name = cluster_name(port=port, subset=subset, host=host)
         if name not in out:

@@ -23,7 +23,7 @@ _RE2_UNSUPPORTED = re.compile(r"\(\?[=!<]|\(\?<[=!]|\\[1-9]|\(\?P=|\(\?\(")
 def mapping(value: Any, path: str, rep: Reporter) -> Mapping[str, Any] | None:
     if value is None:
         return None
-    if not isinstance(value, Mapping):
+    if not isinstance(value, dict):
         rep.error(path, f"must be a mapping, got {type(value).__name__}")
         return None
     return value
@@ -171,7 +171,7 @@ def percent(value: Any, path: str, rep: Reporter) -> float | None:
     """Istio Percent ``{value: 12.5}``; also the deprecated integer ``percent`` field handled by callers."""
     if value is None:
         return None
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         value = value.get("value", 0)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
         rep.error(path, f"must be a percentage between 0 and 100, got {value!r}")

@@ -9,12 +9,26 @@ from EndpointSlices in Kubernetes mode.
 from __future__ import annotations
 
 import ipaddress
+import re
 
 from translators.diagnostics import Reporter
 from translators.ir import Endpoint, Service, ServicePort
 from translators.istio import fields
 from translators.istio.hosts import fqdn
 from translators.objects import ConfigObject
+
+_IPV4 = re.compile(r"^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$")
+
+
+def _is_ip(address: str) -> bool:
+    if _IPV4.match(address) or address.startswith("unix://"):
+        return True
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
+
 
 PROTOCOLS = frozenset({"HTTP", "HTTPS", "GRPC", "GRPC-WEB", "HTTP2", "MONGO", "TCP", "TLS", "UDP"})
 RESOLUTIONS = frozenset({"NONE", "STATIC", "DNS", "DNS_ROUND_ROBIN"})
@@ -64,13 +78,9 @@ def parse_service_entry(obj: ConfigObject, rep: Reporter) -> list[Service]:
         address = fields.string(m.get("address"), f"{ep}.address", rep, required=True)
         if address is None:
             continue
-        if resolution == "STATIC":
-            try:
-                ipaddress.ip_address(address)
-            except ValueError:
-                if not address.startswith("unix://"):
-                    rep.error(f"{ep}.address", f"resolution STATIC needs an IP address, got {address!r}")
-                    continue
+        if resolution == "STATIC" and not _is_ip(address):
+            rep.error(f"{ep}.address", f"resolution STATIC needs an IP address, got {address!r}")
+            continue
         port_map = fields.mapping(m.get("ports"), f"{ep}.ports", rep) or {}
         for pname in port_map:
             if pname not in by_name:

@@ -68,7 +68,7 @@ def parse_virtual_service(obj: ConfigObject, rep: Reporter, *, destinations: Des
     routes: list[Route] = []
     for i, entry in enumerate(fields.sequence(spec.get("http"), "spec.http", rep)):
         routes.extend(_http_route(entry, f"spec.http[{i}]", rep, obj=obj, destinations=destinations))
-        if "mesh" in gateways and isinstance(entry, Mapping):
+        if "mesh" in gateways and isinstance(entry, dict):
             _proxyless_warnings(entry, f"spec.http[{i}]", rep)
     if rep.failed:
         return None
@@ -164,7 +164,7 @@ def _http_route(entry: Any, path: str, rep: Reporter, *, obj: ConfigObject, dest
             continue
         route_name = name or f"{obj.namespace}/{obj.name}/{path.removeprefix('spec.')}"
         if len(matches) > 1:
-            match_name = (mt or {}).get("name") if isinstance(mt, Mapping) else None
+            match_name = (mt or {}).get("name") if isinstance(mt, dict) else None
             route_name = f"{route_name}.{match_name or j}"
         out.append(Route(
             hash_header=destinations.hash_header(clusters[0].cluster) if clusters else None,
@@ -183,7 +183,7 @@ def _proxyless_warnings(entry: Mapping[str, Any], path: str, rep: Reporter) -> N
                     code="proxyless-unsupported")
 
     retries = entry.get("retries")
-    if isinstance(retries, Mapping):
+    if isinstance(retries, dict):
         if retries.get("perTryTimeout") is not None:
             warn("retries.perTryTimeout", "perTryTimeout is ignored", "gRFC A44")
         retry_on = retries.get("retryOn")
@@ -199,10 +199,10 @@ def _proxyless_warnings(entry: Mapping[str, Any], path: str, rep: Reporter) -> N
         if entry.get(key) is not None:
             warn(key, what, "gRFC A28")
     for k, r in enumerate(entry.get("route") or ()):
-        if isinstance(r, Mapping) and r.get("headers") is not None:
+        if isinstance(r, dict) and r.get("headers") is not None:
             warn(f"route[{k}].headers", "header manipulation is not applied", "gRFC A28")
     for j, m in enumerate(entry.get("match") or ()):
-        if isinstance(m, Mapping) and m.get("queryParams") is not None:
+        if isinstance(m, dict) and m.get("queryParams") is not None:
             warn(f"match[{j}].queryParams", "query parameter matches do not apply (routes with them are skipped)",
                  "gRFC A28")
 
@@ -236,7 +236,7 @@ def _cors(value: Any, path: str, rep: Reporter, *, matches: Any) -> CorsPolicy |
         rep.error(f"{path}.unmatchedPreflights", f"must be FORWARD or IGNORE, got {unmatched!r}")
     # the trap from popular Istio gRPC-Web guides: a preflight (OPTIONS) carries no grpc-web content-type
     ms = matches if isinstance(matches, list) else []
-    if ms and all(isinstance(x, Mapping) and _only_grpc_web_content_type(x) for x in ms):
+    if ms and all(isinstance(x, dict) and _only_grpc_web_content_type(x) for x in ms):
         rep.warning(f"{path}", "this route matches only on content-type application/grpc-web*, which a CORS "
                     "preflight (OPTIONS) never carries: browsers' preflights will not reach this corsPolicy",
                     code="grpc-web-preflight")
@@ -249,10 +249,10 @@ def _cors(value: Any, path: str, rep: Reporter, *, matches: Any) -> CorsPolicy |
 
 def _only_grpc_web_content_type(match: Mapping[str, Any]) -> bool:
     headers = match.get("headers")
-    if not isinstance(headers, Mapping) or "content-type" not in {str(k).lower() for k in headers}:
+    if not isinstance(headers, dict) or "content-type" not in {str(k).lower() for k in headers}:
         return False
     spec = next(v for k, v in headers.items() if str(k).lower() == "content-type")
-    text = " ".join(str(v) for v in spec.values()) if isinstance(spec, Mapping) else ""
+    text = " ".join(str(v) for v in spec.values()) if isinstance(spec, dict) else ""
     return "grpc-web" in text
 
 
