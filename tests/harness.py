@@ -91,14 +91,16 @@ class _Process:
 
 
 class ControlPlane(_Process):
-    def __init__(self, *, config_dirs: Sequence[Path], workdir: Path, extra_args: Sequence[str] = ()) -> None:
+    def __init__(self, *, config_dirs: Sequence[Path], workdir: Path, extra_args: Sequence[str] = (),
+                 debounce_quiet: float = 0.05, log_level: str = "debug") -> None:
         self.xds_port = free_port()
         self.admin_port = free_port()
         self.xds_address = f"127.0.0.1:{self.xds_port}"
         self.admin_url = f"http://127.0.0.1:{self.admin_port}"
         self.log_path = workdir / f"xds-server-{self.xds_port}.log"
         args = [PYTHON, "-m", "xds_server", "serve", "--xds-address", self.xds_address,
-                "--admin-address", f"127.0.0.1:{self.admin_port}", "--debounce-quiet", "0.05", "--log-level", "debug"]
+                "--admin-address", f"127.0.0.1:{self.admin_port}", "--debounce-quiet", str(debounce_quiet),
+                "--log-level", log_level]
         for d in config_dirs:
             args += ["--config", str(d)]
         self.proc = subprocess.Popen([*args, *extra_args], stdout=self.log_path.open("w"), stderr=subprocess.STDOUT,

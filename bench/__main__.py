@@ -1,0 +1,50 @@
+"""``python -m bench [--quick] [--only translation|fanout|propagation]``: prints one JSON document."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+
+def machine() -> dict:
+    cpu = ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpus": os.cpu_count(), "cpu": cpu, "python": platform.python_version()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench")
+    p.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
+    p.add_argument("--only", choices=["translation", "fanout", "propagation"])
+    args = p.parse_args(argv)
+    out: dict = {"machine": machine(), "quick": args.quick}
+    started = time.time()
+    if args.only in (None, "translation"):
+        from bench import translation
+        print("translation ...", file=sys.stderr, flush=True)
+        out["translation"] = translation.run(sizes=(1000,) if args.quick else (1000, 10000),
+                                             repeats=1 if args.quick else 3)
+    if args.only in (None, "fanout"):
+        from bench import fanout
+        print("fanout (and memory with 1,000 clients) ...", file=sys.stderr, flush=True)
+        out["fanout"] = fanout.run(quick=args.quick)
+    if args.only in (None, "propagation"):
+        from bench import propagation
+        print("propagation ...", file=sys.stderr, flush=True)
+        out["propagation"] = propagation.run(routes=20 if args.quick else 100)
+    out["seconds"] = round(time.time() - started, 1)
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
