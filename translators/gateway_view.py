@@ -33,7 +33,8 @@ def gateway_listeners(model: ir.Model, *, labels: dict[str, str]) -> list[ir.Htt
     by_port: dict[int, list[tuple[ir.Gateway, ir.GatewayServer]]] = defaultdict(list)
     for g in selected:
         for s in g.servers:
-            by_port[s.port].append((g, s))
+            if not s.passthrough:
+                by_port[s.port].append((g, s))
 
     listeners = []
     for port in sorted(by_port):
@@ -75,3 +76,30 @@ def _tls_chains(servers: list[tuple[ir.Gateway, ir.GatewayServer]]) -> tuple[ir.
         names = tuple(sorted({h for _, h in s.hosts if h != "*"})) if all(h != "*" for _, h in s.hosts) else ()
         chains.setdefault(names, ir.TlsChain(server_names=names, tls=s.tls, namespace=g.ref.namespace))
     return tuple(chains.values())
+
+
+def passthrough_listeners(model: ir.Model, *, labels: dict[str, str]) -> list[ir.TcpListener]:
+    """PASSTHROUGH ports: VirtualService ``tls[]`` routes by SNI, in order; ``*`` matches any SNI."""
+    by_port: dict[int, list[ir.Gateway]] = defaultdict(list)
+    for g in model.gateways:
+        if g.selects(labels):
+            for s in g.servers:
+                if s.passthrough and g not in by_port[s.port]:
+                    by_port[s.port].append(g)
+    out = []
+    for port in sorted(by_port):
+        keys = {g.key for g in by_port[port]}
+        chains: dict[tuple[str, ...], tuple[ir.WeightedCluster, ...]] = {}
+        for hr in model.http_routes:
+            if not keys & set(hr.gateways):
+                continue
+            for tr in hr.tls_routes:
+                if tr.port not in (None, port) or (tr.gateways and not keys & set(tr.gateways)):
+                    continue
+                names = () if "*" in tr.sni_hosts else tuple(sorted(tr.sni_hosts))
+                chains.setdefault(names, tr.clusters)
+        if chains:
+            # the catch-all chain (no SNI) goes last so specific names win
+            ordered = sorted(chains.items(), key=lambda kv: (not kv[0], kv[0]))
+            out.append(ir.TcpListener(name=ir.gateway_listener_name(port), port=port, chains=tuple(ordered)))
+    return out

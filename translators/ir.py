@@ -338,6 +338,7 @@ class GatewayServer:
     hosts: tuple[tuple[str, str], ...]  # (namespace filter, host); namespace "*" for any
     tls: ServerTls | None = None
     https_redirect: bool = False
+    passthrough: bool = False  # tls.mode PASSTHROUGH: route on SNI to a TCP proxy
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,13 +356,33 @@ class Gateway:
 
 
 @dataclass(frozen=True, slots=True)
+class TlsRoute:
+    """A VirtualService ``tls[]`` entry: SNI-matched TCP proxying for PASSTHROUGH servers."""
+
+    sni_hosts: tuple[str, ...]
+    port: int | None
+    gateways: tuple[str, ...]
+    clusters: tuple[WeightedCluster, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TcpListener:
+    """A PASSTHROUGH gateway port: one filter chain per SNI set, each a TCP proxy."""
+
+    name: str
+    port: int
+    chains: tuple[tuple[tuple[str, ...], tuple[WeightedCluster, ...]], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class HttpRoutes:
-    """A VirtualService's http routes, with the hosts and gateways they bind to."""
+    """A VirtualService's http (and tls) routes, with the hosts and gateways they bind to."""
 
     ref: ObjectRef
     hosts: tuple[str, ...]
     gateways: tuple[str, ...]  # "ns/name", or "mesh"
     routes: tuple[Route, ...]
+    tls_routes: tuple[TlsRoute, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,11 +16,12 @@ from google.protobuf.message import Message
 from translators import proxyless_view, type_urls
 from translators.builders.clusters import build_cluster, build_proxyless_cluster
 from translators.builders.endpoints import build_load_assignment
-from translators.builders.listeners import build_api_listener, build_gateway_listener, build_inbound_listener
+from translators.builders.listeners import (build_api_listener, build_gateway_listener, build_inbound_listener,
+                                            build_tcp_listener)
 from translators.builders.routes import build_route_configuration, uses_fault
 from translators.builders.secrets import SecretStore
 from translators.diagnostics import Diagnostic
-from translators.gateway_view import gateway_listeners
+from translators.gateway_view import gateway_listeners, passthrough_listeners
 from translators import ir
 from translators.ir import cluster_name
 from translators.istio.dialect import ParseMemo, compile_istio
@@ -95,6 +96,10 @@ class Translation:
                     l = replace(l, tls_chains=chains)
                 listeners[l.name] = build_gateway_listener(l)
                 routes[l.route_config] = build_route_configuration(l.route_config, l.virtual_hosts, grpc_web=l.grpc_web)
+            for t in passthrough_listeners(self.model, labels=node.label_map):
+                if t.name in listeners:
+                    continue  # a port is HTTP or PASSTHROUGH, not both; the HTTP listener wins
+                listeners[t.name] = build_tcp_listener(t)
             for c in self.model.clusters:
                 if c.policy.tls is not None and c.policy.tls.credential_name:
                     store.add_upstream_credential(c.policy.tls)

@@ -28,6 +28,7 @@ from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tl
 from envoy.type.matcher.v3 import string_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
+from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 
 from google.protobuf import wrappers_pb2
 
@@ -141,4 +142,24 @@ def build_gateway_listener(listener: ir.HttpListener) -> listener_pb2.Listener:
             filter_chain_match=listener_components_pb2.FilterChainMatch(server_names=list(chain.server_names)),
             transport_socket=base_pb2.TransportSocket(name=TLS_TRANSPORT, typed_config=pack(downstream_tls(chain))),
             filters=[hcm_filter]))
+    return out
+
+
+def build_tcp_listener(listener: ir.TcpListener) -> listener_pb2.Listener:
+    """A PASSTHROUGH port: TLS is not terminated; SNI picks a TCP proxy to the backend."""
+    out = listener_pb2.Listener(
+        name=listener.name,
+        address=address_pb2.Address(socket_address=address_pb2.SocketAddress(address="0.0.0.0", port_value=listener.port)),
+        listener_filters=[listener_components_pb2.ListenerFilter(name=TLS_INSPECTOR,
+                                                                 typed_config=pack(tls_inspector_pb2.TlsInspector()))])
+    for server_names, clusters in listener.chains:
+        proxy = tcp_proxy_pb2.TcpProxy(stat_prefix=f"{listener.name}.passthrough")
+        if len(clusters) == 1:
+            proxy.cluster = clusters[0].cluster
+        else:
+            proxy.weighted_clusters.clusters.extend(tcp_proxy_pb2.TcpProxy.WeightedCluster.ClusterWeight(
+                name=c.cluster, weight=c.weight) for c in clusters)
+        out.filter_chains.append(listener_components_pb2.FilterChain(
+            filter_chain_match=listener_components_pb2.FilterChainMatch(server_names=list(server_names)),
+            filters=[listener_components_pb2.Filter(name="envoy.filters.network.tcp_proxy", typed_config=pack(proxy))]))
     return out

@@ -15,7 +15,7 @@ from translators.istio.hosts import split_namespaced
 from translators.objects import ConfigObject
 
 HTTP_PROTOCOLS = frozenset({"HTTP", "HTTP2", "GRPC", "GRPC-WEB", "HTTPS"})
-OTHER_PROTOCOLS = frozenset({"TLS", "TCP", "MONGO", "HBONE", "UDP"})
+OTHER_PROTOCOLS = frozenset({"TCP", "MONGO", "HBONE", "UDP"})
 TLS_VERSIONS = frozenset({"TLS_AUTO", "TLSV1_0", "TLSV1_1", "TLSV1_2", "TLSV1_3"})
 
 
@@ -31,7 +31,7 @@ def _server_tls(value, path: str, rep: Reporter, *, protocol: str) -> tuple[Serv
         rep.error(path, "an HTTPS server needs tls settings (mode and credentialName)")
         return None, False, True
     mode = (fields.string(m.get("mode"), f"{path}.mode", rep) or "SIMPLE").upper()
-    if mode in ("PASSTHROUGH", "AUTO_PASSTHROUGH", "ISTIO_MUTUAL", "OPTIONAL_MUTUAL"):
+    if mode in ("AUTO_PASSTHROUGH", "ISTIO_MUTUAL", "OPTIONAL_MUTUAL"):
         rep.warning(f"{path}.mode", f"tls mode {mode} is not served yet; this server is skipped", code="unsupported")
         return None, False, True
     if mode not in ("SIMPLE", "MUTUAL"):
@@ -87,6 +87,14 @@ def parse_gateway(obj: ConfigObject, rep: Reporter) -> Gateway | None:
             continue
         if protocol in OTHER_PROTOCOLS:
             rep.warning(f"{sp}.port.protocol", f"{protocol} servers are not served yet; this server is skipped",
+                        code="unsupported")
+            continue
+        tls_spec = m.get("tls") if isinstance(m.get("tls"), dict) else {}
+        if protocol in ("TLS", "HTTPS") and str(tls_spec.get("mode", "")).upper() == "PASSTHROUGH":
+            servers.append(GatewayServer(number, name, protocol, tuple(hosts), passthrough=True))
+            continue
+        if protocol == "TLS":
+            rep.warning(f"{sp}.tls.mode", "TLS servers are served in PASSTHROUGH mode only; this server is skipped",
                         code="unsupported")
             continue
         if protocol not in HTTP_PROTOCOLS:

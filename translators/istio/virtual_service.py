@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 from translators.diagnostics import Reporter
 from translators.ir import (CorsPolicy, DirectResponse, FaultPolicy, HeaderMatch, HeaderOps, HttpRoutes, Redirect,
-                            RetryPolicy, Route, RouteMatch, StringMatch, WeightedCluster)
+                            RetryPolicy, Route, RouteMatch, StringMatch, TlsRoute, WeightedCluster)
 from translators.istio import fields
 from translators.istio.destinations import Destinations
 from translators.istio.hosts import fqdn
@@ -62,9 +62,10 @@ def parse_virtual_service(obj: ConfigObject, rep: Reporter, *, destinations: Des
             hosts.append(fqdn(host, ns) if host != "*" else host)
     gateways = tuple(resolve_gateway_ref(g, ns) for i, g in enumerate(fields.sequence(spec.get("gateways"), "spec.gateways", rep))
                      if fields.string(g, f"spec.gateways[{i}]", rep, required=True)) or ("mesh",)
-    for key in ("tcp", "tls"):
-        if spec.get(key):
-            rep.warning(f"spec.{key}", f"{key} routes are not served yet; only http routes are translated", code="unsupported")
+    if spec.get("tcp"):
+        rep.warning("spec.tcp", "tcp routes are not served yet; http and tls routes are translated", code="unsupported")
+    tls_routes = tuple(r for i, entry in enumerate(fields.sequence(spec.get("tls"), "spec.tls", rep))
+                       for r in _tls_route(entry, f"spec.tls[{i}]", rep, obj=obj, destinations=destinations))
     routes: list[Route] = []
     for i, entry in enumerate(fields.sequence(spec.get("http"), "spec.http", rep)):
         routes.extend(_http_route(entry, f"spec.http[{i}]", rep, obj=obj, destinations=destinations))
@@ -72,7 +73,38 @@ def parse_virtual_service(obj: ConfigObject, rep: Reporter, *, destinations: Des
             _proxyless_warnings(entry, f"spec.http[{i}]", rep)
     if rep.failed:
         return None
-    return HttpRoutes(obj.ref, tuple(hosts), gateways, tuple(routes))
+    return HttpRoutes(obj.ref, tuple(hosts), gateways, tuple(routes), tls_routes)
+
+
+def _tls_route(entry: Any, path: str, rep: Reporter, *, obj: ConfigObject, destinations: Destinations) -> list[TlsRoute]:
+    """``tls[]``: each match (sniHosts, port, gateways) proxies TCP to weighted destinations."""
+    m = fields.mapping(entry, path, rep) or {}
+    clusters = []
+    route_list = fields.sequence(m.get("route"), f"{path}.route", rep)
+    if not route_list:
+        rep.error(f"{path}.route", "at least one destination is required")
+    for k, r in enumerate(route_list):
+        rm = fields.mapping(r, f"{path}.route[{k}]", rep) or {}
+        cluster = destinations.cluster(rm.get("destination"), f"{path}.route[{k}].destination", rep, namespace=obj.namespace)
+        weight = fields.integer(rm.get("weight"), f"{path}.route[{k}].weight", rep, lo=0)
+        weight = (100 if len(route_list) == 1 else 0) if weight is None else weight
+        if cluster is not None and weight > 0:
+            clusters.append(WeightedCluster(cluster, weight))
+    out = []
+    for j, mt in enumerate(fields.sequence(m.get("match"), f"{path}.match", rep)):
+        mp = f"{path}.match[{j}]"
+        mm = fields.mapping(mt, mp, rep) or {}
+        sni = tuple(str(h) for h in fields.sequence(mm.get("sniHosts"), f"{mp}.sniHosts", rep))
+        if not sni:
+            rep.error(f"{mp}.sniHosts", "at least one SNI host is required")
+        port = fields.port_number(mm.get("port"), f"{mp}.port", rep)
+        gws = tuple(resolve_gateway_ref(g, obj.namespace) for g in fields.sequence(mm.get("gateways"), f"{mp}.gateways", rep)
+                    if isinstance(g, str))
+        if clusters:
+            out.append(TlsRoute(sni, port, gws, tuple(clusters)))
+    if not m.get("match"):
+        rep.error(f"{path}.match", "tls routes need a match with sniHosts")
+    return out
 
 
 def _http_route(entry: Any, path: str, rep: Reporter, *, obj: ConfigObject, destinations: Destinations) -> list[Route]:
