@@ -60,6 +60,28 @@ spec:
     hosts: ["*"]
   - port: {{number: {plain}, name: grpc, protocol: GRPC}}
     hosts: ["*"]
+  - port: {{number: {passthrough}, name: tls-passthrough, protocol: TLS}}
+    hosts: [greeter.internal]
+    tls: {{mode: PASSTHROUGH}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: passthrough, namespace: default}}
+spec:
+  hosts: [greeter.internal]
+  gateways: [edge]
+  tls:
+  - match: [{{sniHosts: [greeter.internal]}}]
+    route: [{{destination: {{host: tls-direct, port: {{number: 50051}}}}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: tls-direct, namespace: default}}
+spec:
+  hosts: [tls-direct.default.svc.cluster.local]
+  ports: [{{number: 50051, name: tls, protocol: TLS}}]
+  resolution: STATIC
+  endpoints: [{{address: 127.0.0.1, ports: {{tls: {secure}}}}}]
 ---
 apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -127,6 +149,7 @@ class TlsEnv:
         backend.private_key_pem.write_to_path(str(self.backend_key))
         self.https, self.web, self.plain = free_port(), free_port(), free_port()
         self.page_port = free_port()  # the browser page's (allowed) origin
+        self.passthrough = free_port()
 
     def start(self) -> "TlsEnv":
         self.plain_backend = self.stack.enter_context(Backends(replica="plain", workdir=self.workdir)).wait_ready()
@@ -137,7 +160,7 @@ class TlsEnv:
         (self.config / "config.yaml").write_text(CONFIG.format(
             https=self.https, web=self.web, plain=self.plain, greeter=self.plain_backend.greeter_port,
             route_guide=self.plain_backend.route_guide_port, secure=self.secure_backend.greeter_port,
-            ca_file=self.ca_file, origin=ALLOWED_ORIGIN, page_port=self.page_port))
+            ca_file=self.ca_file, origin=ALLOWED_ORIGIN, page_port=self.page_port, passthrough=self.passthrough))
         self.cp = self.stack.enter_context(ControlPlane(config_dirs=[self.config], workdir=self.workdir)).wait_ready()
         self.envoy = self.stack.enter_context(Envoy(control_plane=self.cp, workdir=self.workdir))
         self.envoy.wait_ready()
@@ -209,6 +232,18 @@ def test_tls_origination_to_a_tls_backend(tls_env: TlsEnv) -> None:
     """Plaintext h2c to the gateway, TLS (SNI greeter.internal, ALPN h2, CA-verified) to the backend."""
     with grpc.insecure_channel(f"127.0.0.1:{tls_env.plain}") as ch:
         assert say_hello(ch, name="origin") == ("Hello origin from tls-backend", "tls-backend")
+
+
+def test_tls_passthrough_routes_on_sni_to_the_backend(tls_env: TlsEnv) -> None:
+    """Envoy does not terminate: the client's TLS session is with the backend (its certificate, its ALPN)."""
+    creds = grpc.ssl_channel_credentials(root_certificates=tls_env.ca.cert_pem.bytes())
+    with grpc.secure_channel(f"127.0.0.1:{tls_env.passthrough}", creds, options=[
+            ("grpc.ssl_target_name_override", "greeter.internal")]) as ch:
+        assert say_hello(ch, name="sni") == ("Hello sni from tls-backend", "tls-backend")
+    ctx = ssl.create_default_context(cadata=tls_env.ca.cert_pem.bytes().decode())
+    with socket.create_connection(("127.0.0.1", tls_env.passthrough), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="greeter.internal") as tls:
+            assert "greeter.internal" in str(tls.getpeercert()["subjectAltName"])
 
 
 def _grpc_web_frame(message: bytes) -> bytes:
