@@ -82,6 +82,14 @@ spec:
   - name: sticky
     match: [{{headers: {{x-user: {{}}}}}}]
     route: [{{destination: {{host: greeter}}}}]
+  - name: fault-abort
+    match: [{{headers: {{x-fault: {{exact: abort}}}}}}]
+    fault: {{abort: {{grpcStatus: UNAVAILABLE, percentage: {{value: 100}}}}}}
+    route: [{{destination: {{host: greeter, subset: v1}}}}]
+  - name: fault-delay
+    match: [{{headers: {{x-fault: {{exact: delay}}}}}}]
+    fault: {{delay: {{fixedDelay: 200ms, percent: 100}}}}
+    route: [{{destination: {{host: greeter, subset: v1}}}}]
   - name: retried
     match: [{{headers: {{x-fail-first: {{}}}}}}]
     retries: {{attempts: 3, retryOn: unavailable}}
@@ -165,6 +173,16 @@ def test_header_ring_hash_is_sticky(px: ProxylessEnv) -> None:
 def test_retry_on_unavailable_gives_ok(px: ProxylessEnv) -> None:
     results = px.client("--target", TARGET, "--calls", "10", "--fail-first", f"k{time.time_ns()}")
     assert [r.get("replica") for r in results] == ["v1"] * 10, results
+
+
+def test_fault_abort_and_delay(px: ProxylessEnv) -> None:
+    """gRFC A33: VirtualService fault abort (grpcStatus) and delay, applied by the gRPC client itself."""
+    aborted = px.client("--target", TARGET, "--calls", "5", "--metadata", "x-fault=abort")
+    assert [r.get("error") for r in aborted] == ["UNAVAILABLE"] * 5, aborted
+    delayed = px.client("--target", TARGET, "--calls", "5", "--metadata", "x-fault=delay")
+    assert [r.get("replica") for r in delayed] == ["v1"] * 5
+    gaps = [b["t"] - a["t"] for a, b in zip(delayed, delayed[1:])]
+    assert min(gaps) >= 0.19, gaps
 
 
 def test_grpc_js_client_gets_the_same_split(px: ProxylessEnv) -> None:
