@@ -45,6 +45,14 @@ def parse_text(text: str, *, file: str) -> tuple[list[ConfigObject], list[Diagno
     return objects, diags
 
 
+def to_config_objects(doc: Any, *, source: str, where: str = "object") -> tuple[list[ConfigObject], list[Diagnostic]]:
+    """One already-decoded document (from a file or the Kubernetes API) as config objects."""
+    objects: list[ConfigObject] = []
+    diags: list[Diagnostic] = []
+    _collect(doc, file=source, where=where, objects=objects, diags=diags)
+    return objects, diags
+
+
 def _collect(doc: Any, *, file: str, where: str, objects: list[ConfigObject], diags: list[Diagnostic]) -> None:
     if doc is None:
         return
