@@ -132,3 +132,44 @@ def test_duplicate_objects_first_origin_wins() -> None:
 async def _until(predicate) -> None:
     while not predicate():
         await asyncio.sleep(0.01)
+
+
+def test_endpoint_only_change_reuses_listeners_and_routes() -> None:
+    """The EDS fast path: an EndpointSlice change rebuilds endpoints, not LDS/RDS."""
+    from translators.pipeline import translate
+    from translators import type_urls as T
+
+    base = BASE + "---" + VS % ("/a.A/", "") + """
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api, namespace: default}
+spec: {ports: [{name: grpc, port: 50051}]}
+"""
+    slice_v1 = """
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: api-1, namespace: default, labels: {kubernetes.io/service-name: api}}
+ports: [{name: grpc, port: 9000}]
+endpoints:
+- {addresses: [10.0.0.1], conditions: {ready: true}, zone: zone-a}
+- {addresses: [10.0.0.2], conditions: {ready: false}}
+"""
+    objects, _ = parse_text(base, file="b.yaml")
+    slice_objects, _ = parse_text(slice_v1, file="s.yaml")
+    first = translate(objects + slice_objects)
+    own1 = first.for_node(GATEWAY)
+    cla = own1[T.ENDPOINT]["outbound|50051||api.default.svc.cluster.local"]
+    [locality] = cla.endpoints
+    assert [e.endpoint.address.socket_address.address for e in locality.lb_endpoints] == ["10.0.0.1"]  # ready only
+    assert locality.locality.zone == "zone-a"
+
+    scaled, _ = parse_text(slice_v1.replace("ready: false", "ready: true"), file="s.yaml")
+    second = translate(objects + scaled, accepted=first.accepted, previous=first)
+    own2 = second.for_node(GATEWAY)
+    assert own2[T.ROUTE]["http.8080"] is own1[T.ROUTE]["http.8080"]
+    assert own2[T.LISTENER]["0.0.0.0_8080"] is own1[T.LISTENER]["0.0.0.0_8080"]
+    assert own2[T.CLUSTER]["outbound|50051||svc.default.svc.cluster.local"] is \
+        own1[T.CLUSTER]["outbound|50051||svc.default.svc.cluster.local"]
+    [locality] = own2[T.ENDPOINT]["outbound|50051||api.default.svc.cluster.local"].endpoints
+    assert len(locality.lb_endpoints) == 2

@@ -46,6 +46,9 @@ class Translation:
     built: dict[tuple[str, int], tuple[Message, Message | None, ir.Cluster]] = field(default_factory=dict, repr=False)
     _previous_built: dict[tuple[str, int], tuple[Message, Message | None, ir.Cluster]] = field(default_factory=dict,
                                                                                                repr=False)
+    #: the previous translation's LDS/RDS/SDS per selection key, reused while its inputs are the same objects
+    _previous_own: dict[tuple[str, ...], tuple[tuple, Resources]] = field(default_factory=dict, repr=False)
+    _fingerprint: tuple | None = None
 
     def selection_key(self, node: NodeInfo) -> tuple[str, ...]:
         """Nodes with equal keys get equal LDS/RDS/SDS: flavour, namespace (secrets) and selected gateways."""
@@ -79,8 +82,21 @@ class Translation:
         key = self.selection_key(node)
         own = self._by_gateways.get(key)
         if own is None:
-            own = self._by_gateways[key] = self._build_own(node)
+            prev = self._previous_own.get(key)
+            if prev is not None and prev[0] == self.fingerprint():
+                own = prev[1]  # EDS fast path: nothing listeners or routes depend on changed
+            else:
+                own = self._build_own(node)
+            self._by_gateways[key] = own
         return {**self.shared(node.flavour), **own}
+
+    def fingerprint(self) -> tuple:
+        """Identity of everything LDS/RDS/SDS depend on (IR objects are reused while unchanged)."""
+        if self._fingerprint is None:
+            m = self.model
+            self._fingerprint = (tuple(map(id, m.gateways)), tuple(map(id, m.http_routes)), tuple(map(id, m.secrets)),
+                                 tuple(id(c) for c in m.clusters if c.policy.tls is not None))
+        return self._fingerprint
 
     def _build_own(self, node: NodeInfo) -> Resources:
         listeners: dict[str, Message] = {}
@@ -143,7 +159,9 @@ def translate(objects: Iterable[ConfigObject], *, accepted: Mapping[ObjectRef, C
     """Translate ``objects``; with ``previous``, unchanged objects and clusters are not rebuilt."""
     compiled = compile_istio(objects, accepted=accepted, memo=previous.memo if previous else None)
     translation = Translation(model=compiled.model, diagnostics=compiled.diagnostics, accepted=compiled.accepted,
-                              memo=compiled.memo, _previous_built=previous.built if previous else {})
+                              memo=compiled.memo, _previous_built=previous.built if previous else {},
+                              _previous_own={k: (previous.fingerprint(), v) for k, v in previous._by_gateways.items()}
+                              if previous else {})
     translation.shared(ENVOY)
     if previous is not None and GRPC in previous._shared:
         translation.shared(GRPC)

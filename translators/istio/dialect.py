@@ -133,13 +133,15 @@ def compile_istio(objects: Iterable[ConfigObject], *, accepted: Mapping[ObjectRe
                   memo: ParseMemo | None = None) -> Compiled:
     fb = _Fallback(accepted or {}, memo)
     diags = fb.diagnostics
-    by_kind: dict[str, list[ConfigObject]] = {k: [] for k in KINDS | {"Service", "Secret"}}
+    by_kind: dict[str, list[ConfigObject]] = {k: [] for k in KINDS | {"Service", "Secret", "EndpointSlice"}}
     for obj in sorted(objects, key=lambda o: (o.namespace, o.name, o.kind)):
         if obj.group == API_GROUP and obj.kind in KINDS:
             if _check_version(obj, diags):
                 by_kind[obj.kind].append(obj)
         elif obj.group == "" and obj.kind in ("Service", "Secret"):
             by_kind[obj.kind].append(obj)
+        elif obj.group == "discovery.k8s.io" and obj.kind == "EndpointSlice":
+            by_kind["EndpointSlice"].append(obj)
         elif (obj.group, obj.kind) in QUIET_KINDS:
             continue
         elif obj.group == GATEWAY_API_GROUP:
@@ -152,8 +154,15 @@ def compile_istio(objects: Iterable[ConfigObject], *, accepted: Mapping[ObjectRe
     services: list[Service] = []
     for obj in by_kind["ServiceEntry"]:
         services.extend(fb.parse(obj, parse_service_entry) or ())
+    slices: dict[tuple[str, str], list[ConfigObject]] = {}
+    for sl in by_kind["EndpointSlice"]:
+        owner = sl.labels.get("kubernetes.io/service-name")
+        if owner:
+            slices.setdefault((sl.namespace, owner), []).append(sl)
     for obj in by_kind["Service"]:
-        services.extend(fb.parse(obj, parse_kubernetes_service) or ())
+        own = slices.get((obj.namespace, obj.name), [])
+        services.extend(fb.parse(obj, lambda o, r, own=own: parse_kubernetes_service(o, r, own),
+                                 context=hash(tuple(id(s) for s in own))) or ())
     registry = Registry(services)
 
     policies: dict[str, DestinationPolicy] = {}

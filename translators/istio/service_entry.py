@@ -113,8 +113,30 @@ def _endpoints_for_dns(host: str, ports: tuple[ServicePort, ...], endpoints: lis
     return tuple(endpoints)
 
 
-def parse_kubernetes_service(obj: ConfigObject, rep: Reporter) -> list[Service]:
-    """A core v1 Service: the host ``name.ns.svc.cluster.local`` and its ports (no endpoints)."""
+def slice_endpoints(slices: list[ConfigObject], ports: list[ServicePort]) -> tuple[Endpoint, ...]:
+    """EndpointSlices (``discovery.k8s.io/v1``) -> endpoints per service port.
+
+    Only ready endpoints (``conditions.ready`` true or absent) are kept; the slice's
+    ``zone`` becomes the locality.  A service port matches the slice port of the same name.
+    """
+    out = []
+    for sl in slices:
+        raw = sl.raw
+        slice_ports = {p.get("name") or "": p.get("port") for p in raw.get("ports") or [] if isinstance(p, dict)}
+        for ep in raw.get("endpoints") or []:
+            if not isinstance(ep, dict) or (ep.get("conditions") or {}).get("ready") is False:
+                continue
+            zone = ep.get("zone") or ""
+            for address in ep.get("addresses") or []:
+                for sp in ports:
+                    number = slice_ports.get(sp.name, slice_ports.get("") if len(slice_ports) == 1 else None)
+                    if isinstance(number, int):
+                        out.append(Endpoint(address, number, (), 1, f"/{zone}" if zone else "", sp.number))
+    return tuple(out)
+
+
+def parse_kubernetes_service(obj: ConfigObject, rep: Reporter, slices: list[ConfigObject] | None = None) -> list[Service]:
+    """A core v1 Service: the host ``name.ns.svc.cluster.local``, its ports, and its EndpointSlices' endpoints."""
     spec = obj.raw.get("spec") or {}
     ports = []
     for i, p in enumerate(fields.sequence(spec.get("ports"), "spec.ports", rep)):
@@ -133,4 +155,4 @@ def parse_kubernetes_service(obj: ConfigObject, rep: Reporter) -> list[Service]:
     if rep.failed:
         return []
     return [Service(host=fqdn(obj.name, obj.namespace), namespace=obj.namespace, ports=tuple(ports),
-                    resolution="STATIC", endpoints=(), source=obj.ref)]
+                    resolution="STATIC", endpoints=slice_endpoints(slices or [], ports), source=obj.ref)]
