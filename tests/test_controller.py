@@ -171,5 +171,6 @@ endpoints:
     assert own2[T.LISTENER]["0.0.0.0_8080"] is own1[T.LISTENER]["0.0.0.0_8080"]
     assert own2[T.CLUSTER]["outbound|50051||svc.default.svc.cluster.local"] is \
         own1[T.CLUSTER]["outbound|50051||svc.default.svc.cluster.local"]
-    [locality] = own2[T.ENDPOINT]["outbound|50051||api.default.svc.cluster.local"].endpoints
-    assert len(locality.lb_endpoints) == 2
+    localities = own2[T.ENDPOINT]["outbound|50051||api.default.svc.cluster.local"].endpoints
+    assert sorted(e.endpoint.address.socket_address.address for l in localities for e in l.lb_endpoints) == [
+        "10.0.0.1", "10.0.0.2"]
