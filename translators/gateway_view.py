@@ -28,8 +28,8 @@ def _server_allows(server: ir.GatewayServer, *, vs_namespace: str, vs_host: str)
     return best
 
 
-def gateway_listeners(model: ir.Model, *, labels: dict[str, str]) -> list[ir.HttpListener]:
-    selected = [g for g in model.gateways if g.selects(labels)]
+def gateway_listeners(model: ir.Model, *, labels: dict[str, str], namespace: str) -> list[ir.HttpListener]:
+    selected = [g for g in model.gateways if g.selects(labels, namespace)]
     by_port: dict[int, list[tuple[ir.Gateway, ir.GatewayServer]]] = defaultdict(list)
     for g in selected:
         for s in g.servers:
@@ -78,11 +78,11 @@ def _tls_chains(servers: list[tuple[ir.Gateway, ir.GatewayServer]]) -> tuple[ir.
     return tuple(chains.values())
 
 
-def passthrough_listeners(model: ir.Model, *, labels: dict[str, str]) -> list[ir.TcpListener]:
+def passthrough_listeners(model: ir.Model, *, labels: dict[str, str], namespace: str) -> list[ir.TcpListener]:
     """PASSTHROUGH ports: VirtualService ``tls[]`` routes by SNI, in order; ``*`` matches any SNI."""
     by_port: dict[int, list[ir.Gateway]] = defaultdict(list)
     for g in model.gateways:
-        if g.selects(labels):
+        if g.selects(labels, namespace):
             for s in g.servers:
                 if s.passthrough and g not in by_port[s.port]:
                     by_port[s.port].append(g)

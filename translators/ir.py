@@ -14,6 +14,10 @@ from dataclasses import dataclass, field
 from translators.objects import ObjectRef
 
 DOMAIN_SUFFIX = "svc.cluster.local"
+GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
+GATEWAY_API_KEY_PREFIX = "gateway.networking.k8s.io:"
+#: a cluster with no endpoints: where refused backendRefs send their share (callers get UNAVAILABLE)
+BLACKHOLE_CLUSTER = "blackhole|refused-backend"
 
 #: upstream protocols that must speak HTTP/2 to the backend
 H2_PROTOCOLS = frozenset({"GRPC", "GRPC-WEB", "HTTP2"})
@@ -343,15 +347,23 @@ class GatewayServer:
 
 @dataclass(frozen=True, slots=True)
 class Gateway:
+    """An Istio Gateway (selected by labels) or a Gateway API Gateway (selected by name label + namespace)."""
+
     ref: ObjectRef
     selector: tuple[tuple[str, str], ...]
     servers: tuple[GatewayServer, ...]
+    gateway_api: bool = False
 
     @property
     def key(self) -> str:
-        return f"{self.ref.namespace}/{self.ref.name}"
+        return f"{GATEWAY_API_KEY_PREFIX}{self.ref.namespace}/{self.ref.name}" if self.gateway_api \
+            else f"{self.ref.namespace}/{self.ref.name}"
 
-    def selects(self, labels: dict[str, str]) -> bool:
+    def selects(self, labels: dict[str, str], namespace: str) -> bool:
+        if self.gateway_api:  # the label Gateway API implementations put on their proxies, in the Gateway's namespace
+            return labels.get(GATEWAY_NAME_LABEL) == self.ref.name and namespace == self.ref.namespace
+        if GATEWAY_NAME_LABEL in labels and not self.selector:
+            return False  # an Envoy serving a Gateway API Gateway never gets Istio's catch-all gateways
         return all(labels.get(k) == v for k, v in self.selector)
 
 

@@ -24,6 +24,7 @@ from translators.diagnostics import Diagnostic
 from translators.gateway_view import gateway_listeners, passthrough_listeners
 from translators import ir
 from translators.ir import cluster_name
+from translators.gateway_api import DEFAULT_GATEWAY_CLASS
 from translators.istio.dialect import ParseMemo, compile_istio
 from translators.istio.hosts import Registry
 from translators.node import ENVOY, GRPC, NodeInfo
@@ -49,11 +50,12 @@ class Translation:
     #: the previous translation's LDS/RDS/SDS per selection key, reused while its inputs are the same objects
     _previous_own: dict[tuple[str, ...], tuple[tuple, Resources]] = field(default_factory=dict, repr=False)
     _fingerprint: tuple | None = None
+    statuses: dict[ObjectRef, dict] = field(default_factory=dict, repr=False)
 
     def selection_key(self, node: NodeInfo) -> tuple[str, ...]:
         """Nodes with equal keys get equal LDS/RDS/SDS: flavour, namespace (secrets) and selected gateways."""
         labels = node.label_map
-        return (node.flavour, node.namespace) + tuple(g.key for g in self.model.gateways if g.selects(labels))
+        return (node.flavour, node.namespace) + tuple(g.key for g in self.model.gateways if g.selects(labels, node.namespace))
 
     def shared(self, flavour: str) -> Resources:
         """CDS and EDS: the same for every node of a flavour, built once."""
@@ -104,7 +106,7 @@ class Translation:
         secrets: dict[str, Message] = {}
         if node.flavour == ENVOY:
             store = SecretStore(self.model.secrets, namespace=node.namespace)
-            for l in gateway_listeners(self.model, labels=node.label_map):
+            for l in gateway_listeners(self.model, labels=node.label_map, namespace=node.namespace):
                 if l.tls_chains:
                     chains = tuple(c for c in l.tls_chains if store.add_server_credential(c.tls))
                     if not chains:
@@ -112,7 +114,7 @@ class Translation:
                     l = replace(l, tls_chains=chains)
                 listeners[l.name] = build_gateway_listener(l)
                 routes[l.route_config] = build_route_configuration(l.route_config, l.virtual_hosts, grpc_web=l.grpc_web)
-            for t in passthrough_listeners(self.model, labels=node.label_map):
+            for t in passthrough_listeners(self.model, labels=node.label_map, namespace=node.namespace):
                 if t.name in listeners:
                     continue  # a port is HTTP or PASSTHROUGH, not both; the HTTP listener wins
                 listeners[t.name] = build_tcp_listener(t)
@@ -155,10 +157,12 @@ class Translation:
 
 
 def translate(objects: Iterable[ConfigObject], *, accepted: Mapping[ObjectRef, ConfigObject] | None = None,
-              previous: Translation | None = None) -> Translation:
+              previous: Translation | None = None, gateway_class: str = DEFAULT_GATEWAY_CLASS) -> Translation:
     """Translate ``objects``; with ``previous``, unchanged objects and clusters are not rebuilt."""
-    compiled = compile_istio(objects, accepted=accepted, memo=previous.memo if previous else None)
+    compiled = compile_istio(objects, accepted=accepted, memo=previous.memo if previous else None,
+                             gateway_class=gateway_class)
     translation = Translation(model=compiled.model, diagnostics=compiled.diagnostics, accepted=compiled.accepted,
+                              statuses=compiled.statuses,
                               memo=compiled.memo, _previous_built=previous.built if previous else {},
                               _previous_own={k: (previous.fingerprint(), v) for k, v in previous._by_gateways.items()}
                               if previous else {})

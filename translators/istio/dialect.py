@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from translators.diagnostics import Diagnostic, Reporter, Severity
-from translators.ir import Cluster, Gateway, Service, HttpRoutes, Model, Service, TrafficPolicy, cluster_name
+from translators.ir import BLACKHOLE_CLUSTER, Cluster, Gateway, Service, HttpRoutes, Model, Service, TrafficPolicy, cluster_name
 from translators.istio import API_GROUP, API_VERSIONS, KINDS
 from translators.istio.destination_rule import DestinationPolicy, parse_destination_rule
 from translators.istio.destinations import Destinations
@@ -28,11 +28,16 @@ from translators.istio.hosts import Registry
 from translators.istio.secret import parse_secret
 from translators.istio.service_entry import parse_kubernetes_service, parse_service_entry
 from translators.istio.virtual_service import parse_virtual_service
+from translators.gateway_api import DEFAULT_GATEWAY_CLASS
+from translators.gateway_api.conditions import condition
+from translators.gateway_api.gateway import parse_gateway as parse_gateway_api_gateway
+from translators.gateway_api.grpcroute import RouteContext, parse_grpc_route, reference_grants
 from translators.objects import ConfigObject, ObjectRef
 
 T = TypeVar("T")
 
 GATEWAY_API_GROUP = "gateway.networking.k8s.io"
+GATEWAY_API_KINDS = frozenset({"Gateway", "GRPCRoute", "ReferenceGrant", "GatewayClass"})
 #: kinds that are understood elsewhere or deliberately ignored without a word
 QUIET_KINDS = frozenset({("", "Namespace"), ("", "ConfigMap")})
 
@@ -58,6 +63,8 @@ class Compiled:
     diagnostics: list[Diagnostic]
     accepted: dict[ObjectRef, ConfigObject] = field(default_factory=dict)
     memo: ParseMemo = field(default_factory=dict)
+    #: status documents to write back (Gateway API objects, and Istio objects with errors)
+    statuses: dict[ObjectRef, dict] = field(default_factory=dict)
 
 
 class _Fallback:
@@ -130,10 +137,11 @@ def _check_version(obj: ConfigObject, diags: list[Diagnostic]) -> bool:
 
 
 def compile_istio(objects: Iterable[ConfigObject], *, accepted: Mapping[ObjectRef, ConfigObject] | None = None,
-                  memo: ParseMemo | None = None) -> Compiled:
+                  memo: ParseMemo | None = None, gateway_class: str = DEFAULT_GATEWAY_CLASS) -> Compiled:
     fb = _Fallback(accepted or {}, memo)
     diags = fb.diagnostics
     by_kind: dict[str, list[ConfigObject]] = {k: [] for k in KINDS | {"Service", "Secret", "EndpointSlice"}}
+    gwapi: dict[str, list[ConfigObject]] = {k: [] for k in GATEWAY_API_KINDS}
     for obj in sorted(objects, key=lambda o: (o.namespace, o.name, o.kind)):
         if obj.group == API_GROUP and obj.kind in KINDS:
             if _check_version(obj, diags):
@@ -144,6 +152,8 @@ def compile_istio(objects: Iterable[ConfigObject], *, accepted: Mapping[ObjectRe
             by_kind["EndpointSlice"].append(obj)
         elif (obj.group, obj.kind) in QUIET_KINDS:
             continue
+        elif obj.group == GATEWAY_API_GROUP and obj.kind in GATEWAY_API_KINDS:
+            gwapi[obj.kind].append(obj)
         elif obj.group == GATEWAY_API_GROUP:
             diags.append(Diagnostic(Severity.WARNING, "unsupported", f"Gateway API {obj.kind} is not translated yet",
                                     obj.source, obj.ref, "kind"))
@@ -191,11 +201,71 @@ def compile_istio(objects: Iterable[ConfigObject], *, accepted: Mapping[ObjectRe
         if routes is not None:
             http_routes.append(routes)
 
+    statuses: dict[ObjectRef, dict] = {}
+    api_gateways, api_routes = _gateway_api(gwapi, registry=registry, referenced=destinations.referenced,
+                                            gateway_class=gateway_class, diags=diags, statuses=statuses)
+    gateways += api_gateways
+    http_routes += api_routes
+    _istio_statuses(diags, statuses)
+
     clusters = _clusters(registry=registry, policies=policies, referenced=destinations.referenced,
                          memo=fb.memo, old_memo=fb.old_memo)
+    if any(c.cluster == BLACKHOLE_CLUSTER for hr in api_routes for r in hr.routes for c in r.clusters):
+        clusters.append(Cluster(BLACKHOLE_CLUSTER, "blackhole", 0, "", True, TrafficPolicy(), "EDS", ()))
     model = Model(gateways=tuple(gateways), http_routes=tuple(http_routes), clusters=tuple(clusters),
                   services=tuple(registry.by_host.values()), secrets=tuple(secrets))
-    return Compiled(model, diags, fb.accepted, fb.memo)
+    return Compiled(model, diags, fb.accepted, fb.memo, statuses)
+
+
+def _gateway_api(objs: dict[str, list[ConfigObject]], *, registry: Registry, referenced: set, gateway_class: str,
+                 diags: list[Diagnostic], statuses: dict[ObjectRef, dict]) -> tuple[list[Gateway], list[HttpRoutes]]:
+    """Gateways of our class and the GRPCRoutes attached to them, with their statuses."""
+    for gc in objs["GatewayClass"]:
+        if gc.name == gateway_class:
+            statuses[gc.ref] = {"conditions": [condition("Accepted", True, "Accepted")]}
+    gateways: list[Gateway] = []
+    listeners: dict[str, dict[str, int]] = {}
+    for obj in objs["Gateway"]:
+        if obj.spec.get("gatewayClassName") != gateway_class:
+            diags.append(Diagnostic(Severity.INFO, "ignored", f"gatewayClassName {obj.spec.get('gatewayClassName')!r} "
+                                    f"is not {gateway_class!r}; not ours", obj.source, obj.ref, "spec.gatewayClassName"))
+            continue
+        rep = Reporter(file=obj.source, ref=obj.ref)
+        gw, status = parse_gateway_api_gateway(obj, rep)
+        diags.extend(rep.items)
+        statuses[obj.ref] = status
+        if gw is not None:
+            gateways.append(gw)
+            listeners[f"{obj.namespace}/{obj.name}"] = {s.port_name: s.port for s in gw.servers}
+    ctx = RouteContext(registry=registry, permitted=reference_grants(objs["ReferenceGrant"]), gateways=listeners,
+                       referenced=referenced)
+    routes: list[HttpRoutes] = []
+    attached: dict[str, int] = {}
+    for obj in objs["GRPCRoute"]:
+        rep = Reporter(file=obj.source, ref=obj.ref)
+        hr, status = parse_grpc_route(obj, rep, ctx)
+        diags.extend(rep.items)
+        statuses[obj.ref] = status
+        if hr is not None:
+            routes.append(hr)
+            for key in hr.gateways:
+                attached[key] = attached.get(key, 0) + 1
+    for gw in gateways:
+        for listener in statuses[gw.ref]["listeners"]:
+            listener["attachedRoutes"] = attached.get(gw.key, 0)
+    return gateways, routes
+
+
+def _istio_statuses(diags: list[Diagnostic], statuses: dict[ObjectRef, dict]) -> None:
+    """Istio objects that fail validation get it on the object, as istiod's analysis would report it."""
+    errors: dict[ObjectRef, list[Diagnostic]] = {}
+    for d in diags:
+        if d.object_ref is not None and d.object_ref.group == API_GROUP and d.severity is Severity.ERROR:
+            errors.setdefault(d.object_ref, []).append(d)
+    for ref, ds in errors.items():
+        statuses[ref] = {"validationMessages": [{"level": "ERROR", "type": {"code": "XDS0001", "name": "InvalidConfig"},
+                                                 "message": f"{d.field_path}: {d.message}"} for d in ds],
+                         "conditions": [condition("Reconciled", False, "Invalid", f"{ds[0].field_path}: {ds[0].message}")]}
 
 
 def _check_credentials(gateways: list[Gateway], secrets: list, objects: list[ConfigObject],
