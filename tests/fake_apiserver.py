@@ -39,6 +39,8 @@ class FakeApiServer:
         self.groups = groups
         self.scripts = scripts
         self.requests: list[tuple[str, dict[str, str]]] = []
+        self.status_patches: list[tuple[str, str, dict, dict]] = []
+        self.stored: dict[str, dict] = {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._live: dict[str, list[asyncio.Queue]] = {}
@@ -66,6 +68,7 @@ class FakeApiServer:
         self._stop = asyncio.Event()
         app = web.Application()
         app.router.add_get("/{tail:.*}", self._handle)
+        app.router.add_route("*", "/{tail:.*}", self._write)
         runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", self.port).start()
@@ -86,10 +89,28 @@ class FakeApiServer:
         return [q for p, q in self.requests if p.endswith("/" + plural) and q.get("watch") == "true"]
 
     # ------------------------------------------------------------------ HTTP
+    async def _write(self, request: web.Request) -> web.StreamResponse:
+        """POST/PUT/PATCH: a tiny object store (Leases) and a log of status patches."""
+        body = await request.json()
+        self.requests.append((request.path, {"method": request.method, **dict(request.query)}))
+        if request.path.endswith("/status"):
+            self.status_patches.append((request.path, request.headers.get("Content-Type", ""), dict(request.query), body))
+            return web.json_response(body)
+        path = request.path if request.method == "PUT" else f"{request.path}/{body['metadata']['name']}"
+        if request.method == "POST" and path in self.stored:
+            return web.json_response({"kind": "Status", "code": 409}, status=409)
+        body.setdefault("metadata", {})["resourceVersion"] = str(len(self.requests))
+        self.stored[path] = body
+        return web.json_response(body, status=201 if request.method == "POST" else 200)
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path
         query = dict(request.query)
         self.requests.append((path, query))
+        if path in self.stored:
+            return web.json_response(self.stored[path])
+        if "/leases/" in path:
+            return web.json_response({"kind": "Status", "code": 404}, status=404)
         parts = path.strip("/").split("/")
         if parts[0] == "apis" and len(parts) == 2:
             versions = self.groups.get(parts[1])

@@ -91,7 +91,7 @@ class _Process:
 
 
 class ControlPlane(_Process):
-    def __init__(self, *, config_dirs: Sequence[Path], workdir: Path, extra_args: Sequence[str] = (),
+    def __init__(self, *, config_dirs: Sequence[Path] = (), workdir: Path, extra_args: Sequence[str] = (),
                  debounce_quiet: float = 0.05, log_level: str = "debug") -> None:
         self.xds_port = free_port()
         self.admin_port = free_port()
@@ -127,7 +127,7 @@ class Envoy(_Process):
     _base_id = 100 + os.getpid() % 1000
 
     def __init__(self, *, control_plane: ControlPlane, workdir: Path, node_id: str = "gateway-1",
-                 labels: dict[str, str] | None = None, namespace: str = "default") -> None:
+                 labels: dict[str, str] | None = None, namespace: str = "default", gateway: str | None = None) -> None:
         Envoy._base_id += 1
         self.admin_port = free_port()
         self.admin_url = f"http://127.0.0.1:{self.admin_port}"
@@ -136,6 +136,8 @@ class Envoy(_Process):
                "--xds-address", control_plane.xds_address, "--envoy-admin-address", f"127.0.0.1:{self.admin_port}"]
         for k, v in labels.items():
             cmd += ["--label", f"{k}={v}"]
+        if gateway:
+            cmd += ["--gateway", gateway]
         bootstrap = subprocess.run(cmd, check=True, capture_output=True, text=True, env=_env(), cwd=ROOT).stdout
         self.bootstrap_path = workdir / f"envoy-{self.admin_port}.yaml"
         self.bootstrap_path.write_text(bootstrap)
@@ -170,11 +172,11 @@ class Backends(_Process):
     """``python -m demo.backends`` on free ports: one replica, a greeter and/or a route guide."""
 
     def __init__(self, *, replica: str, workdir: Path, greeter: bool = True, route_guide: bool = True,
-                 tls: tuple[Path, Path] | None = None) -> None:
+                 tls: tuple[Path, Path] | None = None, host: str = "127.0.0.1", greeter_port: int | None = None) -> None:
         self.replica = replica
-        self.greeter_port = free_port() if greeter else None
+        self.greeter_port = (greeter_port or free_port()) if greeter else None
         self.route_guide_port = free_port() if route_guide else None
-        args = [PYTHON, "-m", "demo.backends", "--replica", replica]
+        args = [PYTHON, "-m", "demo.backends", "--replica", replica, "--host", host]
         if self.greeter_port:
             args += ["--greeter-port", str(self.greeter_port)]
         if self.route_guide_port:

@@ -1,7 +1,8 @@
 """The admin HTTP server: health, readiness and read-only debug views.
 
 * ``GET /healthz`` -- 200 while the process runs;
-* ``GET /readyz`` -- 200 once the first snapshot is built, 503 before;
+* ``GET /readyz`` -- 200 once every source has loaded (Kubernetes: every kind listed) and the
+  first snapshot is built, 503 before;
 * ``GET /debug/diagnostics`` -- every current diagnostic, as JSON;
 * ``GET /debug/nacks`` -- recent NACKs (messages redacted);
 * ``GET /debug/clients`` -- connected streams and their ACK/NACK state;
@@ -11,6 +12,8 @@ No endpoint ever returns resource contents, so no private key can leak here.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 from aiohttp import web
 
 from translators import type_urls
@@ -18,13 +21,15 @@ from xds_server.ads import AdsServer
 from xds_server.controller import Controller
 
 
-def make_app(*, ads: AdsServer, controller: Controller) -> web.Application:
+def make_app(*, ads: AdsServer, controller: Controller, sources_ready: Callable[[], bool] = lambda: True) -> web.Application:
     cache = ads.cache
 
     async def healthz(_: web.Request) -> web.Response:
         return web.Response(text="ok\n")
 
     async def readyz(_: web.Request) -> web.Response:
+        if not sources_ready():
+            return web.Response(status=503, text="waiting for every watched kind to list\n")
         if cache.ready:
             return web.Response(text="ready\n")
         return web.Response(status=503, text="waiting for the first snapshot\n")

@@ -3,9 +3,10 @@
 Stable contract (scripts and docs outside this repo depend on it)::
 
     xds-server serve --config DIR [--config DIR ...] --xds-address H:P --admin-address H:P
+    xds-server serve --kubernetes [--kubeconfig PATH] [--namespace NS ...] [--gateway-class NAME]
     xds-server validate DIR...
     xds-server render DIR... --node-id ID [--label k=v ...] [--namespace NS]
-    xds-server bootstrap envoy --node-id ID --label k=v [--xds-address H:P]
+    xds-server bootstrap envoy --node-id ID --label k=v [--xds-address H:P] [--gateway NAME --namespace NS]
     xds-server bootstrap grpc --node-id ID [--namespace NS] [--xds-address H:P] [-o FILE]
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -41,9 +43,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=getattr(logging, args.log_level.upper()),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    options = ServeOptions(config_dirs=[Path(d) for d in args.config], xds_address=args.xds_address,
+    if not args.config and not args.kubernetes:
+        raise SystemExit("give --config DIR and/or --kubernetes")
+    options = ServeOptions(config_dirs=[Path(d) for d in args.config or []], xds_address=args.xds_address,
                            admin_address=args.admin_address, debounce_quiet=args.debounce_quiet,
-                           debounce_max=args.debounce_max)
+                           debounce_max=args.debounce_max, kubernetes=args.kubernetes, kubeconfig=args.kubeconfig,
+                           namespaces=args.namespace, gateway_class=args.gateway_class,
+                           lease_namespace=args.lease_namespace)
     try:
         asyncio.run(serve(options))
     except KeyboardInterrupt:
@@ -93,7 +99,10 @@ def cmd_bootstrap_grpc(args: argparse.Namespace) -> int:
 def cmd_bootstrap(args: argparse.Namespace) -> int:
     from xds_server.bootstrap import dump_yaml, envoy_bootstrap
 
-    doc = envoy_bootstrap(node_id=args.node_id, labels=_labels(args.label), namespace=args.namespace,
+    labels = _labels(args.label)
+    if args.gateway:
+        labels["gateway.networking.k8s.io/gateway-name"] = args.gateway
+    doc = envoy_bootstrap(node_id=args.node_id, labels=labels, namespace=args.namespace,
                           xds_address=args.xds_address, admin_address=args.envoy_admin_address)
     sys.stdout.write(dump_yaml(doc))
     return 0
@@ -104,7 +113,13 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", help="serve ADS from config directories")
-    s.add_argument("--config", action="append", required=True, metavar="DIR", help="config directory (repeatable)")
+    s.add_argument("--config", action="append", metavar="DIR", help="config directory (repeatable)")
+    s.add_argument("--kubernetes", action="store_true", help="watch the Kubernetes API (in-cluster or kubeconfig)")
+    s.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, then ~/.kube/config)")
+    s.add_argument("--namespace", action="append", default=[], metavar="NS", help="watch only these namespaces")
+    s.add_argument("--gateway-class", default="xds-server", help="serve Gateway API Gateways of this class")
+    s.add_argument("--lease-namespace", default=os.environ.get("POD_NAMESPACE", "default"),
+                   help="namespace of the status-writer Lease")
     s.add_argument("--xds-address", default="127.0.0.1:18000")
     s.add_argument("--admin-address", default="127.0.0.1:19000")
     s.add_argument("--debounce-quiet", type=float, default=0.1, metavar="SECONDS")
@@ -133,6 +148,7 @@ def parser() -> argparse.ArgumentParser:
     be.add_argument("--namespace", default="default")
     be.add_argument("--xds-address", default="127.0.0.1:18000")
     be.add_argument("--envoy-admin-address", default="127.0.0.1:9901")
+    be.add_argument("--gateway", metavar="NAME", help="serve the Gateway API Gateway NAME (in --namespace)")
     be.set_defaults(func=cmd_bootstrap)
     bg = bsub.add_parser("grpc", help="GRPC_XDS_BOOTSTRAP JSON for proxyless gRPC clients and servers")
     bg.add_argument("--node-id", required=True)

@@ -16,6 +16,7 @@ from typing import Callable
 
 from translators.diagnostics import Diagnostic, Severity
 from translators.objects import ConfigObject, ObjectRef
+from translators.gateway_api import DEFAULT_GATEWAY_CLASS
 from translators.pipeline import Translation, translate
 from xds_server.cache import SnapshotCache
 from xds_server.redact import redact
@@ -28,7 +29,11 @@ _LEVEL = {Severity.ERROR: logging.ERROR, Severity.WARNING: logging.WARNING, Seve
 
 class Controller:
     def __init__(self, *, store: ConfigStore, cache: SnapshotCache, quiet: float = 0.1, max_delay: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, gateway_class: str = DEFAULT_GATEWAY_CLASS,
+                 on_translated: Callable[[Translation, list[ConfigObject]], None] | None = None) -> None:
+        self.gateway_class = gateway_class
+        #: called in a worker thread after each publish (status writing); failures are logged
+        self.on_translated = on_translated
         self.store = store
         self.cache = cache
         self.quiet = quiet
@@ -55,7 +60,8 @@ class Controller:
         started = self.clock()
         generation = self.store.generation
         objects, origin_diags = self.store.objects()
-        translation = await asyncio.to_thread(translate, objects, accepted=self._accepted, previous=self._previous)
+        translation = await asyncio.to_thread(translate, objects, accepted=self._accepted, previous=self._previous,
+                                              gateway_class=self.gateway_class)
         self._previous = translation
         diags = origin_diags + translation.diagnostics
         prepared = await asyncio.to_thread(self.cache.prepare, translation, generation=generation)
@@ -68,6 +74,11 @@ class Controller:
         self.diagnostics = diags
         log.info("translation %d (generation %d) took %.3fs: %d clusters, %d diagnostics", self.translations,
                  generation, self.last_duration_s, len(translation.model.clusters), len(diags))
+        if self.on_translated is not None:
+            try:
+                await asyncio.to_thread(self.on_translated, translation, objects)
+            except Exception:  # noqa: BLE001
+                log.exception("after-translation hook failed")
 
     def _log_new(self, diags: list[Diagnostic]) -> None:
         before = set(self.diagnostics)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -33,13 +34,35 @@ class ServeOptions:
     admin_address: str = "127.0.0.1:19000"
     debounce_quiet: float = 0.1
     debounce_max: float = 1.0
+    kubernetes: bool = False
+    kubeconfig: str | None = None
+    namespaces: Sequence[str] = ()
+    gateway_class: str = "xds-server"
+    lease_namespace: str = "default"
 
 
 async def serve(options: ServeOptions, *, stop_event: asyncio.Event | None = None) -> None:
     stop_event = stop_event or asyncio.Event()
     store = ConfigStore()
     cache = SnapshotCache()
-    controller = Controller(store=store, cache=cache, quiet=options.debounce_quiet, max_delay=options.debounce_max)
+    k8s = None
+    hook = None
+    election = None
+    if options.kubernetes:
+        from k8s_watch.source import KubernetesSource, api_client
+        from k8s_watch.status import LeaderElection, StatusWriter
+
+        api = api_client(kubeconfig=options.kubeconfig)
+        k8s = KubernetesSource(store=store, api=api, namespaces=options.namespaces)
+        election = LeaderElection(api=api, namespace=options.lease_namespace)
+        writer = StatusWriter(api=api, election=election,
+                              versions=_ServedVersions(k8s))
+        election.on_elected = writer.flush
+
+        def hook(translation, objects):  # noqa: ANN001 - runs in a worker thread
+            writer.write(translation.statuses, {o.ref: o for o in objects})
+    controller = Controller(store=store, cache=cache, quiet=options.debounce_quiet, max_delay=options.debounce_max,
+                            gateway_class=options.gateway_class, on_translated=hook)
     ads = AdsServer(cache=cache)
     source = FileSource(dirs=options.config_dirs, store=store)
 
@@ -52,7 +75,9 @@ async def serve(options: ServeOptions, *, stop_event: asyncio.Event | None = Non
     bound = server.add_insecure_port(f"{xds_host}:{xds_port}")
     if bound == 0:
         raise OSError(f"cannot listen for xDS on {options.xds_address}")
-    runner = web.AppRunner(make_app(ads=ads, controller=controller), access_log=None)
+    runner = web.AppRunner(make_app(ads=ads, controller=controller,
+                                    sources_ready=(lambda: k8s.ready) if k8s is not None else (lambda: True)),
+                           access_log=None)
     await runner.setup()
     admin_host, admin_port = split_address(options.admin_address)
     await web.TCPSite(runner, admin_host, admin_port).start()
@@ -60,6 +85,10 @@ async def serve(options: ServeOptions, *, stop_event: asyncio.Event | None = Non
     log.info("xDS on %s, admin on http://%s", options.xds_address, options.admin_address)
 
     source.load_all()
+    if k8s is not None:
+        k8s.start()
+        await asyncio.wait_for(k8s.ready_event.wait(), timeout=None)  # never translate a partial cluster view
+        threading.Thread(target=election.run, name="leader-election", daemon=True).start()
     tasks = [asyncio.create_task(controller.run(stop_event=stop_event), name="controller"),
              asyncio.create_task(source.run(stop_event=stop_event), name="file-source")]
     loop = asyncio.get_running_loop()
@@ -70,13 +99,32 @@ async def serve(options: ServeOptions, *, stop_event: asyncio.Event | None = Non
             pass
     try:
         stopper = asyncio.create_task(stop_event.wait())
-        done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        for t in done:
-            if t is not stopper and t.exception() is not None:
-                raise t.exception()
+        pending = {stopper, *tasks}
+        while stopper in pending:  # a source that finishes (nothing to watch) is fine; one that fails is not
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                if t is not stopper and t.exception() is not None:
+                    raise t.exception()
     finally:
         stop_event.set()
+        if k8s is not None:
+            k8s.stop()
+            election.stop.set()
         for t in tasks:
             t.cancel()
         await server.stop(grace=1.0)
         await runner.cleanup()
+
+
+class _ServedVersions(dict):
+    """The API version each watched kind is served at, read live from the reflectors."""
+
+    def __init__(self, source) -> None:  # noqa: ANN001
+        super().__init__()
+        self.source = source
+
+    def get(self, key, default=None):  # noqa: ANN001
+        for r in self.source.reflectors:
+            if r.kind.label == key and r.version:
+                return r.version
+        return default
