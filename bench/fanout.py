@@ -12,25 +12,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.configs import GATEWAY_AND_SERVICE
 from tests.harness import ControlPlane
 
-BASE = """
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: gw}
-spec:
-  selector: {istio: ingressgateway}
-  servers: [{port: {number: 8080, name: grpc, protocol: GRPC}, hosts: ["*"]}]
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: svc}
-spec:
-  hosts: [svc.default.svc.cluster.local]
-  ports: [{number: 50051, name: grpc}]
-  resolution: STATIC
-  endpoints: [{address: 127.0.0.1}]
-"""
+BASE = GATEWAY_AND_SERVICE
 
 CHANGE = """
 apiVersion: networking.istio.io/v1

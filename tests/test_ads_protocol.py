@@ -18,6 +18,7 @@ from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from google.protobuf import struct_pb2
 from google.rpc import status_pb2
 
+from tests.configs import GATEWAY_AND_SERVICE, ROUTE
 from tests.harness import free_port
 from translators import type_urls as T
 from translators.pipeline import translate
@@ -26,33 +27,9 @@ from xds_server.cache import SnapshotCache
 from xds_server.server import ServeOptions, serve
 from xds_server.sources.documents import parse_text
 
-CONFIG = """
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: gw}
-spec:
-  selector: {istio: ingressgateway}
-  servers: [{port: {number: 8080, name: grpc, protocol: GRPC}, hosts: ["*"]}]
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: svc}
-spec:
-  hosts: [svc.default.svc.cluster.local]
-  ports: [{number: 50051, name: grpc}]
-  resolution: STATIC
-  endpoints: [{address: 127.0.0.1}]
-"""
+CONFIG = GATEWAY_AND_SERVICE
 
-ROUTES = """
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: vs}
-spec:
-  hosts: ["*"]
-  gateways: [gw]
-  http: [{match: [{uri: {prefix: /%s/}}], route: [{destination: {host: svc}}]}]
-"""
+ROUTES = ROUTE % ("/%s/", "")
 
 MUST = 5.0
 MUST_NOT = 0.5

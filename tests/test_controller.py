@@ -9,36 +9,13 @@ from xds_server.cache import SnapshotCache
 from xds_server.controller import Controller
 from xds_server.sources.documents import parse_text
 from xds_server.store import ConfigStore
+from tests.configs import GATEWAY_AND_SERVICE, ROUTE
 
 GATEWAY = NodeInfo.of(labels={"istio": "ingressgateway"})
 
-BASE = """
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: gw}
-spec:
-  selector: {istio: ingressgateway}
-  servers: [{port: {number: 8080, name: grpc, protocol: GRPC}, hosts: ["*"]}]
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: svc}
-spec:
-  hosts: [svc.default.svc.cluster.local]
-  ports: [{number: 50051, name: grpc}]
-  resolution: STATIC
-  endpoints: [{address: 127.0.0.1}]
-"""
+BASE = GATEWAY_AND_SERVICE
 
-VS = """
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: vs}
-spec:
-  hosts: ["*"]
-  gateways: [gw]
-  http: [{match: [{uri: {prefix: %s}}], route: [{destination: {host: svc}}]%s}]
-"""
+VS = ROUTE
 
 
 def _load(store: ConfigStore, origin: str, text: str) -> None:

@@ -12,32 +12,9 @@ from translators.pipeline import translate
 from xds_server.cache import SnapshotCache
 from xds_server.snapshot import Resource, Snapshot, encode_response, version_of
 from xds_server.sources.documents import parse_text
+from tests.configs import GATEWAY_AND_SERVICE, ROUTE
 
-CONFIG = """
-apiVersion: networking.istio.io/v1
-kind: Gateway
-metadata: {name: gw}
-spec:
-  selector: {istio: ingressgateway}
-  servers: [{port: {number: 8080, name: grpc, protocol: GRPC}, hosts: ["*"]}]
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: svc}
-spec:
-  hosts: [svc.default.svc.cluster.local]
-  ports: [{number: 50051, name: grpc}]
-  resolution: STATIC
-  endpoints: [{address: 127.0.0.1}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: vs}
-spec:
-  hosts: ["*"]
-  gateways: [gw]
-  http: [{route: [{destination: {host: svc}}]}]
-"""
+CONFIG = GATEWAY_AND_SERVICE + "---" + ROUTE % ("/", "")
 
 GATEWAY = NodeInfo.of(labels={"istio": "ingressgateway"})
 

@@ -88,16 +88,21 @@ def build_proxyless_cluster(cluster: ir.Cluster) -> cluster_pb2.Cluster:
     if policy.http2_max_requests:
         out.circuit_breakers.thresholds.append(circuit_breaker_pb2.CircuitBreakers.Thresholds(
             max_requests=_u32(policy.http2_max_requests)))
+    _discovery_and_outliers(out, cluster, dns_type=cluster_pb2.Cluster.LOGICAL_DNS)  # gRPC supports LOGICAL_DNS (A37)
+    return out
+
+
+def _discovery_and_outliers(out: cluster_pb2.Cluster, cluster: ir.Cluster, *, dns_type: int) -> None:
+    """EDS over ADS, or DNS with the assignment inline; outlier detection when configured."""
     if cluster.discovery == "STRICT_DNS":
-        out.type = cluster_pb2.Cluster.LOGICAL_DNS
+        out.type = dns_type
         out.load_assignment.CopyFrom(build_load_assignment(cluster))
     else:
         out.type = cluster_pb2.Cluster.EDS
         out.eds_cluster_config.eds_config.CopyFrom(ads_source())
         out.eds_cluster_config.service_name = cluster.name
-    if policy.outlier is not None:
-        out.outlier_detection.CopyFrom(_outlier(policy.outlier))
-    return out
+    if cluster.policy.outlier is not None:
+        out.outlier_detection.CopyFrom(_outlier(cluster.policy.outlier))
 
 
 def build_cluster(cluster: ir.Cluster) -> cluster_pb2.Cluster:
@@ -112,16 +117,9 @@ def build_cluster(cluster: ir.Cluster) -> cluster_pb2.Cluster:
             max_requests=_u32(max_requests), max_retries=_u32(UNLIMITED))]),
     )
     out.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(pack(_protocol_options(cluster)))
+    _discovery_and_outliers(out, cluster, dns_type=cluster_pb2.Cluster.STRICT_DNS)
     if cluster.discovery == "STRICT_DNS":
-        out.type = cluster_pb2.Cluster.STRICT_DNS
         out.dns_lookup_family = cluster_pb2.Cluster.V4_PREFERRED
-        out.load_assignment.CopyFrom(build_load_assignment(cluster))
-    else:
-        out.type = cluster_pb2.Cluster.EDS
-        out.eds_cluster_config.eds_config.CopyFrom(ads_source())
-        out.eds_cluster_config.service_name = cluster.name
-    if policy.outlier is not None:
-        out.outlier_detection.CopyFrom(_outlier(policy.outlier))
     if policy.tls is not None:
         out.transport_socket.CopyFrom(base_pb2.TransportSocket(
             name="envoy.transport_sockets.tls", typed_config=pack(upstream_tls(cluster, policy.tls))))
