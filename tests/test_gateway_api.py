@@ -122,3 +122,20 @@ def test_gateway_of_another_class_is_not_ours() -> None:
     assert translation.for_node(node)[T.LISTENER] == {}
     [status] = [v for k, v in translation.statuses.items() if k.kind == "GRPCRoute"]
     assert status["parents"][0]["conditions"][0]["reason"] == "NoMatchingParent"
+
+
+def test_invalid_istio_objects_get_a_status_an_istio_user_recognises() -> None:
+    text = """
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: broken, namespace: default}
+spec:
+  hosts: ["*"]
+  http: [{timeout: soon, route: [{destination: {host: x, port: {number: 1}}}]}]
+"""
+    objects, _ = parse_text(text, file="k8s:VirtualService.networking.istio.io/default/broken")
+    translation = translate(objects)
+    [status] = [v for k, v in translation.statuses.items() if k.name == "broken"]
+    assert status["validationMessages"][0]["level"] == "ERROR"
+    assert "spec.http[0].timeout" in status["validationMessages"][0]["message"]
+    assert status["conditions"][0]["type"] == "Reconciled" and status["conditions"][0]["status"] == "False"
