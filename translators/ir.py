@@ -58,8 +58,8 @@ class Endpoint:
     service_port: int = 0
 
     def matches(self, selector: tuple[tuple[str, str], ...]) -> bool:
-        mine = dict(self.labels)
-        return all(mine.get(k) == v for k, v in selector)
+        labels = self.labels
+        return all(pair in labels for pair in selector)  # label keys are unique, so pair membership is exact
 
 
 @dataclass(frozen=True, slots=True)

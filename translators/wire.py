@@ -7,7 +7,12 @@ and for endpoint assignments (``translators.builders.endpoints``).
 from __future__ import annotations
 
 
+_SMALL = [bytes((n,)) if n < 128 else bytes(((n & 0x7F) | 0x80, n >> 7)) for n in range(16384)]
+
+
 def varint(n: int) -> bytes:
+    if n < 16384:
+        return _SMALL[n]
     out = bytearray()
     while True:
         b = n & 0x7F
@@ -21,4 +26,7 @@ def varint(n: int) -> bytes:
 
 def field(tag: int, payload: bytes) -> bytes:
     """A length-delimited field (wire type 2)."""
-    return bytes([(tag << 3) | 2]) + varint(len(payload)) + payload
+    return _TAGS[tag] + varint(len(payload)) + payload
+
+
+_TAGS = [bytes(((t << 3) | 2,)) for t in range(16)]

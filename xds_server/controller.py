@@ -10,9 +10,11 @@ version is broken keeps serving its last good version.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 from translators.diagnostics import Diagnostic, Severity
 from translators.objects import ConfigObject, ObjectRef
@@ -23,6 +25,17 @@ from xds_server.redact import redact
 from xds_server.store import ConfigStore
 
 log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 _LEVEL = {Severity.ERROR: logging.ERROR, Severity.WARNING: logging.WARNING, Severity.INFO: logging.DEBUG}
 
@@ -60,11 +73,9 @@ class Controller:
         started = self.clock()
         generation = self.store.generation
         objects, origin_diags = self.store.objects()
-        translation = await asyncio.to_thread(translate, objects, accepted=self._accepted, previous=self._previous,
-                                              gateway_class=self.gateway_class)
+        translation, prepared = await asyncio.to_thread(self._translate_and_serialize, objects, generation)
         self._previous = translation
         diags = origin_diags + translation.diagnostics
-        prepared = await asyncio.to_thread(self.cache.prepare, translation, generation=generation)
         self._accepted = translation.accepted
         self.cache.install(prepared)
         self._translated_generation = generation
@@ -79,6 +90,14 @@ class Controller:
                 await asyncio.to_thread(self.on_translated, translation, objects)
             except Exception:  # noqa: BLE001
                 log.exception("after-translation hook failed")
+
+    def _translate_and_serialize(self, objects: list[ConfigObject], generation: int):
+        """Worker thread.  The cyclic GC is paused meanwhile: translation allocates hundreds of thousands of
+        short-lived acyclic objects, and gen-2 collections over them cost about a third of a large build."""
+        with gc_paused():
+            translation = translate(objects, accepted=self._accepted, previous=self._previous,
+                                    gateway_class=self.gateway_class)
+            return translation, self.cache.prepare(translation, generation=generation)
 
     def _log_new(self, diags: list[Diagnostic]) -> None:
         before = set(self.diagnostics)

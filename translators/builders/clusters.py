@@ -8,6 +8,8 @@ Envoy's 1024-request default never throttles a busy gateway by surprise.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 from envoy.config.cluster.v3 import circuit_breaker_pb2, cluster_pb2, outlier_detection_pb2
 from envoy.config.core.v3 import base_pb2, protocol_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
@@ -105,21 +107,39 @@ def _discovery_and_outliers(out: cluster_pb2.Cluster, cluster: ir.Cluster, *, dn
         out.outlier_detection.CopyFrom(_outlier(cluster.policy.outlier))
 
 
-def build_cluster(cluster: ir.Cluster) -> cluster_pb2.Cluster:
-    policy = cluster.policy
-    max_requests = policy.http2_max_requests or UNLIMITED
+@lru_cache(maxsize=4096)
+def _template(policy: ir.TrafficPolicy, h2: bool, discovery: str) -> cluster_pb2.Cluster:
+    """Everything a cluster gets from its policy and protocol: built once per distinct combination
+    (a thousand services with the same DestinationRule shape share one template)."""
+    shape = ir.Cluster("", "", 0, "", h2, policy, discovery, ())
     out = cluster_pb2.Cluster(
-        name=cluster.name,
         connect_timeout=duration(CONNECT_TIMEOUT_S),
         lb_policy=_LB[policy.lb],
         circuit_breakers=circuit_breaker_pb2.CircuitBreakers(thresholds=[circuit_breaker_pb2.CircuitBreakers.Thresholds(
             priority=base_pb2.DEFAULT, max_connections=_u32(UNLIMITED), max_pending_requests=_u32(UNLIMITED),
-            max_requests=_u32(max_requests), max_retries=_u32(UNLIMITED))]),
+            max_requests=_u32(policy.http2_max_requests or UNLIMITED), max_retries=_u32(UNLIMITED))]),
     )
-    out.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(pack(_protocol_options(cluster)))
-    _discovery_and_outliers(out, cluster, dns_type=cluster_pb2.Cluster.STRICT_DNS)
-    if cluster.discovery == "STRICT_DNS":
+    out.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(pack(_protocol_options(shape)))
+    if discovery == "STRICT_DNS":
+        out.type = cluster_pb2.Cluster.STRICT_DNS
         out.dns_lookup_family = cluster_pb2.Cluster.V4_PREFERRED
+    else:
+        out.type = cluster_pb2.Cluster.EDS
+        out.eds_cluster_config.eds_config.CopyFrom(ads_source())
+    if policy.outlier is not None:
+        out.outlier_detection.CopyFrom(_outlier(policy.outlier))
+    return out
+
+
+def build_cluster(cluster: ir.Cluster) -> cluster_pb2.Cluster:
+    policy = cluster.policy
+    out = cluster_pb2.Cluster()
+    out.CopyFrom(_template(policy, cluster.h2, cluster.discovery))
+    out.name = cluster.name
+    if cluster.discovery == "STRICT_DNS":
+        out.load_assignment.CopyFrom(build_load_assignment(cluster))
+    else:
+        out.eds_cluster_config.service_name = cluster.name
     if policy.tls is not None:
         out.transport_socket.CopyFrom(base_pb2.TransportSocket(
             name="envoy.transport_sockets.tls", typed_config=pack(upstream_tls(cluster, policy.tls))))

@@ -114,6 +114,10 @@ def regex(value: str, path: str, rep: Reporter) -> str | None:
 
 
 def labels(value: Any, path: str, rep: Reporter) -> tuple[tuple[str, str], ...]:
+    if not value:
+        return ()
+    if type(value) is dict and all(type(k) is str and type(v) is str for k, v in value.items()):
+        return tuple(sorted(value.items()))  # the common case, without per-item checks
     m = mapping(value, path, rep)
     if not m:
         return ()

@@ -71,7 +71,14 @@ def parse_service_entry(obj: ConfigObject, rep: Reporter) -> list[Service]:
     by_name = {p.name: p for p in ports if p.name}
     endpoints: list[Endpoint] = []
     for i, e in enumerate(fields.sequence(spec.get("endpoints"), "spec.endpoints", rep)):
-        ep = f"spec.endpoints[{i}]"
+        fast = _well_formed(e, resolution=resolution, by_name=by_name)
+        if fast is not None:
+            address, port_map, labels, weight, locality = fast
+            for p in ports:
+                number = port_map[p.name] if p.name in port_map else (p.target_port or p.number)
+                endpoints.append(Endpoint(address, number, labels, weight, locality, p.number))
+            continue
+        ep = f"spec.endpoints[{i}]"  # the validating path: names every problem
         m = fields.mapping(e, ep, rep)
         if m is None:
             continue
@@ -103,6 +110,30 @@ def parse_service_entry(obj: ConfigObject, rep: Reporter) -> list[Service]:
         services.append(Service(host=host, namespace=obj.namespace, ports=ports, resolution=resolution,
                                 endpoints=_endpoints_for_dns(host, ports, endpoints, resolution), source=obj.ref))
     return services
+
+
+_ENDPOINT_KEYS = frozenset({"address", "ports", "labels", "weight", "locality", "network", "serviceAccount"})
+
+
+def _well_formed(e, *, resolution: str, by_name: dict) -> tuple | None:
+    """The common, valid endpoint, read without per-field diagnostics; None sends it down the validating path."""
+    if type(e) is not dict or not _ENDPOINT_KEYS.issuperset(e):
+        return None
+    address = e.get("address")
+    if type(address) is not str or (resolution == "STATIC" and not _IPV4.match(address)):
+        return None
+    port_map = e.get("ports") or {}
+    if type(port_map) is not dict or not all(k in by_name and type(v) is int and 0 < v < 65536
+                                             for k, v in port_map.items()):
+        return None
+    labels = e.get("labels") or {}
+    if type(labels) is not dict or not all(type(k) is str and type(v) is str for k, v in labels.items()):
+        return None
+    weight = e.get("weight", 1)
+    locality = e.get("locality") or ""
+    if type(weight) is not int or not 0 <= weight < 2**32 or type(locality) is not str:
+        return None
+    return address, port_map, tuple(sorted(labels.items())), weight or 1, locality
 
 
 def _endpoints_for_dns(host: str, ports: tuple[ServicePort, ...], endpoints: list[Endpoint],

@@ -316,7 +316,12 @@ def _match(value: Any, path: str, rep: Reporter, *, namespace: str) -> RouteMatc
     return RouteMatch(path=uri, headers=tuple(headers), query_params=query, port=port, gateways=gateways)
 
 
+_NO_HEADER_OPS = HeaderOps()
+
+
 def _header_ops(value: Any, path: str, rep: Reporter) -> HeaderOps:
+    if value is None:
+        return _NO_HEADER_OPS
     m = fields.mapping(value, path, rep)
     if not m:
         return HeaderOps()
