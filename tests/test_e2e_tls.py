@@ -60,6 +60,9 @@ spec:
     hosts: ["*"]
   - port: {{number: {plain}, name: grpc, protocol: GRPC}}
     hosts: ["*"]
+  - port: {{number: {redirect}, name: http-redirect, protocol: HTTP}}
+    hosts: ["*"]
+    tls: {{httpsRedirect: true}}
   - port: {{number: {passthrough}, name: tls-passthrough, protocol: TLS}}
     hosts: [greeter.internal]
     tls: {{mode: PASSTHROUGH}}
@@ -102,6 +105,31 @@ spec:
   endpoints: [{{address: 127.0.0.1, ports: {{grpc: {secure}}}}}]
 ---
 apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: secure-greeter-sds, namespace: default}}
+spec:
+  hosts: [secure-greeter-sds.default.svc.cluster.local]
+  ports: [{{number: 50051, name: grpc, protocol: GRPC}}]
+  resolution: STATIC
+  endpoints: [{{address: 127.0.0.1, ports: {{grpc: {secure}}}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: secure-greeter-sds, namespace: default}}
+spec:
+  host: secure-greeter-sds
+  trafficPolicy:
+    tls: {{mode: SIMPLE, credentialName: backend-ca, sni: greeter.internal}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: backend-ca, namespace: default}}
+type: Opaque
+stringData:
+  ca.crt: |
+{ca_block}
+---
+apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {{name: secure-greeter, namespace: default}}
 spec:
@@ -116,6 +144,8 @@ spec:
   hosts: ["*"]
   gateways: [edge]
   http:
+  - match: [{{uri: {{prefix: /helloworld.Greeter/}}, port: {plain}, headers: {{x-sds: {{exact: "1"}}}}}}]
+    route: [{{destination: {{host: secure-greeter-sds}}}}]
   - match: [{{uri: {{prefix: /helloworld.Greeter/}}, port: {plain}}}]
     route: [{{destination: {{host: secure-greeter}}}}]
   - match: [{{uri: {{prefix: /helloworld.Greeter/}}}}]
@@ -150,6 +180,7 @@ class TlsEnv:
         self.https, self.web, self.plain = free_port(), free_port(), free_port()
         self.page_port = free_port()  # the browser page's (allowed) origin
         self.passthrough = free_port()
+        self.redirect = free_port()
 
     def start(self) -> "TlsEnv":
         self.plain_backend = self.stack.enter_context(Backends(replica="plain", workdir=self.workdir)).wait_ready()
@@ -160,7 +191,9 @@ class TlsEnv:
         (self.config / "config.yaml").write_text(CONFIG.format(
             https=self.https, web=self.web, plain=self.plain, greeter=self.plain_backend.greeter_port,
             route_guide=self.plain_backend.route_guide_port, secure=self.secure_backend.greeter_port,
-            ca_file=self.ca_file, origin=ALLOWED_ORIGIN, page_port=self.page_port, passthrough=self.passthrough))
+            ca_file=self.ca_file, origin=ALLOWED_ORIGIN, page_port=self.page_port, passthrough=self.passthrough,
+            redirect=self.redirect,
+            ca_block="\n".join("    " + l for l in self.ca.cert_pem.bytes().decode().strip().splitlines())))
         self.cp = self.stack.enter_context(ControlPlane(config_dirs=[self.config], workdir=self.workdir)).wait_ready()
         self.envoy = self.stack.enter_context(Envoy(control_plane=self.cp, workdir=self.workdir))
         self.envoy.wait_ready()
@@ -234,6 +267,14 @@ def test_tls_origination_to_a_tls_backend(tls_env: TlsEnv) -> None:
         assert say_hello(ch, name="origin") == ("Hello origin from tls-backend", "tls-backend")
 
 
+def test_tls_origination_with_a_credential_from_sds(tls_env: TlsEnv) -> None:
+    """DestinationRule tls.credentialName: the CA reaches Envoy as SDS ``kubernetes://backend-ca-cacert``."""
+    with grpc.insecure_channel(f"127.0.0.1:{tls_env.plain}") as ch:
+        assert say_hello(ch, name="sds", metadata=[("x-sds", "1")]) == ("Hello sds from tls-backend", "tls-backend")
+    dump = json.dumps(tls_env.envoy.config_dump())
+    assert "kubernetes://backend-ca-cacert" in dump
+
+
 def test_tls_passthrough_routes_on_sni_to_the_backend(tls_env: TlsEnv) -> None:
     """Envoy does not terminate: the client's TLS session is with the backend (its certificate, its ALPN)."""
     creds = grpc.ssl_channel_credentials(root_certificates=tls_env.ca.cert_pem.bytes())
@@ -244,6 +285,14 @@ def test_tls_passthrough_routes_on_sni_to_the_backend(tls_env: TlsEnv) -> None:
     with socket.create_connection(("127.0.0.1", tls_env.passthrough), timeout=5) as raw:
         with ctx.wrap_socket(raw, server_hostname="greeter.internal") as tls:
             assert "greeter.internal" in str(tls.getpeercert()["subjectAltName"])
+
+
+def test_https_redirect(tls_env: TlsEnv) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", tls_env.redirect, timeout=10)
+    conn.request("GET", "/helloworld.Greeter/SayHello", headers={"host": "grpc.example.com"})
+    resp = conn.getresponse()
+    resp.read()
+    assert resp.status == 301 and resp.getheader("location").startswith("https://grpc.example.com/")
 
 
 def _grpc_web_frame(message: bytes) -> bytes:
