@@ -60,20 +60,27 @@ def encode_response(*, version: str, type_url: str, nonce: str, resources: Itera
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """``type_url -> {name: Resource}``, plus a version per type."""
+    """``type_url -> {name: Resource}``, plus a version per type (computed on first use: streams compute
+    versions over what they subscribe to, so only the admin endpoint needs whole-type versions)."""
 
     resources: Mapping[str, Mapping[str, Resource]]
-    versions: Mapping[str, str]
     #: monotonic generation of the config this snapshot was built from
     generation: int = 0
     #: resources that exist by name only (proxyless LDS/RDS), resolved on first request
     resolver: Callable[[str, str], Resource | None] | None = field(default=None, compare=False, repr=False)
     _resolved: dict[tuple[str, str], Resource | None] = field(default_factory=dict, compare=False, repr=False)
+    _versions: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def build(cls, resources: Mapping[str, Mapping[str, Resource]], *, generation: int = 0,
               resolver: Callable[[str, str], Resource | None] | None = None) -> "Snapshot":
-        return cls(resources, {t: version_of(rs.values()) for t, rs in resources.items()}, generation, resolver)
+        return cls(resources, generation, resolver)
+
+    @property
+    def versions(self) -> Mapping[str, str]:
+        if not self._versions and self.resources:
+            self._versions.update({t: version_of(rs.values()) for t, rs in self.resources.items()})
+        return self._versions
 
     def _lookup(self, type_url: str, name: str) -> Resource | None:
         found = self.resources.get(type_url, {}).get(name)
