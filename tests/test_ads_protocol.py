@@ -297,6 +297,42 @@ async def test_nack_is_recorded_and_never_resent(server) -> None:
     resp = await s.recv()
     assert resp.type_url == T.CLUSTER and resp.version_info != got[T.CLUSTER].version_info
     await s.ack(resp)
+    eds = await s.recv()  # the changed clusters' endpoints follow (cluster warming)
+    assert eds.type_url == T.ENDPOINT
+    await s.ack(eds, names=SUBSCRIPTION[T.ENDPOINT])
+    await s.nothing()
+
+
+async def test_cds_change_is_followed_by_eds_even_when_endpoints_did_not_change(server) -> None:
+    """Envoy keeps an updated EDS cluster warming until it gets its ClusterLoadAssignment
+    (xds_protocol, "Eventual consistency considerations")."""
+    channel, config_dir, _ = server
+    s = Stream(channel)
+    got = await subscribe_all(s)
+    write_config(config_dir, config(lb="RANDOM"))
+    cds = await s.recv()
+    assert cds.type_url == T.CLUSTER
+    assert all(c.lb_policy == cluster_pb2.Cluster.RANDOM for c in decode(cds))
+    await s.ack(cds)
+    eds = await s.recv()
+    assert eds.type_url == T.ENDPOINT and names_of(eds) == CLUSTERS
+    assert eds.version_info == got[T.ENDPOINT].version_info, "the endpoints themselves did not change"
+    assert sorted(r.SerializeToString() for r in eds.resources) == \
+        sorted(r.SerializeToString() for r in got[T.ENDPOINT].resources)
+    await s.ack(eds, names=SUBSCRIPTION[T.ENDPOINT])
+    await s.nothing()
+
+
+async def test_endpoint_edit_sends_only_the_changed_assignments(server) -> None:
+    """SotW EDS: absence means unchanged, so a push carries only the assignments that changed."""
+    channel, config_dir, _ = server
+    s = Stream(channel)
+    await subscribe_all(s)
+    write_config(config_dir, config(v2_port=40009))
+    eds = await s.recv()
+    assert eds.type_url == T.ENDPOINT
+    assert names_of(eds) == sorted([DEFAULT, V2]), "v1's assignment did not change"
+    await s.ack(eds, names=SUBSCRIPTION[T.ENDPOINT])
     await s.nothing()
 
 

@@ -64,6 +64,8 @@ CASES = [
     Case("wildcard ACK with *", WILD, Request(T.LISTENER, "v2", ("*",), "7"), Decision.ACK, {"names": None}),
     Case("wildcard to named is a change", WILD, Request(T.LISTENER, "v2", ("x:1",), "7"), Decision.RESPOND,
          {"names": frozenset({"x:1"})}),
+    Case("ACK of a version never sent acknowledges nothing", SENT, Request(T.ROUTE, "v99", ("a",), "7"), Decision.ACK,
+         {"acked_version": "v1", "last_version": "v2"}),
     Case("ACK clears a previous NACK", NACKED, Request(T.ROUTE, "v2", ("a",), "7"), Decision.ACK,
          {"nacked_version": "", "nack_message": "", "acked_version": "v2"}),
     # -- NACK

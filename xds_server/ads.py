@@ -9,9 +9,23 @@ request from the client, or a newer snapshot for the stream's node class.
   subscription* differs from what the stream last received.  A NACKed
   version is therefore never re-sent, and a slow stream simply skips
   intermediate snapshots: nothing queues up behind a blocked write.
+* After a CDS push that changes clusters, EDS for those clusters follows even
+  when their endpoints did not change: Envoy keeps an updated EDS cluster
+  warming until it gets a ``ClusterLoadAssignment`` for it (xds_protocol,
+  "Eventual consistency considerations"; go-control-plane and Istio do the
+  same).
+* RDS and EDS pushes carry only the resources that changed since this stream
+  last got them: for those types absence means "unchanged", not "removed"
+  (xds_protocol, "Knowing When a Requested Resource Does Not Exist").  After
+  a NACK the next push is complete again.
 * Responses are assembled from pre-serialized bytes
   (:func:`xds_server.snapshot.encode_response`) and sent through an identity
   serializer.
+
+Nothing a client sends may take the server down: requests, names and node
+metadata have limits (:class:`Limits`, ``RESOURCE_EXHAUSTED`` beyond them),
+NACK text is bounded, escaped and redacted before it is stored or logged, and
+unknown type URLs keep no state.
 """
 from __future__ import annotations
 
@@ -29,16 +43,47 @@ from envoy.service.discovery.v3 import discovery_pb2
 from translators import type_urls
 from translators.node import ENVOY, GRPC, NodeInfo
 from translators.proxyless_view import INBOUND_PREFIX
-from xds_server.cache import SnapshotCache
+from xds_server.cache import SnapshotCache, TooManyClasses
 from xds_server.nodes import node_info
 from xds_server.protocol import Decision, Request, TypeState, should_respond
 from xds_server.redact import redact
-from xds_server.snapshot import Snapshot, encode_response, version_of
+from xds_server.snapshot import Resource, Snapshot, encode_response, version_of
 
 log = logging.getLogger(__name__)
 
 SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
 SOTW_METHOD = "StreamAggregatedResources"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What one client may ask of the server."""
+
+    #: resource names in one DiscoveryRequest
+    names_per_request: int = 10_000
+    #: resource names subscribed on one stream, over all types
+    names_per_stream: int = 20_000
+    #: serialized size of the Node a client sends
+    node_bytes: int = 64 * 1024
+    #: characters of NACK text kept and logged
+    nack_chars: int = 4096
+    #: an identical NACK is logged once per this many seconds, with a count
+    nack_log_interval: float = 10.0
+    #: names resolved on the event loop; larger selections run in a worker thread
+    inline_names: int = 64
+
+
+class LimitExceeded(Exception):
+    """A request over a :class:`Limits` value: the stream ends with RESOURCE_EXHAUSTED."""
+
+
+def sanitize(text: str, *, limit: int) -> str:
+    """NACK text as it may be stored and logged: bounded, private keys redacted, control characters escaped
+    so that it cannot forge log lines."""
+    text = redact(text[: limit * 16])
+    if len(text) > limit:
+        text = text[:limit] + f"... [{len(text) - limit} more characters]"
+    return "".join(c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 @dataclass(slots=True)
@@ -60,6 +105,8 @@ class StreamInfo:
     node_id: str = ""
     node: NodeInfo | None = None
     states: dict[str, TypeState] = field(default_factory=dict)
+    #: per type, the version of each resource as this stream last got it
+    sent: dict[str, dict[str, str]] = field(default_factory=dict)
     connected_at: float = field(default_factory=time.time)
 
     def as_dict(self) -> dict:
@@ -78,11 +125,37 @@ def looks_proxyless(req: discovery_pb2.DiscoveryRequest) -> bool:
             and all(n.startswith(INBOUND_PREFIX) or (":" in n and n != "*") for n in names))
 
 
+class _NackLog:
+    """Logs each distinct NACK once per interval, with how many identical ones were suppressed."""
+
+    def __init__(self, interval: float, *, clock=time.monotonic, max_keys: int = 1024) -> None:
+        self.interval = interval
+        self.clock = clock
+        self.max_keys = max_keys
+        self._seen: dict[tuple[str, str, str], tuple[float, int]] = {}
+
+    def log(self, node_id: str, type_url: str, version: str, message: str) -> None:
+        key = (node_id, type_url, message)
+        now = self.clock()
+        last = self._seen.get(key)
+        if last is not None and now - last[0] < self.interval:
+            self._seen[key] = (last[0], last[1] + 1)
+            return
+        if len(self._seen) >= self.max_keys:
+            self._seen.clear()
+        repeated = f" (and {last[1]} identical NACKs in the last {self.interval:.0f}s)" if last and last[1] else ""
+        self._seen[key] = (now, 0)
+        log.warning("NACK from %s for %s version %s: %s%s", sanitize(node_id, limit=256), type_urls.short(type_url),
+                    version, message, repeated)
+
+
 class AdsServer:
-    def __init__(self, *, cache: SnapshotCache, nack_history: int = 200) -> None:
+    def __init__(self, *, cache: SnapshotCache, nack_history: int = 200, limits: Limits = Limits()) -> None:
         self.cache = cache
+        self.limits = limits
         self.streams: dict[int, StreamInfo] = {}
         self.nacks: deque[NackRecord] = deque(maxlen=nack_history)
+        self._nack_log = _NackLog(limits.nack_log_interval)
         self._ids = itertools.count(1)
         self._nonces = itertools.count(1)
 
@@ -100,9 +173,24 @@ class AdsServer:
             await self._serve_stream(info, requests, context)
         except (asyncio.CancelledError, grpc.aio.AbortError):
             raise
+        except (LimitExceeded, TooManyClasses) as exc:
+            log.warning("stream %d (node %s): %s", info.stream_id, sanitize(info.node_id, limit=256), exc)
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         except Exception:  # noqa: BLE001 - one broken stream must not take others down
-            log.exception("stream %d (node %s) failed", info.stream_id, info.node_id)
+            log.exception("stream %d (node %s) failed", info.stream_id, sanitize(info.node_id, limit=256))
             await context.abort(grpc.StatusCode.INTERNAL, "xds-server internal error; see the server log")
+
+    def _check_request(self, info: StreamInfo, req: discovery_pb2.DiscoveryRequest) -> None:
+        lim = self.limits
+        if len(req.resource_names) > lim.names_per_request:
+            raise LimitExceeded(f"a request names {len(req.resource_names)} resources; the limit is "
+                                f"{lim.names_per_request} per request")
+        if req.HasField("node") and req.node.ByteSize() > lim.node_bytes:
+            raise LimitExceeded(f"the node is {req.node.ByteSize()} bytes; the limit is {lim.node_bytes}")
+        others = sum(len(s.names or ()) for t, s in info.states.items() if t != req.type_url)
+        if others + len(req.resource_names) > lim.names_per_stream:
+            raise LimitExceeded(f"the stream would subscribe to {others + len(req.resource_names)} resources; "
+                                f"the limit is {lim.names_per_stream} per stream")
 
     async def _serve_stream(self, info: StreamInfo, requests: AsyncIterator[discovery_pb2.DiscoveryRequest],
                             context) -> None:
@@ -126,6 +214,7 @@ class AdsServer:
                     except StopAsyncIteration:
                         return
                     reader = asyncio.ensure_future(it.__anext__())
+                    self._check_request(info, req)
                     if info.node is None:
                         if not req.HasField("node"):
                             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first request must carry a node")
@@ -133,9 +222,15 @@ class AdsServer:
                         info.node = node_info(req.node)
                         if info.node.flavour == ENVOY and looks_proxyless(req):
                             info.node = replace(info.node, flavour=GRPC)
-                        log.info("stream %d: node %s connected as %s", info.stream_id, info.node_id, info.node)
+                        log.info("stream %d: node %s connected as %s", info.stream_id,
+                                 sanitize(info.node_id, limit=256), info.node)
+                    if req.type_url not in type_urls.SHORT_NAMES:
+                        log.debug("stream %d: ignoring unknown type %s", info.stream_id, sanitize(req.type_url, limit=256))
+                        continue  # no state for types we do not serve
                     if snapshot is None:
                         # wait for the first snapshot before answering anything (never send an empty config)
+                        if waiter is not None:
+                            waiter.cancel()
                         snapshot = await self.cache.wait(info.node, newer_than=None)
                         waiter = None
                     await self._on_request(info, req, snapshot, context)
@@ -152,36 +247,60 @@ class AdsServer:
                 self.cache.forget(info.node)
 
     async def _on_request(self, info: StreamInfo, req: discovery_pb2.DiscoveryRequest, snapshot: Snapshot, context) -> None:
-        error = redact(req.error_detail.message) if req.HasField("error_detail") else None
-        request = Request(type_url=req.type_url, version_info=req.version_info, resource_names=tuple(req.resource_names),
-                          response_nonce=req.response_nonce, error_message=error)
+        error = sanitize(req.error_detail.message, limit=self.limits.nack_chars) if req.HasField("error_detail") else None
+        request = Request(type_url=req.type_url, version_info=req.version_info[:256],
+                          resource_names=tuple(req.resource_names), response_nonce=req.response_nonce, error_message=error)
         decision, state = should_respond(info.states.get(req.type_url), request)
         info.states[req.type_url] = state
         if decision is Decision.NACK or (decision is Decision.RESPOND and error is not None):
-            record = NackRecord(time.time(), info.node_id, req.type_url, state.nacked_version, error or "")
-            self.nacks.append(record)
-            log.warning("NACK from %s for %s version %s: %s", info.node_id, type_urls.short(req.type_url),
-                        state.nacked_version, error)
+            self.nacks.append(NackRecord(time.time(), info.node_id[:256], req.type_url, state.nacked_version, error or ""))
+            self._nack_log.log(info.node_id, req.type_url, state.nacked_version, error or "")
+            info.sent.pop(req.type_url, None)  # the client dropped that response: the next one is complete
         if decision is Decision.RESPOND:
-            await self._send(info, req.type_url, snapshot, context, force=True)
+            changed = await self._send(info, req.type_url, snapshot, context, force=True)
+            if req.type_url == type_urls.CLUSTER and changed and type_urls.ENDPOINT in info.states:
+                await self._send(info, type_urls.ENDPOINT, snapshot, context, force=False, also=changed)
 
     async def _push(self, info: StreamInfo, snapshot: Snapshot, context) -> None:
+        changed_clusters: frozenset[str] = frozenset()
         for type_url in type_urls.PUSH_ORDER:
             if type_url in info.states:
-                await self._send(info, type_url, snapshot, context, force=False)
+                changed = await self._send(info, type_url, snapshot, context, force=False,
+                                           also=changed_clusters if type_url == type_urls.ENDPOINT else frozenset())
+                if type_url == type_urls.CLUSTER:
+                    changed_clusters = changed
 
-    async def _send(self, info: StreamInfo, type_url: str, snapshot: Snapshot, context, *, force: bool) -> None:
+    async def _select(self, snapshot: Snapshot, type_url: str, names: frozenset[str] | None) -> list[Resource]:
+        """Resolve off the event loop when a client names many resources (proxyless names resolve lazily)."""
+        if names is not None and len(names) > self.limits.inline_names and snapshot.resolver is not None:
+            return await asyncio.to_thread(snapshot.select, type_url, names)
+        return snapshot.select(type_url, names)
+
+    async def _send(self, info: StreamInfo, type_url: str, snapshot: Snapshot, context, *, force: bool,
+                    also: frozenset[str] = frozenset()) -> frozenset[str]:
+        """Send ``type_url`` if it differs from what the stream last got (always with ``force``; the
+        resources named in ``also`` are sent even if unchanged).  Returns the names whose content the
+        client did not have."""
         state = info.states[type_url]
-        resources = snapshot.select(type_url, state.names)
+        resources = await self._select(snapshot, type_url, state.names)
         if not resources and type_url not in type_urls.WILDCARD_TYPES:
             # RDS/EDS: absence says nothing; LDS/CDS: an empty answer says "does not exist"
             # (xds_protocol, "Knowing When a Requested Resource Does Not Exist")
-            return
+            return frozenset()
         version = version_of(resources)
-        if not force and version == state.last_version:
-            return
-        if not force and version == state.nacked_version:
-            return
+        before = info.sent.get(type_url, {})
+        changed = frozenset(r.name for r in resources if before.get(r.name) != r.version)
+        unchanged_version = version == state.last_version or version == state.nacked_version
+        if not force and unchanged_version and not also:
+            return frozenset()
+        if force or type_url in type_urls.WILDCARD_TYPES:
+            payload = resources  # LDS/CDS responses are always complete
+        else:
+            payload = [r for r in resources if r.name in changed or r.name in also]
+            if not payload:
+                return frozenset()
         nonce = str(next(self._nonces))
-        await context.write(encode_response(version=version, type_url=type_url, nonce=nonce, resources=resources))
+        await context.write(encode_response(version=version, type_url=type_url, nonce=nonce, resources=payload))
+        info.sent[type_url] = {r.name: r.version for r in resources}
         info.states[type_url] = replace(state, last_version=version, last_nonce=nonce)
+        return changed

@@ -65,12 +65,26 @@ class _ResourceTable:
         return Snapshot.build(out, generation=self.generation, resolver=resolve)
 
 
+class TooManyClasses(Exception):
+    """A new node would exceed the cap on distinct node classes."""
+
+
 class SnapshotCache:
-    def __init__(self, *, on_inconsistent: Callable[[NodeInfo, list[str]], None] | None = None) -> None:
+    """Snapshots keyed by *node class*: what a node's config depends on (its flavour, its namespace and the
+    gateways that select it; :meth:`Translation.selection_key`), never its raw labels.  A thousand nodes
+    with made-up label sets that select the same gateways share one snapshot, and the number of distinct
+    classes is capped (``max_classes``), so self-asserted metadata cannot multiply the work."""
+
+    def __init__(self, *, max_classes: int = 1000,
+                 on_inconsistent: Callable[[NodeInfo, list[str]], None] | None = None) -> None:
         self._table: _ResourceTable | None = None
-        self._snapshots: dict[NodeInfo, Snapshot] = {}
+        #: class key -> snapshot
+        self._snapshots: dict[tuple, Snapshot] = {}
+        #: every node a stream uses -> its class key under the current table
+        self._nodes: dict[NodeInfo, tuple] = {}
         self._changed = asyncio.Event()
         self._on_inconsistent = on_inconsistent
+        self.max_classes = max_classes
 
     @property
     def ready(self) -> bool:
@@ -82,7 +96,14 @@ class SnapshotCache:
 
     @property
     def classes(self) -> dict[NodeInfo, Snapshot]:
-        return dict(self._snapshots)
+        """One representative node per class, with the class's snapshot."""
+        out: dict[NodeInfo, Snapshot] = {}
+        seen: set[tuple] = set()
+        for node, key in list(self._nodes.items()):
+            if key not in seen and key in self._snapshots:
+                seen.add(key)
+                out[node] = self._snapshots[key]
+        return out
 
     def _build(self, table: _ResourceTable, node: NodeInfo) -> Snapshot | None:
         snap = table.snapshot_for(node)
@@ -94,21 +115,31 @@ class SnapshotCache:
             return None
         return snap
 
-    def prepare(self, translation: Translation, *, generation: int) -> tuple[_ResourceTable, dict[NodeInfo, Snapshot]]:
-        """Serialize snapshots for every known class.  Safe to run in a worker thread."""
+    def prepare(self, translation: Translation, *, generation: int) -> tuple[_ResourceTable, dict, dict]:
+        """Serialize one snapshot per class of every known node.  Safe to run in a worker thread."""
         table = _ResourceTable(translation, generation, previous=self._table)
-        built = {}
-        for node, old in list(self._snapshots.items()):
+        nodes = dict(self._nodes)
+        keys: dict[NodeInfo, tuple] = {}
+        built: dict[tuple, Snapshot] = {}
+        for node, old_key in nodes.items():
+            key = keys[node] = translation.selection_key(node)
+            if key in built:
+                continue
             snap = self._build(table, node)
-            built[node] = snap if snap is not None else old
+            if snap is None:  # inconsistent: the node's previous snapshot keeps serving
+                snap = self._snapshots.get(old_key)
+            if snap is not None:
+                built[key] = snap
         table.previous = None
-        return table, built
+        return table, built, keys
 
-    def install(self, prepared: tuple[_ResourceTable, dict[NodeInfo, Snapshot]]) -> None:
+    def install(self, prepared: tuple[_ResourceTable, dict, dict]) -> None:
         """Make prepared snapshots current and wake the streams.  Event-loop thread only."""
-        table, built = prepared
+        table, built, keys = prepared
         self._table = table
         self._snapshots = dict(built)
+        for node in list(self._nodes):  # nodes that arrived while the build ran are keyed on first use
+            self._nodes[node] = keys.get(node) or table.translation.selection_key(node)
         self._wake()
 
     def publish(self, translation: Translation, *, generation: int) -> None:
@@ -119,11 +150,22 @@ class SnapshotCache:
         self._changed = asyncio.Event()
 
     def get(self, node: NodeInfo) -> Snapshot | None:
-        snap = self._snapshots.get(node)
-        if snap is None and self._table is not None:
+        """The snapshot of ``node``'s class; raises :class:`TooManyClasses` for a node of a new class
+        beyond the cap."""
+        if self._table is None:
+            return None
+        key = self._nodes.get(node)
+        if key is None:
+            key = self._table.translation.selection_key(node)
+        snap = self._snapshots.get(key)
+        if snap is None:
+            if len(self._snapshots) >= self.max_classes:
+                raise TooManyClasses(f"{len(self._snapshots)} node classes exist; the limit is {self.max_classes}")
             snap = self._build(self._table, node)
-            if snap is not None:
-                self._snapshots[node] = snap
+            if snap is None:
+                return None
+            self._snapshots[key] = snap
+        self._nodes[node] = key
         return snap
 
     async def wait(self, node: NodeInfo, *, newer_than: Snapshot | None) -> Snapshot:
@@ -135,5 +177,7 @@ class SnapshotCache:
             await event.wait()
 
     def forget(self, node: NodeInfo) -> None:
-        """Drop a class no stream uses any more (called by the ADS server)."""
-        self._snapshots.pop(node, None)
+        """Drop a node no stream uses any more, and its class when no other node is in it."""
+        key = self._nodes.pop(node, None)
+        if key is not None and key not in self._nodes.values():
+            self._snapshots.pop(key, None)

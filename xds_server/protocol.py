@@ -9,7 +9,8 @@ version", "When to send an update", "Resource warming"):
   it, keep serving the same version, never re-send it (we respond again only
   if the subscription changed).
 * A request with the current nonce and no error is an **ACK**: record the
-  version; respond only when the subscribed names changed.
+  version (only if it is the version that response carried); respond only
+  when the subscribed names changed.
 * A request with no nonce opens (or re-opens after reconnect) the
   subscription: respond with what we have.
 
@@ -76,5 +77,8 @@ def should_respond(state: TypeState | None, request: Request) -> tuple[Decision,
     if request.error_message is not None:
         new = replace(state, names=names, nacked_version=state.last_version, nack_message=request.error_message)
         return (Decision.RESPOND if changed else Decision.NACK), new
-    new = replace(state, names=names, acked_version=request.version_info, nacked_version="", nack_message="")
+    # An ACK carries the version it applies.  One that names a version we never sent on this stream
+    # (a confused or hostile client) acknowledges nothing: the acked version stays what it was.
+    acked = request.version_info if request.version_info == state.last_version else state.acked_version
+    new = replace(state, names=names, acked_version=acked, nacked_version="", nack_message="")
     return (Decision.RESPOND if changed else Decision.ACK), new
