@@ -97,13 +97,21 @@ def test_debounce_max_delay_bounds_a_steady_stream() -> None:
     asyncio.run(scenario())
 
 
-def test_duplicate_objects_first_origin_wins() -> None:
+def test_duplicate_objects_first_loaded_origin_keeps_the_object_and_both_files_are_warned() -> None:
     store = ConfigStore()
-    _load(store, "a.yaml", VS % ("/a/", ""))
     _load(store, "b.yaml", VS % ("/b/", ""))
+    _load(store, "a.yaml", VS % ("/a/", ""))  # sorts first, but was loaded later: it cannot take vs over
     objects, diags = store.objects()
-    assert [o.source for o in objects] == ["a.yaml"]
-    assert diags[0].format() == "b.yaml: VirtualService/default/vs: metadata.name: warning: also defined in a.yaml; that definition wins"
+    assert [o.source for o in objects] == ["b.yaml"]
+    assert sorted(d.format() for d in diags) == [
+        "a.yaml: VirtualService/default/vs: metadata.name: warning: also defined in b.yaml, which was loaded "
+        "first and keeps it; this definition is ignored",
+        "b.yaml: VirtualService/default/vs: metadata.name: warning: also defined in a.yaml; this definition "
+        "(loaded first) wins"]
+    # the owner going away hands the object to the other file
+    store.remove("b.yaml")
+    objects, diags = store.objects()
+    assert [o.source for o in objects] == ["a.yaml"] and diags == []
 
 
 async def _until(predicate) -> None:

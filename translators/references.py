@@ -7,6 +7,7 @@ from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
+from envoy.extensions.transport_sockets.tls.v3 import common_pb2, tls_pb2
 
 
 def eds_cluster_names(clusters: Iterable[cluster_pb2.Cluster]) -> set[str]:
@@ -42,4 +43,33 @@ def route_cluster_names(routes: Iterable[route_pb2.RouteConfiguration]) -> set[t
                     out.add((rc.name, w.name))
                 for m in r.route.request_mirror_policies:
                     out.add((rc.name, m.cluster))
+    return out
+
+
+def _common_sds_names(common: common_pb2.CommonTlsContext) -> Iterator[str]:
+    for c in common.tls_certificate_sds_secret_configs:
+        yield c.name
+    if common.HasField("validation_context_sds_secret_config"):
+        yield common.validation_context_sds_secret_config.name
+    if common.HasField("combined_validation_context"):
+        cvc = common.combined_validation_context
+        if cvc.HasField("validation_context_sds_secret_config"):
+            yield cvc.validation_context_sds_secret_config.name
+
+
+def sds_secret_names(listeners: Iterable[listener_pb2.Listener], clusters: Iterable[cluster_pb2.Cluster]) -> set[str]:
+    """Every SDS secret a listener's filter chains or a cluster's transport socket refers to."""
+    out: set[str] = set()
+    for listener in listeners:
+        for chain in listener.filter_chains:
+            ctx = tls_pb2.DownstreamTlsContext()
+            if chain.HasField("transport_socket") and chain.transport_socket.typed_config.Unpack(ctx):
+                out.update(_common_sds_names(ctx.common_tls_context))
+    for cluster in clusters:
+        sockets = [cluster.transport_socket] if cluster.HasField("transport_socket") else []
+        sockets += [m.transport_socket for m in cluster.transport_socket_matches]
+        for socket in sockets:
+            ctx = tls_pb2.UpstreamTlsContext()
+            if socket.typed_config.Unpack(ctx):
+                out.update(_common_sds_names(ctx.common_tls_context))
     return out

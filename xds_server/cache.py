@@ -83,7 +83,8 @@ class SnapshotCache:
         #: every node a stream uses -> its class key under the current table
         self._nodes: dict[NodeInfo, tuple] = {}
         self._changed = asyncio.Event()
-        self._on_inconsistent = on_inconsistent
+        #: called (possibly in a worker thread) with a node and the reference problems of its snapshot
+        self.on_inconsistent = on_inconsistent
         self.max_classes = max_classes
 
     @property
@@ -106,12 +107,19 @@ class SnapshotCache:
         return out
 
     def _build(self, table: _ResourceTable, node: NodeInfo) -> Snapshot | None:
+        """A consistent snapshot, or None.  A missing SDS secret is reported but does not hold the snapshot
+        back: the cluster or listener that needs it is the only thing that cannot work, and a Secret that
+        exists only in another namespace must not freeze every other change for this node."""
         snap = table.snapshot_for(node)
-        problems = snap.consistent()
+        missing = snap.missing_secrets()
+        if missing and self.on_inconsistent:
+            self.on_inconsistent(node, [f"SDS secret {n!r} is referenced but does not exist for nodes in "
+                                        f"namespace {node.namespace!r}" for n in missing])
+        problems = snap.consistent(secrets=False)
         if problems:
             log.error("snapshot for %s is inconsistent; keeping the previous one: %s", node, "; ".join(problems))
-            if self._on_inconsistent:
-                self._on_inconsistent(node, problems)
+            if self.on_inconsistent:
+                self.on_inconsistent(node, problems)
             return None
         return snap
 

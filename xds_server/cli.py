@@ -39,6 +39,7 @@ def _labels(items: Sequence[str]) -> dict[str, str]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from xds_server.ads import Limits
     from xds_server.server import ServeOptions, serve
 
     logging.basicConfig(level=getattr(logging, args.log_level.upper()),
@@ -49,7 +50,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
                            admin_address=args.admin_address, debounce_quiet=args.debounce_quiet,
                            debounce_max=args.debounce_max, kubernetes=args.kubernetes, kubeconfig=args.kubeconfig,
                            namespaces=args.namespace, gateway_class=args.gateway_class,
-                           lease_namespace=args.lease_namespace)
+                           lease_namespace=args.lease_namespace, max_file_bytes=args.max_file_bytes,
+                           max_node_classes=args.max_node_classes,
+                           limits=Limits(names_per_request=args.max_names_per_request,
+                                         names_per_stream=args.max_names_per_stream))
     try:
         asyncio.run(serve(options))
     except KeyboardInterrupt:
@@ -57,9 +61,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _translate_or_exit(objects):  # noqa: ANN001, ANN202
+    """Translation for the one-shot commands: a bug is one clear line and exit 2, never a traceback."""
+    try:
+        return translate(objects)
+    except Exception as exc:  # noqa: BLE001
+        print(redact(f"xds-server: internal error while translating: {type(exc).__name__}: {exc}")[:2000],
+              file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
-    objects, diags = load_dirs([Path(d) for d in args.dirs])
-    translation = translate(objects)
+    objects, diags = load_dirs([Path(d) for d in args.dirs], max_file_bytes=args.max_file_bytes)
+    translation = _translate_or_exit(objects)
     diags = diags + translation.diagnostics
     shown = [d for d in diags if d.severity is not Severity.INFO or args.verbose]
     for d in sorted(shown, key=lambda d: (d.file, str(d.object_ref or ""), d.field_path)):
@@ -71,8 +85,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    objects, diags = load_dirs([Path(d) for d in args.dirs])
-    translation = translate(objects)
+    objects, diags = load_dirs([Path(d) for d in args.dirs], max_file_bytes=args.max_file_bytes)
+    translation = _translate_or_exit(objects)
     node = NodeInfo.of(flavour=args.flavour, namespace=args.namespace, labels=_labels(args.label))
     out = {"node": {"id": args.node_id, "flavour": node.flavour, "namespace": node.namespace, "labels": dict(node.labels)}}
     out.update(render(translation, node))
@@ -125,11 +139,20 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--debounce-quiet", type=float, default=0.1, metavar="SECONDS")
     s.add_argument("--debounce-max", type=float, default=1.0, metavar="SECONDS")
     s.add_argument("--log-level", default="info")
+    s.add_argument("--max-file-bytes", type=int, default=16 * 1024 * 1024, metavar="BYTES",
+                   help="largest config file loaded (default 16 MiB)")
+    s.add_argument("--max-names-per-request", type=int, default=10_000, metavar="N",
+                   help="resource names one DiscoveryRequest may carry (default 10000)")
+    s.add_argument("--max-names-per-stream", type=int, default=20_000, metavar="N",
+                   help="resource names one stream may subscribe to, over all types (default 20000)")
+    s.add_argument("--max-node-classes", type=int, default=1000, metavar="N",
+                   help="distinct node classes (flavour, namespace, selected gateways) served (default 1000)")
     s.set_defaults(func=cmd_serve)
 
     v = sub.add_parser("validate", help="lint config; exit 1 on any error")
     v.add_argument("dirs", nargs="+", metavar="DIR")
     v.add_argument("--verbose", action="store_true", help="also print info diagnostics")
+    v.add_argument("--max-file-bytes", type=int, default=16 * 1024 * 1024, metavar="BYTES")
     v.set_defaults(func=cmd_validate)
 
     r = sub.add_parser("render", help="print the resources a node would get, as JSON (dry run)")
@@ -138,6 +161,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
     r.add_argument("--namespace", default="default")
     r.add_argument("--flavour", choices=[ENVOY, GRPC], default=ENVOY)
+    r.add_argument("--max-file-bytes", type=int, default=16 * 1024 * 1024, metavar="BYTES")
     r.set_defaults(func=cmd_render)
 
     b = sub.add_parser("bootstrap", help="print a client bootstrap")

@@ -60,22 +60,45 @@ class Controller:
         self._translated_generation = -1
         self._wakeup = asyncio.Event()
         store.subscribe(self._wakeup.set)
+        #: snapshot reference problems found while preparing the current translation
+        self._reference_problems: dict[tuple[str, str], Diagnostic] = {}
+        if cache.on_inconsistent is None:
+            cache.on_inconsistent = self._on_inconsistent
+
+    def _on_inconsistent(self, node, problems: list[str]) -> None:  # noqa: ANN001 - worker thread
+        for p in problems:
+            self._reference_problems[(node.namespace, p)] = Diagnostic(
+                Severity.WARNING if p.startswith("SDS secret") else Severity.ERROR, "inconsistent",
+                f"{node.flavour} nodes in namespace {node.namespace}: {p}")
 
     async def step(self) -> None:
-        """Translate and publish; a bug in translation is logged, and the last snapshot keeps serving."""
+        """Translate and publish.  A bug in translation is logged and shown in ``/debug/diagnostics``; the
+        last good snapshot keeps serving (``/readyz`` stays 503 only if no snapshot was ever built)."""
+        generation = self.store.generation
         try:
             await self._step()
-        except Exception:  # noqa: BLE001 - nothing may take the server down
+        except Exception as exc:  # noqa: BLE001 - nothing may take the server down
             log.exception("translation failed; the last good snapshot keeps serving")
-            self._translated_generation = self.store.generation
+            self._translated_generation = generation
+            keeps = ("the last good snapshot keeps serving" if self.cache.ready
+                     else "nothing is served until a translation succeeds")
+            failure = Diagnostic(Severity.ERROR, "internal", redact(f"translation failed: {type(exc).__name__}: "
+                                                                   f"{exc}"[:500]) + f"; {keeps}")
+            try:
+                _, origin_diags = self.store.objects()
+            except Exception:  # noqa: BLE001
+                origin_diags = []
+            self.diagnostics = [failure, *origin_diags, *(d for d in self.diagnostics
+                                                          if d.code != "internal" and d not in origin_diags)]
 
     async def _step(self) -> None:
         started = self.clock()
         generation = self.store.generation
         objects, origin_diags = self.store.objects()
+        self._reference_problems = {}
         translation, prepared = await asyncio.to_thread(self._translate_and_serialize, objects, generation)
         self._previous = translation
-        diags = origin_diags + translation.diagnostics
+        diags = origin_diags + translation.diagnostics + list(self._reference_problems.values())
         self._accepted = translation.accepted
         self.cache.install(prepared)
         self._translated_generation = generation

@@ -13,10 +13,10 @@ import grpc
 from aiohttp import web
 
 from xds_server.admin import make_app
-from xds_server.ads import AdsServer
+from xds_server.ads import AdsServer, Limits
 from xds_server.cache import SnapshotCache
 from xds_server.controller import Controller
-from xds_server.sources.files import FileSource
+from xds_server.sources.files import MAX_FILE_BYTES, FileSource
 from xds_server.store import ConfigStore
 
 log = logging.getLogger(__name__)
@@ -39,12 +39,45 @@ class ServeOptions:
     namespaces: Sequence[str] = ()
     gateway_class: str = "xds-server"
     lease_namespace: str = "default"
+    #: per-client limits of the ADS server
+    limits: Limits = Limits()
+    max_file_bytes: int = MAX_FILE_BYTES
+    #: cap on distinct node classes (flavour, namespace, selected gateways)
+    max_node_classes: int = 1000
+    #: cap on concurrent xDS connections
+    max_connections: int = 10_000
+
+
+def grpc_server_options(options: ServeOptions) -> list[tuple[str, int]]:
+    """Transport limits: no connection may hold resources without doing xDS.
+
+    * a connection must complete its HTTP/2 handshake within 10 s;
+    * at most 16 concurrent streams per connection (ADS needs one);
+    * pings from clients at most every 5 s (keepalive enforcement), and none without a call;
+    * a connection lives at most 30 min (+ 5 min grace), as istiod's MaxServerConnectionAge, which also
+      rebalances clients across replicas;
+    * an idle connection (no call) is closed after 5 min;
+    * a request message is at most 4 MB (a DiscoveryRequest near the name limit is well under it).
+    """
+    return [("grpc.max_send_message_length", 256 * 1024 * 1024),
+            ("grpc.max_receive_message_length", 4 * 1024 * 1024),
+            ("grpc.server_handshake_timeout_ms", 10_000),
+            ("grpc.max_concurrent_streams", 16),
+            ("grpc.keepalive_permit_without_calls", 0),
+            ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+            ("grpc.http2.max_ping_strikes", 2),
+            ("grpc.keepalive_time_ms", 60_000),
+            ("grpc.keepalive_timeout_ms", 20_000),
+            ("grpc.max_connection_age_ms", 30 * 60 * 1000),
+            ("grpc.max_connection_age_grace_ms", 5 * 60 * 1000),
+            ("grpc.max_connection_idle_ms", 5 * 60 * 1000),
+            ("grpc.max_allowed_incoming_connections", options.max_connections)]
 
 
 async def serve(options: ServeOptions, *, stop_event: asyncio.Event | None = None) -> None:
     stop_event = stop_event or asyncio.Event()
     store = ConfigStore()
-    cache = SnapshotCache()
+    cache = SnapshotCache(max_classes=options.max_node_classes)
     k8s = None
     hook = None
     election = None
@@ -63,13 +96,10 @@ async def serve(options: ServeOptions, *, stop_event: asyncio.Event | None = Non
             writer.write(translation.statuses, {o.ref: o for o in objects})
     controller = Controller(store=store, cache=cache, quiet=options.debounce_quiet, max_delay=options.debounce_max,
                             gateway_class=options.gateway_class, on_translated=hook)
-    ads = AdsServer(cache=cache)
-    source = FileSource(dirs=options.config_dirs, store=store)
+    ads = AdsServer(cache=cache, limits=options.limits)
+    source = FileSource(dirs=options.config_dirs, store=store, max_file_bytes=options.max_file_bytes)
 
-    server = grpc.aio.server(options=[("grpc.max_send_message_length", 256 * 1024 * 1024),
-                                      ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-                                      ("grpc.keepalive_permit_without_calls", 1),
-                                      ("grpc.http2.min_ping_interval_without_data_ms", 5000)])
+    server = grpc.aio.server(options=grpc_server_options(options))
     server.add_generic_rpc_handlers((ads.handler(),))
     xds_host, xds_port = split_address(options.xds_address)
     bound = server.add_insecure_port(f"{xds_host}:{xds_port}")
@@ -84,7 +114,7 @@ async def serve(options: ServeOptions, *, stop_event: asyncio.Event | None = Non
     await server.start()
     log.info("xDS on %s, admin on http://%s", options.xds_address, options.admin_address)
 
-    source.load_all()
+    await source.aload_all()
     if k8s is not None:
         k8s.start()
         await asyncio.wait_for(k8s.ready_event.wait(), timeout=None)  # never translate a partial cluster view

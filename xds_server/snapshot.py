@@ -19,7 +19,7 @@ from google.protobuf.message import Message
 
 from translators import type_urls
 from translators.wire import field as _field
-from translators.references import eds_cluster_names, listener_route_names, route_cluster_names
+from translators.references import eds_cluster_names, listener_route_names, route_cluster_names, sds_secret_names
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,12 +101,14 @@ class Snapshot:
             return [have[n] for n in sorted(have)]
         return [r for n in sorted(set(names)) if (r := self._lookup(type_url, n)) is not None]
 
-    def consistent(self) -> list[str]:
+    def consistent(self, *, secrets: bool = True) -> list[str]:
         """Reference problems that would make Envoy wait or fail; empty when consistent.
 
         Every EDS cluster has an assignment, every RDS name used by a listener
-        exists, every cluster a route names exists (go-control-plane's
-        ``Snapshot.Consistent``, extended to route targets).
+        exists, every cluster a route names exists, and (with ``secrets``)
+        every SDS secret a listener or cluster names is carried
+        (go-control-plane's ``Snapshot.Consistent``, extended to route targets
+        and secrets).
         """
         problems = []
         clusters = self.get(type_urls.CLUSTER)
@@ -121,4 +123,14 @@ class Snapshot:
         for route_name, cluster in sorted(route_cluster_names(r.message for r in routes.values())):
             if cluster not in clusters:
                 problems.append(f"route configuration {route_name!r} refers to missing cluster {cluster!r}")
+        if secrets:
+            problems += [f"SDS secret {name!r} is referenced but not generated (Envoy would keep the listener or "
+                         "cluster that needs it warming, then reject it)" for name in self.missing_secrets()]
         return problems
+
+    def missing_secrets(self) -> list[str]:
+        """SDS names a listener or cluster refers to that this snapshot does not carry."""
+        have = self.get(type_urls.SECRET)
+        wanted = sds_secret_names((r.message for r in self.get(type_urls.LISTENER).values()),
+                                  (r.message for r in self.get(type_urls.CLUSTER).values()))
+        return sorted(n for n in wanted if n not in have)

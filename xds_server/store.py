@@ -6,8 +6,9 @@ store keeps diagnostics about the origins themselves (a file that is not
 valid YAML), notifies one listener that something changed, and counts
 generations so the debouncer knows whether work is pending.
 
-When two origins define the same key, the first origin in sort order wins and
-a warning names both.
+When two origins define the same key, the origin that was loaded first keeps
+the object (a new file cannot take an object over), and a warning on each
+file names the other.
 """
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ class ConfigStore:
     def __init__(self) -> None:
         self._by_origin: dict[str, tuple[ConfigObject, ...]] = {}
         self._origin_diags: dict[str, tuple[Diagnostic, ...]] = {}
+        #: the order in which origins first appeared: the first-loaded owner of a key keeps it
+        self._order: dict[str, int] = {}
+        self._loads = 0
         self.generation = 0
         self._listeners: list[Callable[[], None]] = []
 
@@ -34,13 +38,38 @@ class ConfigStore:
             return
         self._by_origin[origin] = objs
         self._origin_diags[origin] = diags
+        self._first_seen(origin)
         self._changed()
+
+    def _first_seen(self, origin: str) -> None:
+        if origin not in self._order:
+            self._loads += 1
+            self._order[origin] = self._loads
+
+    def set_diagnostics(self, origin: str, diagnostics: Iterable[Diagnostic]) -> None:
+        """Diagnostics about an origin that holds no objects of its own (a missing directory)."""
+        diags = tuple(diagnostics)
+        if self._origin_diags.get(origin, ()) == diags:
+            return
+        if diags:
+            self._origin_diags[origin] = diags
+            self._by_origin.setdefault(origin, ())
+            self._first_seen(origin)
+        else:
+            self._origin_diags.pop(origin, None)
+            if not self._by_origin.get(origin):
+                self._by_origin.pop(origin, None)
+        self._changed()
+
+    def has_diagnostics(self, origin: str) -> bool:
+        return bool(self._origin_diags.get(origin))
 
     def origins(self) -> list[str]:
         return sorted(self._by_origin)
 
     def remove(self, origin: str) -> None:
         if self._by_origin.pop(origin, None) is not None or self._origin_diags.pop(origin, None) is not None:
+            self._order.pop(origin, None)
             self._changed()
 
     def keep_with_diagnostics(self, origin: str, diagnostics: Iterable[Diagnostic]) -> None:
@@ -49,6 +78,7 @@ class ConfigStore:
         if self._origin_diags.get(origin) != diags:
             self._origin_diags[origin] = diags
             self._by_origin.setdefault(origin, ())
+            self._first_seen(origin)
             self._changed()
 
     def _changed(self) -> None:
@@ -57,16 +87,24 @@ class ConfigStore:
             cb()
 
     def objects(self) -> tuple[list[ConfigObject], list[Diagnostic]]:
-        """All objects (duplicates resolved) and the origin-level diagnostics."""
+        """All objects (duplicates resolved: the first-loaded origin keeps a key) and the origin-level
+        diagnostics."""
         seen: dict[ObjectRef, ConfigObject] = {}
         diags: list[Diagnostic] = []
-        for origin in sorted(self._by_origin):
+        for origin in sorted(self._by_origin, key=lambda o: (self._order.get(o, 0), o)):
             diags.extend(self._origin_diags.get(origin, ()))
             for obj in self._by_origin[origin]:
                 first = seen.get(obj.ref)
                 if first is not None:
-                    diags.append(Diagnostic(Severity.WARNING, "duplicate", f"also defined in {first.source}; "
-                                            "that definition wins", obj.source, obj.ref, "metadata.name"))
+                    if first.source == obj.source:
+                        diags.append(Diagnostic(Severity.WARNING, "duplicate", "defined twice in this file; the "
+                                                "first definition wins", obj.source, obj.ref, "metadata.name"))
+                        continue
+                    diags.append(Diagnostic(Severity.WARNING, "duplicate", f"also defined in {first.source}, which "
+                                            "was loaded first and keeps it; this definition is ignored", obj.source,
+                                            obj.ref, "metadata.name"))
+                    diags.append(Diagnostic(Severity.WARNING, "duplicate", f"also defined in {obj.source}; this "
+                                            "definition (loaded first) wins", first.source, obj.ref, "metadata.name"))
                     continue
                 seen[obj.ref] = obj
         return list(seen.values()), diags

@@ -3,9 +3,16 @@
 Multi-document YAML (and JSON, which is YAML) with PyYAML's C loader.
 ``kind: List`` is unwrapped.  Each problem names the file, the document and
 the field.
+
+Nothing in a file may crash or stall the server: YAML aliases are limited the
+way Kubernetes' decoder limits them (an alias may not refer to itself, and
+aliases may not expand a document far beyond its written size), and any
+unexpected exception while reading a file becomes an error on that file
+(:class:`LoadError`).
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -29,19 +36,80 @@ def _error(file: str, message: str, *, ref: ObjectRef | None = None, field: str 
     return Diagnostic(Severity.ERROR, "load", message, file, ref, field)
 
 
-def parse_text(text: str, *, file: str) -> tuple[list[ConfigObject], list[Diagnostic]]:
-    """Objects and per-document diagnostics.  Raises :class:`LoadError` when the file is not YAML."""
+#: an anchor (``&name``) in the text; without one, no alias can resolve and no expansion check is needed
+_ANCHOR = re.compile(r"(?:^|[\s,\[{:-])&[^\s,\[\]{}]")
+#: expanded nodes allowed per document: the larger of this and ``ALIAS_RATIO`` x the written nodes
+ALIAS_MIN_BUDGET = 10_000
+ALIAS_RATIO = 10
+
+
+def _expanded_size(root: yaml.Node) -> tuple[int, int]:
+    """(written nodes, nodes after expanding every alias); raises ValueError for a cyclic alias."""
+    sizes: dict[int, int] = {}
+    visiting: set[int] = set()
+    written = 0
+
+    def size(node: yaml.Node) -> int:
+        nonlocal written
+        key = id(node)
+        if key in sizes:
+            return sizes[key]  # an alias: counted again in full, but computed once
+        if key in visiting:
+            raise ValueError("a YAML alias refers to a node that contains it (a recursive document)")
+        visiting.add(key)
+        written += 1
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(size(child) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in node.value)
+        visiting.discard(key)
+        sizes[key] = total
+        return total
+
+    expanded = size(root)
+    return written, expanded
+
+
+def _load_documents(text: str) -> list[Any]:
+    if not _ANCHOR.search(text):
+        return list(yaml.load_all(text, Loader=_Loader))
+    loader = _Loader(text)
+    docs = []
     try:
-        docs = list(yaml.load_all(text, Loader=_Loader))
+        while loader.check_node():
+            node = loader.get_node()
+            written, expanded = _expanded_size(node)
+            budget = max(ALIAS_MIN_BUDGET, ALIAS_RATIO * written)
+            if expanded > budget:
+                raise ValueError(f"YAML aliases expand document {len(docs) + 1} from {written} to {expanded} "
+                                 f"nodes (the limit is {budget}); write the values out instead of aliasing them")
+            docs.append(loader.construct_document(node))
+    finally:
+        loader.dispose()
+    return docs
+
+
+def parse_text(text: str, *, file: str) -> tuple[list[ConfigObject], list[Diagnostic]]:
+    """Objects and per-document diagnostics.  Raises :class:`LoadError` when the file is not usable YAML."""
+    try:
+        docs = _load_documents(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise LoadError(_error(file, f"invalid YAML: {where}{problem}")) from None
+    except (ValueError, RecursionError, MemoryError) as exc:
+        raise LoadError(_error(file, f"rejected YAML: {exc}")) from None
     objects: list[ConfigObject] = []
     diags: list[Diagnostic] = []
     for index, doc in enumerate(docs):
-        _collect(doc, file=file, where=f"document {index + 1}", objects=objects, diags=diags)
+        try:
+            _collect(doc, file=file, where=f"document {index + 1}", objects=objects, diags=diags)
+        except RecursionError:
+            diags.append(_error(file, f"document {index + 1} is nested too deeply"))
+        except Exception as exc:  # noqa: BLE001 - a bad document is an error on the file, never a crash
+            diags.append(_error(file, f"document {index + 1} could not be read: {type(exc).__name__}: {exc}"[:300]))
     return objects, diags
 
 
@@ -61,7 +129,14 @@ def _collect(doc: Any, *, file: str, where: str, objects: list[ConfigObject], di
         return
     kind = doc.get("kind")
     if kind == "List" or (isinstance(kind, str) and kind.endswith("List") and isinstance(doc.get("items"), list)):
-        for i, item in enumerate(doc.get("items") or []):
+        items = doc.get("items")
+        if items is None:
+            return
+        if not isinstance(items, list):
+            diags.append(_error(file, f"{where} ({kind}): items must be a list, got {type(items).__name__}",
+                                field="items"))
+            return
+        for i, item in enumerate(items):
             _collect(item, file=file, where=f"{where} items[{i}]", objects=objects, diags=diags)
         return
     api_version = doc.get("apiVersion")
@@ -76,6 +151,10 @@ def _collect(doc: Any, *, file: str, where: str, objects: list[ConfigObject], di
         diags.append(_error(file, f"{where} ({kind}) has no metadata.name", field="metadata.name"))
         return
     namespace = meta.get("namespace") or "default"
+    if not isinstance(namespace, str):
+        diags.append(_error(file, f"{where} ({kind}): metadata.namespace must be a string, got {namespace!r}"[:300],
+                            field="metadata.namespace"))
+        return
     group = api_version.rsplit("/", 1)[0] if "/" in api_version else ""
     ref = ObjectRef(kind, str(namespace), meta["name"], group)
     spec = doc.get("spec")
