@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install test unit e2e demo bench protos validate-examples clean
+.PHONY: install test unit e2e demo bench protos validate-examples clean fuzz
 
 install: $(STAMP)
 
@@ -34,6 +34,13 @@ bench: install
 
 protos: install
 	$(PY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. protos/helloworld.proto protos/route_guide.proto
+
+## long property-based fuzz run of tests/test_fuzz.py (random seed unless FUZZ_SEED is given)
+FUZZ_EXAMPLES ?= 20000
+FUZZ_SEED ?= $(shell date +%s)
+fuzz: install
+	@echo "fuzz: FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SEED=$(FUZZ_SEED)"
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider tests/test_fuzz.py -k fuzz_ --hypothesis-seed=$(FUZZ_SEED) --hypothesis-show-statistics $(PYTEST_ARGS)
 
 validate-examples: install
 	$(VENV)/bin/xds-server validate examples/

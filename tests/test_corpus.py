@@ -1,4 +1,4 @@
-"""Real-world config from ``../shared/corpus`` (see its README for what each must do).
+"""Real-world config from ``tests/corpus`` (see its README for what each must do).
 
 * ``istio-samples/``: every document parses and validation reports no
   errors (warnings for out-of-scope features are allowed).
@@ -18,12 +18,11 @@ from translators.pipeline import translate
 from translators.render import render
 from xds_server.sources.files import load_dirs
 
-CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
+CORPUS = Path(__file__).resolve().parent / "corpus"
 SAMPLES = sorted((CORPUS / "istio-samples").glob("*.yaml"))
 # the cds_test.go file is a test table for proxyless CDS, not Kubernetes objects
 GRPC_DOCS = sorted(p for p in (CORPUS / "istio-docs-grpc").glob("*.yaml") if "cds_test.go" not in p.name)
-
-pytestmark = pytest.mark.skipif(not CORPUS.exists(), reason=f"corpus not found at {CORPUS}")
+assert SAMPLES and GRPC_DOCS, f"corpus missing under {CORPUS}"
 
 
 def errors_for(paths: list[Path]) -> tuple[list[str], int]:

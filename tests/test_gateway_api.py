@@ -1,5 +1,5 @@
 """Gateway API: GRPCRoute into the same IR as VirtualService, checked against Istio's conversion
-goldens (``../shared/corpus/istio-gateway-api``) and the spec's ReferenceGrant rules."""
+goldens (``tests/corpus/istio-gateway-api``) and the spec's ReferenceGrant rules."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,7 +13,7 @@ from translators.render import render
 from xds_server.sources.documents import parse_text
 from xds_server.sources.files import load_dirs
 
-CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "istio-gateway-api"
+CORPUS = Path(__file__).resolve().parent / "corpus" / "istio-gateway-api"
 HTTPBIN = """
 apiVersion: v1
 kind: Service
@@ -23,7 +23,6 @@ spec: {ports: [{name: grpc, port: 80, appProtocol: grpc}]}
 GATEWAY_NODE = NodeInfo.of(namespace="istio-system", labels={"gateway.networking.k8s.io/gateway-name": "gateway"})
 
 
-@pytest.mark.skipif(not CORPUS.exists(), reason="corpus missing")
 def test_grpc_route_matches_istio_conversion(tmp_path: Path) -> None:
     (tmp_path / "httpbin.yaml").write_text(HTTPBIN)
     objects, _ = load_dirs([CORPUS / "grpc.yaml", tmp_path])
@@ -48,7 +47,6 @@ def test_grpc_route_matches_istio_conversion(tmp_path: Path) -> None:
     assert render(translation, NodeInfo.of(labels={"istio": "ingressgateway"}))["LDS"] == []
 
 
-@pytest.mark.skipif(not CORPUS.exists(), reason="corpus missing")
 def test_missing_backend_is_backend_not_found_and_unavailable() -> None:
     objects, _ = load_dirs([CORPUS / "http-grpc-same-host.yaml"])
     translation = translate(objects, gateway_class="istio")

@@ -1,4 +1,4 @@
-"""Proxyless translation against Istio's grpcgen expectations (``../shared/corpus/istio-docs-grpc``),
+"""Proxyless translation against Istio's grpcgen expectations (``tests/corpus/istio-docs-grpc``),
 and the shape of what gRPC clients get (gRFC A27/A28/A31/A44/A42)."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from translators.pipeline import translate
 from xds_server.sources.documents import parse_text
 from xds_server.sources.files import load_dirs
 
-CORPUS = Path(__file__).resolve().parent.parent.parent / "shared" / "corpus" / "istio-docs-grpc"
+CORPUS = Path(__file__).resolve().parent / "corpus" / "istio-docs-grpc"
 PREFIX = "pilot__pkg__networking__grpcgen__grpcgen_test.go__"
 NODE = NodeInfo.of(flavour="grpc", namespace="test")
 
@@ -25,10 +25,6 @@ def rds(file: str, name: str) -> dict:
     return json_format.MessageToDict(msg, preserving_proto_field_name=True)
 
 
-needs_corpus = pytest.mark.skipif(not CORPUS.exists(), reason=f"corpus not found at {CORPUS}")
-
-
-@needs_corpus
 def test_virtual_host_filtering() -> None:
     out = rds("TestGRPCRDSVirtualHostFiltering", "outbound|8080||svc-a.test.svc.cluster.local")
     [vhost] = out["virtual_hosts"]
@@ -36,7 +32,6 @@ def test_virtual_host_filtering() -> None:
     assert not any("svc-b" in d or "svc-c" in d for d in vhost["domains"])
 
 
-@needs_corpus
 def test_virtual_service_reroutes() -> None:
     out = rds("TestGRPCRDSWithVirtualService", "outbound|8080||svc-a.test.svc.cluster.local")
     [vhost] = out["virtual_hosts"]
@@ -44,7 +39,6 @@ def test_virtual_service_reroutes() -> None:
     assert vhost["routes"][0]["route"]["cluster"] == "outbound|8080||svc-b.test.svc.cluster.local"
 
 
-@needs_corpus
 def test_wildcard_virtual_service_host() -> None:
     out = rds("TestGRPCRDSWithWildcardVirtualServiceHost", "outbound|80||foo.example.com")
     [vhost] = out["virtual_hosts"]
@@ -53,14 +47,12 @@ def test_wildcard_virtual_service_host() -> None:
     assert vhost["routes"][0]["route"]["cluster"] == "outbound|80||api.example.net"
 
 
-@needs_corpus
 def test_subset_route_name() -> None:
     out = rds("TestGRPCRDSSubsetRouteFiltering", "outbound|8080|v1|svc-a.test.svc.cluster.local")
     [vhost] = out["virtual_hosts"]
     assert "svc-a.test.svc.cluster.local" in vhost["domains"]
 
 
-@needs_corpus
 def test_same_short_name_different_namespaces() -> None:
     out = rds("TestGRPCRDSSameShortNameDifferentNamespaces", "outbound|8080||svc.ns1.svc.cluster.local")
     [vhost] = out["virtual_hosts"]
