@@ -62,6 +62,27 @@ def wait_http(url: str, *, what: str, proc: subprocess.Popen, timeout: float = 3
     raise SystemExit(f"[demo] {what} not ready after {timeout}s ({url})")
 
 
+def listening_on(admin_url: str, *, timeout: float = 10) -> list[str]:
+    """The addresses Envoy really bound (``NAME ADDRESS:PORT``), from its admin ``/listeners?format=json``;
+    waits until LDS has delivered at least one listener."""
+    import json
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"{admin_url}/listeners?format=json", timeout=1) as r:
+                statuses = json.load(r).get("listener_statuses", [])
+        except (OSError, ValueError):
+            statuses = []
+        out = []
+        for st in statuses:
+            sa = st.get("local_address", {}).get("socket_address", {})
+            if sa:
+                out.append(f"{sa.get('address')}:{sa.get('port_value')} ({st.get('name')})")
+        if out or time.monotonic() >= deadline:
+            return out
+        time.sleep(0.1)
+
+
 def wait_line(proc: subprocess.Popen, *, expect: str, what: str, timeout: float = 20) -> None:
     import selectors
     sel = selectors.DefaultSelector()
@@ -122,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         say(f"envoy: bootstrap from `xds-server bootstrap envoy` ({workdir / 'envoy.yaml'})")
         envoy = start([str(ENVOY), "-c", str(workdir / "envoy.yaml"), "--base-id", "3", "-l", "warning"], name="envoy")
         wait_http(f"http://{ENVOY_ADMIN}/ready", what="envoy", proc=envoy)
-        say(f"envoy ready: gateway listening on {GATEWAY}")
+        bound = listening_on(f"http://{ENVOY_ADMIN}")
+        say("envoy ready: gateway listening on " + (", ".join(bound) or f"nothing yet (expected {GATEWAY})"))
 
         say("running the client through the gateway")
         client = subprocess.run([PY, "-m", "demo.client", "--target", GATEWAY], cwd=ROOT, env=env, timeout=120)

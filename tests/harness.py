@@ -92,12 +92,13 @@ class _Process:
 
 class ControlPlane(_Process):
     def __init__(self, *, config_dirs: Sequence[Path] = (), workdir: Path, extra_args: Sequence[str] = (),
-                 debounce_quiet: float = 0.05, log_level: str = "debug") -> None:
-        self.xds_port = free_port()
-        self.admin_port = free_port()
+                 debounce_quiet: float = 0.05, log_level: str = "debug", xds_port: int | None = None,
+                 admin_port: int | None = None) -> None:
+        self.xds_port = xds_port or free_port()
+        self.admin_port = admin_port or free_port()
         self.xds_address = f"127.0.0.1:{self.xds_port}"
         self.admin_url = f"http://127.0.0.1:{self.admin_port}"
-        self.log_path = workdir / f"xds-server-{self.xds_port}.log"
+        self.log_path = workdir / f"xds-server-{self.xds_port}-{time.monotonic_ns()}.log"
         args = [PYTHON, "-m", "xds_server", "serve", "--xds-address", self.xds_address,
                 "--admin-address", f"127.0.0.1:{self.admin_port}", "--debounce-quiet", str(debounce_quiet),
                 "--log-level", log_level]

@@ -22,3 +22,4 @@ def test_demo_runs_all_rpc_kinds_through_envoy() -> None:
         assert line in out
     assert "route-guide-a" in out and "route-guide-b" in out, out
     assert "all calls went through Envoy" in out
+    assert "gateway listening on 0.0.0.0:8080 (0.0.0.0_8080)" in out, out  # read back from Envoy's admin /listeners

@@ -9,7 +9,6 @@ timeout, and edits closer together than that never land.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from pathlib import Path
 
@@ -17,8 +16,8 @@ import pytest
 
 from tests import e2e_config
 from tests.gateway_env import GatewayEnv, gateway_env
-from tests.grpc_calls import get_feature
 from tests.harness import http_get, wait_until
+from tests.traffic import Traffic
 
 pytestmark = pytest.mark.e2e
 
@@ -44,35 +43,6 @@ def clusters(env: GatewayEnv, resource: str) -> dict[str, dict]:
 
 def active_lb(env: GatewayEnv) -> str:
     return clusters(env, "dynamic_active_clusters")[CLUSTER].get("lb_policy", "ROUND_ROBIN")
-
-
-class Traffic:
-    """Route-guide calls through Envoy in a thread, for a bounded time, counting failures."""
-
-    def __init__(self, env: GatewayEnv) -> None:
-        self.env = env
-        self.ok = 0
-        self.failures: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        deadline = time.monotonic() + 60
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            try:
-                get_feature(self.env.channel, timeout=2)
-                self.ok += 1
-            except Exception as exc:  # noqa: BLE001 - every failure is reported by the test
-                self.failures.append(repr(exc))
-            time.sleep(0.02)
-
-    def __enter__(self) -> "Traffic":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
 
 
 def wait_for_lb(env: GatewayEnv, policy: str, *, timeout: float) -> float:

@@ -1,12 +1,33 @@
 """TLS and gRPC-Web translation: who gets which secrets, and what validate says about corsPolicy."""
 from __future__ import annotations
 
+import json
+
 from translators import type_urls
 from translators.node import NodeInfo
 from translators.pipeline import translate
 from xds_server.sources.documents import parse_text
 
-PEM_CERT = "-----BEGIN CERTIFICATE-----\\n    MIIBfake\\n    -----END CERTIFICATE-----"
+def _self_signed() -> tuple[str, str]:
+    """A real certificate and key: Secrets are parsed, so PEM armour around junk is refused."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tls-test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key()) \
+        .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256())
+    return (cert.public_bytes(serialization.Encoding.PEM).decode(),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()).decode())
+
+
+PEM_CERT, PEM_KEY = _self_signed()
 
 
 def secret(name: str, namespace: str) -> str:
@@ -16,8 +37,8 @@ kind: Secret
 metadata: {{name: {name}, namespace: {namespace}}}
 type: kubernetes.io/tls
 stringData:
-  tls.crt: "{PEM_CERT}"
-  tls.key: "-----BEGIN PRIVATE KEY-----\\n    SENTINEL\\n    -----END PRIVATE KEY-----"
+  tls.crt: {json.dumps(PEM_CERT)}
+  tls.key: {json.dumps(PEM_KEY)}
 """
 
 
@@ -60,7 +81,9 @@ def test_missing_credential_is_a_warning_and_the_port_is_not_served() -> None:
     translation = translate(objects)
     messages = [d.format() for d in translation.diagnostics]
     assert "t.yaml: Gateway/edge/public: spec.servers[0].tls.credentialName: warning: no TLS Secret 'public-cert' in " \
-           "namespace 'edge'; this server is not served until it exists" in messages
+           "any namespace (looked in 'edge' and the others): it must be in the namespace of the Envoy that selects " \
+           "this Gateway (`xds-server bootstrap envoy --namespace NAMESPACE`); this server is not served until it " \
+           "exists" in messages
     assert translation.for_node(NodeInfo.of(namespace="edge", labels={"istio": "public"}))[type_urls.LISTENER] == {}
 
 

@@ -1,10 +1,12 @@
 """Which listeners and virtual hosts an Envoy gateway node gets (Istio semantics).
 
 1. Gateways whose ``selector`` matches the node's labels apply to it.
-2. Their servers are grouped by port: one listener ``0.0.0.0_PORT`` per port.
+2. Their servers are grouped by (``bind``, port): one listener ``0.0.0.0_PORT``
+   per port, or ``ADDRESS_PORT`` for servers with ``bind: ADDRESS``.
 3. A VirtualService applies to a port when its ``gateways`` name a selected
-   gateway with a server on that port; its hosts are intersected with the
-   server's hosts (``ns/host`` restricts the VirtualService namespace).
+   gateway with a server on that port; each of its hosts is intersected with
+   *every* server host (``ns/host`` restricts the VirtualService namespace), so
+   ``*`` bound to a server with two hosts serves both.
 4. Routes for the same host are merged in VirtualService order into one
    virtual host, so every domain appears exactly once (Envoy rejects
    duplicates).  Per-match ``port`` and ``gateways`` narrow a route further.
@@ -17,28 +19,30 @@ from translators import ir
 from translators.istio.hosts import intersect
 
 
-def _server_allows(server: ir.GatewayServer, *, vs_namespace: str, vs_host: str) -> str | None:
-    best = None
+def _server_allows(server: ir.GatewayServer, *, vs_namespace: str, vs_host: str) -> list[str]:
+    """Every host the server admits for ``vs_host``: the VirtualService host is intersected with
+    each server host (Istio), so ``*`` on a server with ``[a.example.com, b.example.com]`` gives both."""
+    out: list[str] = []
     for ns, host in server.hosts:
         if ns not in ("*", vs_namespace):
             continue
         got = intersect(host, vs_host)
-        if got is not None and (best is None or len(got) > len(best) or got == vs_host):
-            best = got
-    return best
+        if got is not None and got not in out:
+            out.append(got)
+    return out
 
 
 def gateway_listeners(model: ir.Model, *, labels: dict[str, str], namespace: str) -> list[ir.HttpListener]:
     selected = [g for g in model.gateways if g.selects(labels, namespace)]
-    by_port: dict[int, list[tuple[ir.Gateway, ir.GatewayServer]]] = defaultdict(list)
+    by_port: dict[tuple[int, str], list[tuple[ir.Gateway, ir.GatewayServer]]] = defaultdict(list)
     for g in selected:
         for s in g.servers:
             if not s.passthrough:
-                by_port[s.port].append((g, s))
+                by_port[(s.port, s.bind)].append((g, s))
 
     listeners = []
-    for port in sorted(by_port):
-        servers = by_port[port]
+    for port, bind in sorted(by_port):
+        servers = by_port[(port, bind)]
         # host -> ordered routes; dict keeps first-seen host order
         hosts: dict[str, list[ir.Route]] = {}
         for hr in model.http_routes:
@@ -47,23 +51,25 @@ def gateway_listeners(model: ir.Model, *, labels: dict[str, str], namespace: str
                 continue
             for vs_host in hr.hosts:
                 for g, s in bound:  # every server on the port may admit a different host
-                    host = _server_allows(s, vs_namespace=hr.ref.namespace, vs_host=vs_host)
-                    if host is None:
+                    admitted = _server_allows(s, vs_namespace=hr.ref.namespace, vs_host=vs_host)
+                    if not admitted:
                         continue
                     routes = [r for r in hr.routes
                               if (r.match.port is None or r.match.port == port)
                               and (not r.match.gateways or g.key in r.match.gateways)]
-                    bucket = hosts.setdefault(host, [])
-                    bucket.extend(r for r in routes if r not in bucket)
+                    for host in admitted:
+                        bucket = hosts.setdefault(host, [])
+                        bucket.extend(r for r in routes if r not in bucket)
         redirect = any(s.https_redirect for _, s in servers)
         vhosts = tuple(ir.VirtualHost(name=f"{host}:{port}", domains=(host,), routes=tuple(routes), require_tls=redirect)
                        for host, routes in sorted(hosts.items()) if routes)
         protocols = frozenset(s.protocol for _, s in servers)
         cors = any(r.cors is not None for v in vhosts for r in v.routes)
         listeners.append(ir.HttpListener(
-            name=ir.gateway_listener_name(port), port=port, route_config=ir.gateway_route_name(port),
-            protocols=protocols, virtual_hosts=vhosts, grpc_web="GRPC-WEB" in protocols or cors, cors=cors,
-            tls_chains=_tls_chains(servers), https_redirect=redirect))
+            name=ir.gateway_listener_name(port, bind), port=port, route_config=ir.gateway_route_name(port, bind),
+            protocols=protocols, virtual_hosts=vhosts, cors=cors,
+            grpc_web="GRPC-WEB" in protocols or cors or any(f.selects(labels, namespace) for f in model.grpc_web),
+            tls_chains=_tls_chains(servers), https_redirect=redirect, address=bind or ir.DEFAULT_BIND))
     return listeners
 
 
@@ -80,15 +86,15 @@ def _tls_chains(servers: list[tuple[ir.Gateway, ir.GatewayServer]]) -> tuple[ir.
 
 def passthrough_listeners(model: ir.Model, *, labels: dict[str, str], namespace: str) -> list[ir.TcpListener]:
     """PASSTHROUGH ports: VirtualService ``tls[]`` routes by SNI, in order; ``*`` matches any SNI."""
-    by_port: dict[int, list[ir.Gateway]] = defaultdict(list)
+    by_port: dict[tuple[int, str], list[ir.Gateway]] = defaultdict(list)
     for g in model.gateways:
         if g.selects(labels, namespace):
             for s in g.servers:
-                if s.passthrough and g not in by_port[s.port]:
-                    by_port[s.port].append(g)
+                if s.passthrough and g not in by_port[(s.port, s.bind)]:
+                    by_port[(s.port, s.bind)].append(g)
     out = []
-    for port in sorted(by_port):
-        keys = {g.key for g in by_port[port]}
+    for port, bind in sorted(by_port):
+        keys = {g.key for g in by_port[(port, bind)]}
         chains: dict[tuple[str, ...], tuple[ir.WeightedCluster, ...]] = {}
         for hr in model.http_routes:
             if not keys & set(hr.gateways):
@@ -101,5 +107,6 @@ def passthrough_listeners(model: ir.Model, *, labels: dict[str, str], namespace:
         if chains:
             # the catch-all chain (no SNI) goes last so specific names win
             ordered = sorted(chains.items(), key=lambda kv: (not kv[0], kv[0]))
-            out.append(ir.TcpListener(name=ir.gateway_listener_name(port), port=port, chains=tuple(ordered)))
+            out.append(ir.TcpListener(name=ir.gateway_listener_name(port, bind), port=port, chains=tuple(ordered),
+                                      address=bind or ir.DEFAULT_BIND))
     return out

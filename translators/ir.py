@@ -5,7 +5,8 @@ frozen dataclasses; builders turn them into xDS.  Nothing here knows about
 YAML or protobuf.  Names follow Istio so they round-trip:
 
 * cluster ``outbound|PORT|SUBSET|HOST`` (empty subset when there is none),
-* gateway listener ``0.0.0.0_PORT`` and its route config ``http.PORT``.
+* gateway listener ``0.0.0.0_PORT`` (``ADDRESS_PORT`` with ``bind``) and its route
+  config ``http.PORT`` (``http.PORT.ADDRESS``).
 """
 from __future__ import annotations
 
@@ -28,12 +29,18 @@ def cluster_name(*, port: int, subset: str = "", host: str) -> str:
     return f"outbound|{port}|{subset}|{host}"
 
 
-def gateway_listener_name(port: int) -> str:
-    return f"0.0.0.0_{port}"
+#: where a gateway listener binds when its server has no ``bind``
+DEFAULT_BIND = "0.0.0.0"
 
 
-def gateway_route_name(port: int) -> str:
-    return f"http.{port}"
+def gateway_listener_name(port: int, bind: str = "") -> str:
+    """Istio's names: ``0.0.0.0_PORT``, or ``ADDRESS_PORT`` for a server with ``bind``."""
+    return f"{bind or DEFAULT_BIND}_{port}"
+
+
+def gateway_route_name(port: int, bind: str = "") -> str:
+    """Istio's names: ``http.PORT``, or ``http.PORT.ADDRESS`` for a server with ``bind``."""
+    return f"http.{port}.{bind}" if bind else f"http.{port}"
 
 
 def is_h2_port(*, protocol: str, name: str) -> bool:
@@ -145,6 +152,8 @@ class CorsPolicy:
     expose_headers: tuple[str, ...] = ()
     max_age_s: float | None = None
     allow_credentials: bool | None = None
+    #: unmatchedPreflights FORWARD (True) / IGNORE (False); None: Envoy's default (forward).  The Istio
+    #: dialect defaults it to False on routes to gRPC (h2) backends, which answer preflights with grpc-status 13
     forward_unmatched_preflights: bool | None = None
 
 
@@ -332,6 +341,7 @@ class HttpListener:
     cors: bool = False
     tls_chains: tuple[TlsChain, ...] = ()
     https_redirect: bool = False
+    address: str = DEFAULT_BIND  # servers[].bind
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,6 +353,7 @@ class GatewayServer:
     tls: ServerTls | None = None
     https_redirect: bool = False
     passthrough: bool = False  # tls.mode PASSTHROUGH: route on SNI to a TCP proxy
+    bind: str = ""  # servers[].bind: the listener's IP address ("" binds 0.0.0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,6 +379,20 @@ class Gateway:
 
 
 @dataclass(frozen=True, slots=True)
+class GrpcWebSelector:
+    """An EnvoyFilter adding the gRPC-Web filter: which workloads' gateways get it on every HTTP listener."""
+
+    ref: ObjectRef
+    #: "" = every namespace (an EnvoyFilter in the root namespace)
+    namespace: str
+    #: the workloadSelector labels; empty selects every workload in scope
+    labels: tuple[tuple[str, str], ...] = ()
+
+    def selects(self, labels: dict[str, str], namespace: str) -> bool:
+        return self.namespace in ("", namespace) and all(labels.get(k) == v for k, v in self.labels)
+
+
+@dataclass(frozen=True, slots=True)
 class TlsRoute:
     """A VirtualService ``tls[]`` entry: SNI-matched TCP proxying for PASSTHROUGH servers."""
 
@@ -384,6 +409,7 @@ class TcpListener:
     name: str
     port: int
     chains: tuple[tuple[tuple[str, ...], tuple[WeightedCluster, ...]], ...]
+    address: str = DEFAULT_BIND  # servers[].bind
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,3 +432,5 @@ class Model:
     clusters: tuple[Cluster, ...] = ()
     services: tuple[Service, ...] = field(default=(), repr=False)
     secrets: tuple[TlsSecret, ...] = field(default=(), repr=False)
+    #: gRPC-Web EnvoyFilters (translators.istio.envoy_filter)
+    grpc_web: tuple[GrpcWebSelector, ...] = ()

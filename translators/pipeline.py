@@ -54,8 +54,13 @@ class Translation:
 
     def selection_key(self, node: NodeInfo) -> tuple[str, ...]:
         """Nodes with equal keys get equal LDS/RDS/SDS: flavour, namespace (secrets) and selected gateways."""
+        if node.flavour == GRPC:
+            return (node.flavour, node.namespace)
         labels = node.label_map
-        return (node.flavour, node.namespace) + tuple(g.key for g in self.model.gateways if g.selects(labels, node.namespace))
+        key = (node.flavour, node.namespace) + tuple(g.key for g in self.model.gateways if g.selects(labels, node.namespace))
+        if any(f.selects(labels, node.namespace) for f in self.model.grpc_web):
+            key += ("grpc-web",)  # a gRPC-Web EnvoyFilter selects the node: its listeners get the filter
+        return key
 
     def shared(self, flavour: str) -> Resources:
         """CDS and EDS: the same for every node of a flavour, built once."""
@@ -97,7 +102,7 @@ class Translation:
         if self._fingerprint is None:
             m = self.model
             self._fingerprint = (tuple(map(id, m.gateways)), tuple(map(id, m.http_routes)), tuple(map(id, m.secrets)),
-                                 tuple(id(c) for c in m.clusters if c.policy.tls is not None))
+                                 tuple(id(c) for c in m.clusters if c.policy.tls is not None), m.grpc_web)
         return self._fingerprint
 
     def _build_own(self, node: NodeInfo) -> Resources:

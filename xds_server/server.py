@@ -46,12 +46,14 @@ class ServeOptions:
     max_node_classes: int = 1000
     #: cap on concurrent xDS connections
     max_connections: int = 10_000
+    #: time a new connection has to complete its HTTP/2 handshake
+    handshake_timeout_s: float = 10.0
 
 
 def grpc_server_options(options: ServeOptions) -> list[tuple[str, int]]:
     """Transport limits: no connection may hold resources without doing xDS.
 
-    * a connection must complete its HTTP/2 handshake within 10 s;
+    * a connection must complete its HTTP/2 handshake within ``handshake_timeout_s`` (10 s);
     * at most 16 concurrent streams per connection (ADS needs one);
     * pings from clients at most every 5 s (keepalive enforcement), and none without a call;
     * a connection lives at most 30 min (+ 5 min grace), as istiod's MaxServerConnectionAge, which also
@@ -61,7 +63,7 @@ def grpc_server_options(options: ServeOptions) -> list[tuple[str, int]]:
     """
     return [("grpc.max_send_message_length", 256 * 1024 * 1024),
             ("grpc.max_receive_message_length", 4 * 1024 * 1024),
-            ("grpc.server_handshake_timeout_ms", 10_000),
+            ("grpc.server_handshake_timeout_ms", int(options.handshake_timeout_s * 1000)),
             ("grpc.max_concurrent_streams", 16),
             ("grpc.keepalive_permit_without_calls", 0),
             ("grpc.http2.min_ping_interval_without_data_ms", 5000),

@@ -1,5 +1,8 @@
 """LDS: gateway listeners ``0.0.0.0_PORT`` with an HttpConnectionManager fed by RDS.
 
+A listener binds ``0.0.0.0`` unless its Gateway servers set ``bind`` (then it is
+named ``ADDRESS_PORT`` and binds ADDRESS, as in Istio).
+
 HCM choices and why:
 
 * ``strip_any_host_port`` -- ``grpc.example.com:8443`` routes exactly like
@@ -130,7 +133,8 @@ def build_gateway_listener(listener: ir.HttpListener) -> listener_pb2.Listener:
     hcm_filter = listener_components_pb2.Filter(name=HCM_FILTER, typed_config=pack(manager))
     out = listener_pb2.Listener(
         name=listener.name,
-        address=address_pb2.Address(socket_address=address_pb2.SocketAddress(address="0.0.0.0", port_value=listener.port)),
+        address=address_pb2.Address(socket_address=address_pb2.SocketAddress(address=listener.address,
+                                                                             port_value=listener.port)),
     )
     if not listener.tls_chains:
         out.filter_chains.append(listener_components_pb2.FilterChain(filters=[hcm_filter]))
@@ -149,7 +153,8 @@ def build_tcp_listener(listener: ir.TcpListener) -> listener_pb2.Listener:
     """A PASSTHROUGH port: TLS is not terminated; SNI picks a TCP proxy to the backend."""
     out = listener_pb2.Listener(
         name=listener.name,
-        address=address_pb2.Address(socket_address=address_pb2.SocketAddress(address="0.0.0.0", port_value=listener.port)),
+        address=address_pb2.Address(socket_address=address_pb2.SocketAddress(address=listener.address,
+                                                                             port_value=listener.port)),
         listener_filters=[listener_components_pb2.ListenerFilter(name=TLS_INSPECTOR,
                                                                  typed_config=pack(tls_inspector_pb2.TlsInspector()))])
     for server_names, clusters in listener.chains:

@@ -79,7 +79,8 @@ def _headers(value: Any, path: str, rep: Reporter) -> tuple[HeaderMatch, ...]:
         m = fields.mapping(h, f"{path}[{i}]", rep) or {}
         name = fields.string(m.get("name"), f"{path}[{i}].name", rep, required=True)
         val = fields.string(m.get("value"), f"{path}[{i}].value", rep, required=True)
-        kind = {"Exact": "exact", "RegularExpression": "regex"}.get(m.get("type") or "Exact")
+        mtype = m.get("type") or "Exact"
+        kind = {"Exact": "exact", "RegularExpression": "regex"}.get(mtype) if isinstance(mtype, str) else None
         if kind is None:
             rep.error(f"{path}[{i}].type", "must be Exact or RegularExpression")
             continue
@@ -107,11 +108,11 @@ def parse_grpc_route(obj: ConfigObject, rep: Reporter, ctx: RouteContext) -> tup
     parent_status = []
     for i, p in enumerate(fields.sequence(spec.get("parentRefs"), "spec.parentRefs", rep)):
         pm = fields.mapping(p, f"spec.parentRefs[{i}]", rep) or {}
-        kind = pm.get("kind") or "Gateway"
-        pns = pm.get("namespace") or ns
-        key = f"{pns}/{pm.get('name')}"
+        kind = fields.string(pm.get("kind"), f"spec.parentRefs[{i}].kind", rep) or "Gateway"
+        pns = fields.string(pm.get("namespace"), f"spec.parentRefs[{i}].namespace", rep) or ns
+        key = f"{pns}/{fields.string(pm.get('name'), f'spec.parentRefs[{i}].name', rep, required=True)}"
         ok = kind == "Gateway" and key in ctx.gateways
-        section = pm.get("sectionName")
+        section = fields.string(pm.get("sectionName"), f"spec.parentRefs[{i}].sectionName", rep)
         if ok and section and section not in ctx.gateways[key]:
             ok = False
         if ok:
@@ -210,11 +211,14 @@ def _backend(ref: Any, path: str, rep: Reporter, *, ns: str, ctx: RouteContext) 
 def reference_grants(objects: list[ConfigObject]) -> Callable[[str, str, str], bool]:
     """ReferenceGrants as a predicate: may a GRPCRoute in ``from_ns`` refer to Service ``to_ns/name``?"""
     grants: list[tuple[str, set[str], set[str] | None]] = []
+    def listed(value: Any) -> list[dict]:
+        return [x for x in value if isinstance(x, dict)] if isinstance(value, list) else []
+
     for g in objects:
-        froms = {f.get("namespace") for f in g.spec.get("from") or [] if isinstance(f, dict)
+        froms = {f.get("namespace") for f in listed(g.spec.get("from")) if isinstance(f.get("namespace"), str)
                  and f.get("kind") == "GRPCRoute" and f.get("group") == "gateway.networking.k8s.io"}
-        tos = [t for t in g.spec.get("to") or [] if isinstance(t, dict) and t.get("kind") == "Service"
-               and (t.get("group") or "") == ""]
+        tos = [t for t in listed(g.spec.get("to")) if t.get("kind") == "Service" and (t.get("group") or "") == ""
+               and isinstance(t.get("name") or "", str)]
         names = None if any(not t.get("name") for t in tos) else {t.get("name") for t in tos}
         if froms and tos:
             grants.append((g.namespace, froms, names))

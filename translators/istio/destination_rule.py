@@ -39,6 +39,18 @@ class DestinationPolicy:
         return base.merged(s.policy) if s is not None else base
 
 
+_UINT32_MAX = 2**32 - 1
+
+
+def _sni(value, path: str, rep: Reporter) -> str:
+    """Envoy's UpstreamTlsContext.sni: at most 255 bytes, no spaces or control characters."""
+    sni = fields.string(value, path, rep) or ""
+    if len(sni.encode()) > 255 or any(c.isspace() or not c.isprintable() for c in sni):
+        rep.error(path, f"must be a server name of at most 255 bytes without spaces, got {sni[:300]!r}")
+        return ""
+    return sni
+
+
 def _upstream_tls(value, path: str, rep: Reporter) -> UpstreamTls | None:
     m = fields.mapping(value, path, rep) or {}
     mode = (fields.string(m.get("mode"), f"{path}.mode", rep) or "DISABLE").upper()
@@ -56,8 +68,8 @@ def _upstream_tls(value, path: str, rep: Reporter) -> UpstreamTls | None:
         ca_certificates=fields.string(m.get("caCertificates"), f"{path}.caCertificates", rep) or "",
         client_certificate=fields.string(m.get("clientCertificate"), f"{path}.clientCertificate", rep) or "",
         private_key=fields.string(m.get("privateKey"), f"{path}.privateKey", rep) or "",
-        sni=fields.string(m.get("sni"), f"{path}.sni", rep) or "",
-        subject_alt_names=tuple(str(s) for s in fields.sequence(m.get("subjectAltNames"), f"{path}.subjectAltNames", rep)),
+        sni=_sni(m.get("sni"), f"{path}.sni", rep),
+        subject_alt_names=fields.strings(m.get("subjectAltNames"), f"{path}.subjectAltNames", rep),
         insecure_skip_verify=bool(fields.boolean(m.get("insecureSkipVerify"), f"{path}.insecureSkipVerify", rep)),
     )
     if mode == "MUTUAL" and not out.credential_name and not (out.client_certificate and out.private_key):
@@ -82,7 +94,8 @@ def _traffic_policy(value, path: str, rep: Reporter, *, allow_port_level: bool) 
         hash_header = None
         ch = fields.mapping(lbm.get("consistentHash"), f"{path}.loadBalancer.consistentHash", rep)
         if ch is not None:
-            hash_header = fields.string(ch.get("httpHeaderName"), f"{path}.loadBalancer.consistentHash.httpHeaderName", rep)
+            hash_header = fields.header_name(ch.get("httpHeaderName"), f"{path}.loadBalancer.consistentHash.httpHeaderName", rep) \
+                if ch.get("httpHeaderName") is not None else None
             if hash_header is None:
                 rep.warning(f"{path}.loadBalancer.consistentHash", "only httpHeaderName is supported; "
                             "load balancing stays as it is", code="unsupported")
@@ -98,13 +111,10 @@ def _traffic_policy(value, path: str, rep: Reporter, *, allow_port_level: bool) 
     if pool:
         http = fields.mapping(pool.get("http"), f"{path}.connectionPool.http", rep) or {}
         hp = f"{path}.connectionPool.http"
-        http2_max = fields.integer(http.get("http2MaxRequests"), f"{hp}.http2MaxRequests", rep, lo=1)
-        per_conn = fields.integer(http.get("maxRequestsPerConnection"), f"{hp}.maxRequestsPerConnection", rep, lo=0)
+        http2_max = fields.integer(http.get("http2MaxRequests"), f"{hp}.http2MaxRequests", rep, lo=1, hi=_UINT32_MAX)
+        per_conn = fields.integer(http.get("maxRequestsPerConnection"), f"{hp}.maxRequestsPerConnection", rep, lo=0,
+                                  hi=2**31 - 1)
         idle = fields.duration(http.get("idleTimeout"), f"{hp}.idleTimeout", rep)
-        for k in http:
-            if k not in {"http2MaxRequests", "maxRequestsPerConnection", "idleTimeout", "http1MaxPendingRequests",
-                         "maxRetries", "h2UpgradePolicy", "useClientProtocol", "maxConcurrentStreams"}:
-                rep.warning(f"{hp}.{k}", "unknown field; ignored")
         if "tcp" in pool:
             rep.warning(f"{path}.connectionPool.tcp", "tcp connection pool settings are not applied yet", code="unsupported")
     outlier = None
@@ -112,10 +122,10 @@ def _traffic_policy(value, path: str, rep: Reporter, *, allow_port_level: bool) 
     if od:
         op = f"{path}.outlierDetection"
         outlier = OutlierDetection(
-            consecutive_5xx=fields.integer(od.get("consecutive5xxErrors", od.get("consecutiveErrors")), f"{op}.consecutive5xxErrors", rep, lo=0),
-            consecutive_gateway_errors=fields.integer(od.get("consecutiveGatewayErrors"), f"{op}.consecutiveGatewayErrors", rep, lo=0),
-            interval_s=fields.duration(od.get("interval"), f"{op}.interval", rep),
-            base_ejection_time_s=fields.duration(od.get("baseEjectionTime"), f"{op}.baseEjectionTime", rep),
+            consecutive_5xx=fields.integer(od.get("consecutive5xxErrors", od.get("consecutiveErrors")), f"{op}.consecutive5xxErrors", rep, lo=0, hi=_UINT32_MAX),
+            consecutive_gateway_errors=fields.integer(od.get("consecutiveGatewayErrors"), f"{op}.consecutiveGatewayErrors", rep, lo=0, hi=_UINT32_MAX),
+            interval_s=fields.positive_duration(od.get("interval"), f"{op}.interval", rep),
+            base_ejection_time_s=fields.positive_duration(od.get("baseEjectionTime"), f"{op}.baseEjectionTime", rep),
             max_ejection_percent=fields.integer(od.get("maxEjectionPercent"), f"{op}.maxEjectionPercent", rep, lo=0, hi=100),
         )
     tls = _upstream_tls(m.get("tls"), f"{path}.tls", rep) if m.get("tls") is not None else None

@@ -36,11 +36,20 @@ class Destinations:
         policy = self.policies.get(host)
         return policy.policy_for(port=int(port), subset=subset).hash_header if policy else None
 
+    def is_h2(self, cluster: str) -> bool:
+        """Does ``cluster`` speak HTTP/2 (gRPC) to its backend?  Undeclared hosts get h2 placeholders."""
+        _, port, _, host = cluster.split("|", 3)
+        svc = self.registry.get(host)
+        sp = svc.port(int(port)) if svc is not None else None
+        return True if sp is None else sp.h2
+
     def cluster(self, dest: Any, path: str, rep: Reporter, *, namespace: str) -> str | None:
         """The cluster for ``dest``, or ``None`` when it cannot be named (already reported)."""
+        if dest is None:
+            rep.error(path, "is required")
+            return None
         m = fields.mapping(dest, path, rep)
         if m is None:
-            rep.error(path, "is required")
             return None
         raw_host = fields.string(m.get("host"), f"{path}.host", rep, required=True)
         if raw_host is None:

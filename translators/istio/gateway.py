@@ -2,14 +2,18 @@
 
 ``spec.selector`` is matched against the connecting Envoy's node metadata
 labels.  Each ``servers[]`` entry becomes a listener port; ``hosts`` accept
-``ns/host`` and wildcards.  HTTP, HTTP2, GRPC, GRPC-WEB and HTTPS (TLS
+``ns/host`` and wildcards; ``bind`` (an IP address) is the address the
+listener binds, ``0.0.0.0`` by default.  HTTP, HTTP2, GRPC, GRPC-WEB and HTTPS (TLS
 mode SIMPLE or MUTUAL with ``credentialName``) servers are translated;
 PASSTHROUGH, TLS and TCP servers are reported as unsupported for now.
 """
 from __future__ import annotations
 
+import ipaddress
+import re
+
 from translators.diagnostics import Reporter
-from translators.ir import Gateway, GatewayServer, ServerTls
+from translators.ir import DEFAULT_BIND, Gateway, GatewayServer, ServerTls
 from translators.istio import fields
 from translators.istio.hosts import split_namespaced
 from translators.objects import ConfigObject
@@ -17,6 +21,9 @@ from translators.objects import ConfigObject
 HTTP_PROTOCOLS = frozenset({"HTTP", "HTTP2", "GRPC", "GRPC-WEB", "HTTPS"})
 OTHER_PROTOCOLS = frozenset({"TCP", "MONGO", "HBONE", "UDP"})
 TLS_VERSIONS = frozenset({"TLS_AUTO", "TLSV1_0", "TLSV1_1", "TLSV1_2", "TLSV1_3"})
+#: a server host: '*', '*.domain' or a DNS name (with an optional port-less trailing dot), in full
+_HOST = re.compile(r"\*|(?:\*\.)?[A-Za-z0-9_](?:[A-Za-z0-9_-]*)(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]*))*\.?")
+_VERSION_ORDER = ("TLSV1_0", "TLSV1_1", "TLSV1_2", "TLSV1_3")
 
 
 def _server_tls(value, path: str, rep: Reporter, *, protocol: str) -> tuple[ServerTls | None, bool, bool]:
@@ -50,10 +57,28 @@ def _server_tls(value, path: str, rep: Reporter, *, protocol: str) -> tuple[Serv
         v = (fields.string(m.get(key), f"{path}.{key}", rep) or "").upper()
         if v and v not in TLS_VERSIONS:
             rep.error(f"{path}.{key}", f"must be one of {', '.join(sorted(TLS_VERSIONS))}, got {v!r}")
-        versions.append(v if v != "TLS_AUTO" else "")
-    ciphers = tuple(str(c) for c in fields.sequence(m.get("cipherSuites"), f"{path}.cipherSuites", rep))
-    sans = tuple(str(s) for s in fields.sequence(m.get("subjectAltNames"), f"{path}.subjectAltNames", rep))
+        versions.append(v if v != "TLS_AUTO" and v in TLS_VERSIONS else "")
+    if versions[0] and versions[1] and _VERSION_ORDER.index(versions[0]) > _VERSION_ORDER.index(versions[1]):
+        rep.error(f"{path}.minProtocolVersion", f"{versions[0]} is above maxProtocolVersion {versions[1]}")
+    ciphers = fields.cipher_suites(m.get("cipherSuites"), f"{path}.cipherSuites", rep)
+    sans = fields.strings(m.get("subjectAltNames"), f"{path}.subjectAltNames", rep)
     return ServerTls(mode, credential, versions[0], versions[1], ciphers, sans), False, False
+
+
+def _bind(value, path: str, rep: Reporter) -> tuple[str, bool]:
+    """``servers[].bind``: (the IP address the listener binds, "" for 0.0.0.0; skip this server)."""
+    text = fields.string(value, path, rep)
+    if not text:
+        return "", False
+    if text.startswith("unix://"):
+        rep.warning(path, "unix domain socket binds are not served yet; this server is skipped", code="unsupported")
+        return "", True
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        rep.error(path, f"must be an IP address (or unix://PATH), got {text!r}")
+        return "", True
+    return ("" if str(address) == DEFAULT_BIND else str(address)), False
 
 
 def parse_gateway(obj: ConfigObject, rep: Reporter) -> Gateway | None:
@@ -82,8 +107,14 @@ def parse_gateway(obj: ConfigObject, rep: Reporter) -> Gateway | None:
         for j, h in enumerate(hosts_raw):
             host = fields.string(h, f"{sp}.hosts[{j}]", rep, required=True)
             if host is not None:
-                hosts.append(split_namespaced(host, default_namespace=obj.namespace))
-        if number is None or not protocol:
+                ns, name = split_namespaced(host, default_namespace=obj.namespace)
+                if not ns or not _HOST.fullmatch(name):
+                    rep.error(f"{sp}.hosts[{j}]", f"must be [namespace/]host with host '*', '*.domain' or a DNS "
+                              f"name, got {host!r}")
+                    continue
+                hosts.append((ns, name))
+        bind, bad_bind = _bind(m.get("bind"), f"{sp}.bind", rep)
+        if number is None or not protocol or bad_bind:
             continue
         if protocol in OTHER_PROTOCOLS:
             rep.warning(f"{sp}.port.protocol", f"{protocol} servers are not served yet; this server is skipped",
@@ -91,7 +122,7 @@ def parse_gateway(obj: ConfigObject, rep: Reporter) -> Gateway | None:
             continue
         tls_spec = m.get("tls") if isinstance(m.get("tls"), dict) else {}
         if protocol in ("TLS", "HTTPS") and str(tls_spec.get("mode", "")).upper() == "PASSTHROUGH":
-            servers.append(GatewayServer(number, name, protocol, tuple(hosts), passthrough=True))
+            servers.append(GatewayServer(number, name, protocol, tuple(hosts), passthrough=True, bind=bind))
             continue
         if protocol == "TLS":
             rep.warning(f"{sp}.tls.mode", "TLS servers are served in PASSTHROUGH mode only; this server is skipped",
@@ -102,7 +133,7 @@ def parse_gateway(obj: ConfigObject, rep: Reporter) -> Gateway | None:
             continue
         tls, redirect, skip = _server_tls(m.get("tls"), f"{sp}.tls", rep, protocol=protocol)
         if not skip:
-            servers.append(GatewayServer(number, name, protocol, tuple(hosts), tls, redirect))
+            servers.append(GatewayServer(number, name, protocol, tuple(hosts), tls, redirect, bind=bind))
     if rep.failed:
         return None
     return Gateway(obj.ref, selector, tuple(servers))

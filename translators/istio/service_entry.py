@@ -17,17 +17,33 @@ from translators.istio import fields
 from translators.istio.hosts import fqdn
 from translators.objects import ConfigObject
 
-_IPV4 = re.compile(r"^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$")
+#: a DNS name Envoy can resolve (letters, digits, hyphens, underscores, dots), matched in full
+_DNS_NAME = re.compile(r"(?=.{1,253}\.?$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62}))*\.?")
+_UINT32_MAX = 2**32 - 1
 
 
-def _is_ip(address: str) -> bool:
-    if _IPV4.match(address) or address.startswith("unix://"):
+def _check_address(address: str, path: str, rep: Reporter, *, resolution: str) -> bool:
+    """STATIC endpoints need an IP (or ``unix://`` path); DNS endpoints an IP or a DNS name."""
+    if resolution == "STATIC":
+        if address.startswith("unix://") and len(address) > len("unix://"):
+            return True
+        if not fields.is_ip(address):
+            rep.error(path, f"resolution STATIC needs an IP address, got {address!r}")
+            return False
         return True
-    try:
-        ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return True
+    if fields.is_ip(address) or _DNS_NAME.fullmatch(address):
+        return True
+    rep.error(path, f"must be an IP address or a DNS name, got {address!r}")
+    return False
+
+
+def _addresses(value, path: str, rep: Reporter) -> None:
+    """``spec.addresses``: IPs or CIDR blocks (VIPs; not used by the gateway, but checked)."""
+    for i, a in enumerate(fields.strings(value, path, rep)):
+        try:
+            ipaddress.ip_network(a, strict=False)
+        except ValueError:
+            rep.error(f"{path}[{i}]", f"must be an IP address or CIDR block, got {a!r}")
 
 
 PROTOCOLS = frozenset({"HTTP", "HTTPS", "GRPC", "GRPC-WEB", "HTTP2", "MONGO", "TCP", "TLS", "UDP"})
@@ -68,6 +84,7 @@ def parse_service_entry(obj: ConfigObject, rep: Reporter) -> list[Service]:
     if resolution == "NONE" and ports:
         rep.warning("spec.resolution", "resolution NONE (passthrough) is not supported by the gateway; "
                     "clusters for these hosts have no endpoints", code="unsupported")
+    _addresses(spec.get("addresses"), "spec.addresses", rep)
     by_name = {p.name: p for p in ports if p.name}
     endpoints: list[Endpoint] = []
     for i, e in enumerate(fields.sequence(spec.get("endpoints"), "spec.endpoints", rep)):
@@ -85,27 +102,38 @@ def parse_service_entry(obj: ConfigObject, rep: Reporter) -> list[Service]:
         address = fields.string(m.get("address"), f"{ep}.address", rep, required=True)
         if address is None:
             continue
-        if resolution == "STATIC" and not _is_ip(address):
-            rep.error(f"{ep}.address", f"resolution STATIC needs an IP address, got {address!r}")
+        if not _check_address(address, f"{ep}.address", rep, resolution=resolution):
             continue
-        port_map = fields.mapping(m.get("ports"), f"{ep}.ports", rep) or {}
-        for pname in port_map:
-            if pname not in by_name:
+        port_map = {}
+        for pname, pnum in (fields.mapping(m.get("ports"), f"{ep}.ports", rep) or {}).items():
+            if not isinstance(pname, str) or pname not in by_name:
                 rep.error(f"{ep}.ports.{pname}", f"no port named {pname!r} in spec.ports")
+                continue
+            number = fields.port_number(pnum, f"{ep}.ports.{pname}", rep, required=True)
+            if number is not None:
+                port_map[pname] = number
         labels = fields.labels(m.get("labels"), f"{ep}.labels", rep)
-        weight = fields.integer(m.get("weight"), f"{ep}.weight", rep, lo=0, hi=2**32 - 1) or 1
+        weight = fields.integer(m.get("weight"), f"{ep}.weight", rep, lo=0, hi=_UINT32_MAX) or 1
         locality = fields.string(m.get("locality"), f"{ep}.locality", rep) or ""
         # an endpoint carries one port per service port: ports[name] or the service port's target
         for p in ports:
-            number = port_map.get(p.name) if p.name in port_map else (p.target_port or p.number)
-            if isinstance(number, int):
-                endpoints.append(Endpoint(address, number, labels, weight, locality, p.number))
+            number = port_map[p.name] if p.name in port_map else (p.target_port or p.number)
+            endpoints.append(Endpoint(address, number, labels, weight, locality, p.number))
+    for p in ports:  # Envoy refuses a locality whose endpoint weights sum past uint32
+        total = sum(e.weight for e in endpoints if e.service_port == p.number)
+        if total > _UINT32_MAX:
+            rep.error("spec.endpoints", f"the endpoint weights of port {p.number} sum to {total}, "
+                      f"more than Envoy's limit of {_UINT32_MAX}")
+            break
     if rep.failed:
         return []
     services = []
     for i, h in enumerate(hosts):
         host = fields.string(h, f"spec.hosts[{i}]", rep, required=True)
         if host is None:
+            continue
+        if not (host == "*" or _DNS_NAME.fullmatch(host.removeprefix("*."))):
+            rep.error(f"spec.hosts[{i}]", f"must be a DNS name, optionally with a leading '*.', got {host!r}")
             continue
         services.append(Service(host=host, namespace=obj.namespace, ports=ports, resolution=resolution,
                                 endpoints=_endpoints_for_dns(host, ports, endpoints, resolution), source=obj.ref))
@@ -120,8 +148,8 @@ def _well_formed(e, *, resolution: str, by_name: dict) -> tuple | None:
     if type(e) is not dict or not _ENDPOINT_KEYS.issuperset(e):
         return None
     address = e.get("address")
-    if type(address) is not str or (resolution == "STATIC" and not _IPV4.match(address)):
-        return None
+    if type(address) is not str or not fields.is_ip(address):
+        return None  # names (DNS), unix:// paths and anything odd take the validating path
     port_map = e.get("ports") or {}
     if type(port_map) is not dict or not all(k in by_name and type(v) is int and 0 < v < 65536
                                              for k, v in port_map.items()):
@@ -153,15 +181,21 @@ def slice_endpoints(slices: list[ConfigObject], ports: list[ServicePort]) -> tup
     out = []
     for sl in slices:
         raw = sl.raw
-        slice_ports = {p.get("name") or "": p.get("port") for p in raw.get("ports") or [] if isinstance(p, dict)}
-        for ep in raw.get("endpoints") or []:
-            if not isinstance(ep, dict) or (ep.get("conditions") or {}).get("ready") is False:
+        raw_ports, raw_endpoints = raw.get("ports"), raw.get("endpoints")
+        slice_ports = {p.get("name") or "": p.get("port") for p in (raw_ports if isinstance(raw_ports, list) else ())
+                       if isinstance(p, dict) and isinstance(p.get("name") or "", str)}
+        for ep in raw_endpoints if isinstance(raw_endpoints, list) else ():
+            conditions = ep.get("conditions") if isinstance(ep, dict) else None
+            if not isinstance(ep, dict) or (isinstance(conditions, dict) and conditions.get("ready") is False):
                 continue
-            zone = ep.get("zone") or ""
-            for address in ep.get("addresses") or []:
+            zone = ep.get("zone") if isinstance(ep.get("zone"), str) else ""
+            addresses = ep.get("addresses")
+            for address in addresses if isinstance(addresses, list) else ():
+                if not fields.is_ip(address):
+                    continue  # the API server validates slices; a hand-written one with a bad address is skipped
                 for sp in ports:
                     number = slice_ports.get(sp.name, slice_ports.get("") if len(slice_ports) == 1 else None)
-                    if isinstance(number, int):
+                    if type(number) is int and 0 < number < 65536:
                         out.append(Endpoint(address, number, (), 1, f"/{zone}" if zone else "", sp.number))
     return tuple(out)
 
@@ -181,8 +215,12 @@ def parse_kubernetes_service(obj: ConfigObject, rep: Reporter, slices: list[Conf
         protocol = {"grpc": "GRPC", "kubernetes.io/h2c": "HTTP2", "http2": "HTTP2", "grpc-web": "GRPC-WEB",
                     "http": "HTTP", "kubernetes.io/http": "HTTP"}.get(app, "")
         target = m.get("targetPort")
+        if isinstance(target, int) and not isinstance(target, bool):
+            target = fields.port_number(target, f"{pp}.targetPort", rep)
+        elif target is not None and not isinstance(target, str):
+            rep.error(f"{pp}.targetPort", f"must be a port number or a port name, got {target!r}")
         if number is not None:
-            ports.append(ServicePort(number, name, protocol, target if isinstance(target, int) else 0))
+            ports.append(ServicePort(number, name, protocol, target if type(target) is int else 0))
     if rep.failed:
         return []
     return [Service(host=fqdn(obj.name, obj.namespace), namespace=obj.namespace, ports=tuple(ports),

@@ -13,6 +13,8 @@ Istio does.  Semantics worth knowing:
 """
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from typing import Any, Mapping
 
 from translators.diagnostics import Reporter
@@ -35,12 +37,14 @@ GRPC_CODES = {name: i for i, name in enumerate((
     "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
     "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"))}
 
-_MATCH_KEYS = frozenset({"name", "uri", "scheme", "method", "authority", "headers", "port", "sourceLabels",
-                         "gateways", "queryParams", "ignoreUriCase", "withoutHeaders", "sourceNamespace",
-                         "statPrefix"})
-_HTTP_KEYS = frozenset({"name", "match", "route", "redirect", "directResponse", "delegate", "rewrite", "timeout",
-                        "retries", "fault", "mirror", "mirrors", "mirrorPercentage", "mirrorPercent", "corsPolicy",
-                        "headers"})
+# unknown keys anywhere in a spec are warnings from translators.known_fields (called once per object
+# by the dialect); parsers only report malformed values of known fields
+
+
+_UINT32_MAX = 2**32 - 1
+#: the redirect codes Envoy's RedirectAction has
+REDIRECT_CODES = (301, 302, 303, 307, 308)
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 def resolve_gateway_ref(ref: str, namespace: str) -> str:
@@ -58,7 +62,9 @@ def parse_virtual_service(obj: ConfigObject, rep: Reporter, *, destinations: Des
     hosts = []
     for i, h in enumerate(hosts_raw):
         host = fields.string(h, f"spec.hosts[{i}]", rep, required=True)
-        if host is not None:
+        if host is not None and not fields.HOST.fullmatch(host):
+            rep.error(f"spec.hosts[{i}]", f"must be '*', '*.domain' or a host name, got {host!r}")
+        elif host is not None:
             hosts.append(fqdn(host, ns) if host != "*" else host)
     gateways = tuple(resolve_gateway_ref(g, ns) for i, g in enumerate(fields.sequence(spec.get("gateways"), "spec.gateways", rep))
                      if fields.string(g, f"spec.gateways[{i}]", rep, required=True)) or ("mesh",)
@@ -86,7 +92,7 @@ def _tls_route(entry: Any, path: str, rep: Reporter, *, obj: ConfigObject, desti
     for k, r in enumerate(route_list):
         rm = fields.mapping(r, f"{path}.route[{k}]", rep) or {}
         cluster = destinations.cluster(rm.get("destination"), f"{path}.route[{k}].destination", rep, namespace=obj.namespace)
-        weight = fields.integer(rm.get("weight"), f"{path}.route[{k}].weight", rep, lo=0)
+        weight = fields.integer(rm.get("weight"), f"{path}.route[{k}].weight", rep, lo=0, hi=_UINT32_MAX)
         weight = (100 if len(route_list) == 1 else 0) if weight is None else weight
         if cluster is not None and weight > 0:
             clusters.append(WeightedCluster(cluster, weight))
@@ -94,12 +100,11 @@ def _tls_route(entry: Any, path: str, rep: Reporter, *, obj: ConfigObject, desti
     for j, mt in enumerate(fields.sequence(m.get("match"), f"{path}.match", rep)):
         mp = f"{path}.match[{j}]"
         mm = fields.mapping(mt, mp, rep) or {}
-        sni = tuple(str(h) for h in fields.sequence(mm.get("sniHosts"), f"{mp}.sniHosts", rep))
+        sni = fields.strings(mm.get("sniHosts"), f"{mp}.sniHosts", rep)
         if not sni:
             rep.error(f"{mp}.sniHosts", "at least one SNI host is required")
         port = fields.port_number(mm.get("port"), f"{mp}.port", rep)
-        gws = tuple(resolve_gateway_ref(g, obj.namespace) for g in fields.sequence(mm.get("gateways"), f"{mp}.gateways", rep)
-                    if isinstance(g, str))
+        gws = tuple(resolve_gateway_ref(g, obj.namespace) for g in fields.strings(mm.get("gateways"), f"{mp}.gateways", rep))
         if clusters:
             out.append(TlsRoute(sni, port, gws, tuple(clusters)))
     if not m.get("match"):
@@ -111,9 +116,6 @@ def _http_route(entry: Any, path: str, rep: Reporter, *, obj: ConfigObject, dest
     m = fields.mapping(entry, path, rep)
     if m is None:
         return []
-    for key in m:
-        if key not in _HTTP_KEYS:
-            rep.error(f"{path}.{key}", "unknown field")
     ns = obj.namespace
     name = fields.string(m.get("name"), f"{path}.name", rep)
     if m.get("delegate") is not None:
@@ -130,7 +132,7 @@ def _http_route(entry: Any, path: str, rep: Reporter, *, obj: ConfigObject, dest
         rp = f"{path}.route[{k}]"
         rm = fields.mapping(r, rp, rep) or {}
         cluster = destinations.cluster(rm.get("destination"), f"{rp}.destination", rep, namespace=ns)
-        weight = fields.integer(rm.get("weight"), f"{rp}.weight", rep, lo=0)
+        weight = fields.integer(rm.get("weight"), f"{rp}.weight", rep, lo=0, hi=_UINT32_MAX)
         if weight is None:
             weight = 100 if len(route_list) == 1 else 0
             if len(route_list) > 1 and "weight" not in rm:
@@ -148,6 +150,13 @@ def _http_route(entry: Any, path: str, rep: Reporter, *, obj: ConfigObject, dest
             clusters.append(WeightedCluster(cluster, weight, req_ops, resp_ops))
     if route_list and not clusters and direct is None and not rep.failed:
         rep.error(f"{path}.route", "the weights of all destinations are 0")
+    if sum(c.weight for c in clusters) > _UINT32_MAX:
+        rep.error(f"{path}.route", f"the destination weights sum to more than {_UINT32_MAX}, which Envoy refuses")
+    if cors is not None and cors.forward_unmatched_preflights is None and clusters \
+            and any(destinations.is_h2(c.cluster) for c in clusters):
+        # a preflight forwarded to a gRPC backend comes back as grpc-status 13 (and is retried):
+        # answer it at the gateway unless the VirtualService says FORWARD
+        cors = replace(cors, forward_unmatched_preflights=False)
     if direct is not None and clusters:
         # a mixed route with an unresolvable destination: keep the resolvable ones
         direct = None
@@ -171,8 +180,8 @@ def _http_route(entry: Any, path: str, rep: Reporter, *, obj: ConfigObject, dest
     rewrite_uri = rewrite_authority = None
     rw = fields.mapping(m.get("rewrite"), f"{path}.rewrite", rep)
     if rw:
-        rewrite_uri = fields.string(rw.get("uri"), f"{path}.rewrite.uri", rep)
-        rewrite_authority = fields.string(rw.get("authority"), f"{path}.rewrite.authority", rep)
+        rewrite_uri = fields.header_value(rw.get("uri"), f"{path}.rewrite.uri", rep)
+        rewrite_authority = fields.header_value(rw.get("authority"), f"{path}.rewrite.authority", rep)
         if rw.get("uriRegexRewrite") is not None:
             rep.warning(f"{path}.rewrite.uriRegexRewrite", "uriRegexRewrite is not supported yet", code="unsupported")
     hdr = fields.mapping(m.get("headers"), f"{path}.headers", rep) or {}
@@ -230,10 +239,11 @@ def _proxyless_warnings(entry: Mapping[str, Any], path: str, rep: Reporter) -> N
                       ("directResponse", "directResponse routes are not supported")):
         if entry.get(key) is not None:
             warn(key, what, "gRFC A28")
-    for k, r in enumerate(entry.get("route") or ()):
+    route_list, match_list = entry.get("route"), entry.get("match")
+    for k, r in enumerate(route_list if isinstance(route_list, list) else ()):
         if isinstance(r, dict) and r.get("headers") is not None:
             warn(f"route[{k}].headers", "header manipulation is not applied", "gRFC A28")
-    for j, m in enumerate(entry.get("match") or ()):
+    for j, m in enumerate(match_list if isinstance(match_list, list) else ()):
         if isinstance(m, dict) and m.get("queryParams") is not None:
             warn(f"match[{j}].queryParams", "query parameter matches do not apply (routes with them are skipped)",
                  "gRFC A28")
@@ -249,13 +259,11 @@ def _cors(value: Any, path: str, rep: Reporter, *, matches: Any) -> CorsPolicy |
         return None
     origins = [sm for i, o in enumerate(fields.sequence(m.get("allowOrigins"), f"{path}.allowOrigins", rep))
                if (sm := fields.string_match(o, f"{path}.allowOrigins[{i}]", rep)) is not None and sm.kind != "present"]
-    for i, o in enumerate(fields.sequence(m.get("allowOrigin"), f"{path}.allowOrigin", rep)):  # deprecated form
-        if isinstance(o, str):
-            origins.append(StringMatch("exact", o) if o != "*" else StringMatch("prefix", ""))
+    for o in fields.strings(m.get("allowOrigin"), f"{path}.allowOrigin", rep):  # deprecated form
+        origins.append(StringMatch("exact", o) if o != "*" else StringMatch("prefix", ""))
     if not origins:
         rep.warning(f"{path}.allowOrigins", "no allowed origin: every cross-origin call is refused")
-    strings = {k: tuple(str(x) for x in fields.sequence(m.get(k), f"{path}.{k}", rep))
-               for k in ("allowMethods", "allowHeaders", "exposeHeaders")}
+    strings = {k: _tokens(m.get(k), f"{path}.{k}", rep) for k in ("allowMethods", "allowHeaders", "exposeHeaders")}
     lowered_expose = {h.lower() for h in strings["exposeHeaders"]}
     lowered_allow = {h.lower() for h in strings["allowHeaders"]}
     missing = [h for h in GRPC_WEB_EXPOSE if h not in lowered_expose] + \
@@ -279,6 +287,17 @@ def _cors(value: Any, path: str, rep: Reporter, *, matches: Any) -> CorsPolicy |
                       forward_unmatched_preflights={"FORWARD": True, "IGNORE": False}.get(unmatched))
 
 
+def _tokens(value: Any, path: str, rep: Reporter) -> tuple[str, ...]:
+    """CORS method and header lists: each item one token (Envoy joins them with commas)."""
+    out = []
+    for i, item in enumerate(fields.strings(value, path, rep)):
+        if item != "*" and not _TOKEN.fullmatch(item):
+            rep.error(f"{path}[{i}]", f"must be a single method or header name, got {item!r}")
+        else:
+            out.append(item)
+    return tuple(out)
+
+
 def _only_grpc_web_content_type(match: Mapping[str, Any]) -> bool:
     headers = match.get("headers")
     if not isinstance(headers, dict) or "content-type" not in {str(k).lower() for k in headers}:
@@ -292,9 +311,7 @@ def _match(value: Any, path: str, rep: Reporter, *, namespace: str) -> RouteMatc
     m = fields.mapping(value, path, rep)
     if m is None:
         return None
-    for key in m:
-        if key not in _MATCH_KEYS:
-            rep.error(f"{path}.{key}", "unknown field")
+    fields.string(m.get("name"), f"{path}.name", rep)
     ignore_case = bool(fields.boolean(m.get("ignoreUriCase"), f"{path}.ignoreUriCase", rep))
     uri = fields.string_match(m.get("uri"), f"{path}.uri", rep, ignore_case=ignore_case) if m.get("uri") is not None else None
     if uri is not None and uri.kind == "present":
@@ -306,10 +323,10 @@ def _match(value: Any, path: str, rep: Reporter, *, namespace: str) -> RouteMatc
             sm = fields.string_match(m.get(key), f"{path}.{key}", rep)
             if sm is not None:
                 headers.append(HeaderMatch(header, sm))
-    query = tuple(HeaderMatch(h.name, h.match) for h in fields.header_matches(m.get("queryParams"), f"{path}.queryParams", rep))
+    query = tuple(HeaderMatch(h.name, h.match) for h in fields.header_matches(m.get("queryParams"), f"{path}.queryParams", rep,
+                                                                             query=True))
     port = fields.port_number(m.get("port"), f"{path}.port", rep)
-    gateways = tuple(resolve_gateway_ref(g, namespace) for g in fields.sequence(m.get("gateways"), f"{path}.gateways", rep)
-                     if isinstance(g, str))
+    gateways = tuple(resolve_gateway_ref(g, namespace) for g in fields.strings(m.get("gateways"), f"{path}.gateways", rep))
     for key in ("sourceLabels", "sourceNamespace"):
         if m.get(key) is not None:
             rep.warning(f"{path}.{key}", f"{key} does not apply at a gateway; ignored", code="unsupported")
@@ -326,11 +343,27 @@ def _header_ops(value: Any, path: str, rep: Reporter) -> HeaderOps:
     if not m:
         return HeaderOps()
 
+    def modifiable(name: str | None, where: str, verb: str) -> bool:
+        if name is None:
+            return False
+        if name.startswith(":") or name.lower() == "host":
+            rep.error(where, f"{name!r}: Envoy refuses to {verb} pseudo-headers and host (use rewrite.authority)")
+            return False
+        return True
+
     def pairs(key: str) -> tuple[tuple[str, str], ...]:
         mm = fields.mapping(m.get(key), f"{path}.{key}", rep) or {}
-        return tuple((str(k).lower(), str(v)) for k, v in mm.items())
+        out = []
+        for k, v in mm.items():
+            where = f"{path}.{key}.{k}"
+            name = fields.header_name(k, where, rep)
+            value = fields.header_value(v, where, rep) if v is not None else ""
+            if modifiable(name, where, "modify") and value is not None:
+                out.append((name.lower(), value))
+        return tuple(out)
 
-    remove = tuple(str(h).lower() for h in fields.sequence(m.get("remove"), f"{path}.remove", rep))
+    remove = tuple(h.lower() for i, h in enumerate(fields.sequence(m.get("remove"), f"{path}.remove", rep))
+                   if modifiable(fields.header_name(h, f"{path}.remove[{i}]", rep), f"{path}.remove[{i}]", "remove"))
     return HeaderOps(set=pairs("set"), add=pairs("add"), remove=remove)
 
 
@@ -338,7 +371,7 @@ def _retries(value: Any, path: str, rep: Reporter) -> RetryPolicy | None:
     if value is None:
         return DEFAULT_RETRY
     m = fields.mapping(value, path, rep) or {}
-    attempts = fields.integer(m.get("attempts"), f"{path}.attempts", rep, lo=0)
+    attempts = fields.integer(m.get("attempts"), f"{path}.attempts", rep, lo=0, hi=_UINT32_MAX)
     if attempts is None:
         attempts = DEFAULT_RETRY.attempts
     if attempts == 0:
@@ -349,7 +382,9 @@ def _retries(value: Any, path: str, rep: Reporter) -> RetryPolicy | None:
         retry_on = DEFAULT_RETRY.retry_on
     tokens = [t.strip() for t in retry_on.split(",") if t.strip()]
     for t in tokens:
-        if t not in RETRY_ON_HTTP and t not in RETRY_ON_GRPC and not t.isdigit():
+        if t.isdigit() and not (t.isascii() and 100 <= int(t) <= 599):
+            rep.error(f"{path}.retryOn", f"retriable status code {t!r} must be an HTTP status between 100 and 599")
+        elif t not in RETRY_ON_HTTP and t not in RETRY_ON_GRPC and not t.isdigit():
             rep.error(f"{path}.retryOn", f"unknown retry condition {t!r}; gRPC conditions are "
                       f"{', '.join(sorted(RETRY_ON_GRPC))}")
     return RetryPolicy(attempts=attempts, per_try_timeout_s=per_try, retry_on=",".join(tokens))
@@ -375,9 +410,15 @@ def _fault(value: Any, path: str, rep: Reporter) -> FaultPolicy | None:
         abort_http = fields.integer(a.get("httpStatus"), f"{path}.abort.httpStatus", rep, lo=200, hi=599)
         grpc_status = a.get("grpcStatus")
         if grpc_status is not None:
-            code = GRPC_CODES.get(str(grpc_status).upper()) if not isinstance(grpc_status, int) else grpc_status
+            if isinstance(grpc_status, str):
+                code = GRPC_CODES.get(grpc_status.upper())
+            elif type(grpc_status) is int and 0 <= grpc_status < len(GRPC_CODES):
+                code = grpc_status
+            else:
+                code = None
             if code is None:
-                rep.error(f"{path}.abort.grpcStatus", f"unknown gRPC status {grpc_status!r}")
+                rep.error(f"{path}.abort.grpcStatus", f"unknown gRPC status {grpc_status!r}; use a name such as "
+                          "UNAVAILABLE or a code 0-16")
             abort_grpc = code
         if abort_http is None and abort_grpc is None:
             rep.error(f"{path}.abort", "httpStatus or grpcStatus is required")
@@ -389,7 +430,9 @@ def _fault(value: Any, path: str, rep: Reporter) -> FaultPolicy | None:
 def _redirect(value: Any, path: str, rep: Reporter) -> Redirect | None:
     m = fields.mapping(value, path, rep) or {}
     code = fields.integer(m.get("redirectCode"), f"{path}.redirectCode", rep, lo=300, hi=399) or 301
+    if code not in REDIRECT_CODES:
+        rep.error(f"{path}.redirectCode", f"Envoy redirects only with {', '.join(map(str, REDIRECT_CODES))}, got {code}")
     port = fields.port_number(m.get("port"), f"{path}.port", rep)
-    return Redirect(uri=fields.string(m.get("uri"), f"{path}.uri", rep) or "",
-                    authority=fields.string(m.get("authority"), f"{path}.authority", rep) or "",
-                    scheme=fields.string(m.get("scheme"), f"{path}.scheme", rep) or "", port=port, code=code)
+    return Redirect(uri=fields.header_value(m.get("uri"), f"{path}.uri", rep) or "",
+                    authority=fields.header_value(m.get("authority"), f"{path}.authority", rep) or "",
+                    scheme=fields.header_value(m.get("scheme"), f"{path}.scheme", rep) or "", port=port, code=code)

@@ -195,7 +195,7 @@ class FileSource:
         relay_task = asyncio.create_task(relay())
         try:
             async for changes in watchfiles.awatch(*map(str, present), stop_event=local_stop, debounce=50, step=20,
-                                                   recursive=True, force_polling=False, raise_interrupt=False):
+                                                   recursive=True, force_polling=False):
                 gone = [d for d in present if not d.exists()]
                 for d in gone:
                     log.error("config directory %s disappeared; its last objects keep serving", d)

@@ -1,0 +1,135 @@
+"""Routes that can never be reached, found on the IR (a pure analysis, no xDS).
+
+Several VirtualServices for the same host are merged, in VirtualService order,
+into one virtual host (see :mod:`translators.gateway_view`), and Envoy takes the
+first route that matches.  So a route that matches everything -- no match, or
+only ``uri: {prefix: /}`` -- hides every route after it, often one from another
+VirtualService that merely sorts later (``grpc-resilience`` before
+``grpc-routing``).  Each such case is a warning on the object whose routes are
+hidden, naming the object and route that hide them.
+
+The reverse trap of gRPC-Web guides: a route carrying the ``corsPolicy`` that
+matches only ``content-type: application/grpc-web*`` never sees a CORS
+preflight (``OPTIONS`` has no such content-type), so a later catch-all without
+a ``corsPolicy`` takes the preflight and sends it to the backend.
+
+Only Istio Gateways are analysed: the virtual hosts are the ones an Envoy whose
+labels equal each Gateway's selector would get.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+from translators import ir
+from translators.diagnostics import Diagnostic, Severity
+from translators.gateway_view import gateway_listeners
+from translators.objects import ObjectRef
+
+CODE_SHADOWED = "shadowed-route"
+CODE_PREFLIGHT = "grpc-web-preflight-shadowed"
+
+
+def matches_everything(route: ir.Route) -> bool:
+    """No conditions other than port/gateway (already applied by the merge): every request matches."""
+    m = route.match
+    if m.headers or m.query_params:
+        return False
+    p = m.path
+    if p is None:
+        return True
+    if p.kind == "prefix":
+        return p.value in ("", "/")
+    if p.kind == "regex":
+        return p.value in (".*", "/.*", "^/.*", "^.*$", "/.*$", "^/.*$")
+    return False
+
+
+def _grpc_web_only(route: ir.Route) -> bool:
+    """Matches only requests with ``content-type: application/grpc-web*`` (which a preflight never has)."""
+    return any(h.name.lower() == "content-type" and not h.invert and h.match.kind in ("exact", "prefix", "regex")
+               and "grpc-web" in h.match.value for h in route.match.headers)
+
+
+def _field_path(route: ir.Route) -> str:
+    """``spec.http[N]`` from a default route name ``ns/name/http[N](.M)``; "" for named routes."""
+    ref = route.source
+    if ref is None:
+        return ""
+    prefix = f"{ref.namespace}/{ref.name}/"
+    if not route.name.startswith(prefix):
+        return ""
+    rest = route.name[len(prefix):]
+    return "spec." + rest.split("].", 1)[0] + ("]" if "]." in rest else "")
+
+
+def _owner(route: ir.Route) -> str:
+    return str(route.source) if route.source is not None else "<unknown>"
+
+
+def virtual_hosts(model: ir.Model) -> Iterable[tuple[ir.HttpListener, ir.VirtualHost]]:
+    """Every merged virtual host of every Istio Gateway selection, once per distinct selection."""
+    seen: set[frozenset[str]] = set()
+    for g in model.gateways:
+        if g.gateway_api:
+            continue
+        labels, namespace = dict(g.selector), g.ref.namespace
+        selection = frozenset(x.key for x in model.gateways if x.selects(labels, namespace))
+        if selection in seen:
+            continue
+        seen.add(selection)
+        for listener in gateway_listeners(model, labels=labels, namespace=namespace):
+            for vhost in listener.virtual_hosts:
+                yield listener, vhost
+
+
+def analyze(model: ir.Model, *, sources: Mapping[ObjectRef, str] | None = None) -> list[Diagnostic]:
+    """Warnings for routes hidden behind an earlier catch-all, and for gRPC-Web CORS routes whose
+    preflights a catch-all takes; deduplicated across hosts and ports (which the message lists)."""
+    sources = sources or {}
+    shadowed: dict[tuple[str, ObjectRef | None, tuple[str, ...]], tuple[ir.Route, list[ir.Route], list[str]]] = {}
+    preflight: dict[tuple[str, str], tuple[ir.Route, ir.Route, list[str]]] = {}
+    for listener, vhost in virtual_hosts(model):
+        where = f"{vhost.domains[0]} (port {listener.port})"
+        routes = vhost.routes
+        first = next((i for i, r in enumerate(routes) if matches_everything(r)), None)
+        if first is not None and first + 1 < len(routes):
+            catch_all = routes[first]
+            by_owner: dict[ObjectRef | None, list[ir.Route]] = {}
+            for r in routes[first + 1:]:
+                by_owner.setdefault(r.source, []).append(r)
+            for owner, hidden in by_owner.items():
+                key = (catch_all.name, owner, tuple(r.name for r in hidden))
+                entry = shadowed.setdefault(key, (catch_all, hidden, []))
+                if where not in entry[2]:
+                    entry[2].append(where)
+        for i, r in enumerate(routes):
+            if r.cors is None or not _grpc_web_only(r):
+                continue
+            later = next((c for c in routes[i + 1:] if matches_everything(c)), None)
+            if later is None or later.cors is not None:
+                continue
+            entry = preflight.setdefault((r.name, later.name), (r, later, []))
+            if where not in entry[2]:
+                entry[2].append(where)
+
+    out: list[Diagnostic] = []
+    for (_, owner, _), (catch_all, hidden, wheres) in shadowed.items():
+        names = ", ".join(repr(r.name) for r in hidden)
+        same = catch_all.source == owner
+        by = f"route {catch_all.name!r} of " + ("this same object" if same else _owner(catch_all))
+        out.append(Diagnostic(
+            Severity.WARNING, CODE_SHADOWED,
+            f"route{'s' if len(hidden) > 1 else ''} {names} can never be reached on {', '.join(wheres)}: {by} "
+            f"comes earlier in the merged virtual host and matches every request (VirtualServices for one host are "
+            f"merged in namespace/name order); give it a match or move it last",
+            sources.get(owner, "") if owner is not None else "", owner, _field_path(hidden[0])))
+    for (_, _), (cors_route, catch_all, wheres) in preflight.items():
+        out.append(Diagnostic(
+            Severity.WARNING, CODE_PREFLIGHT,
+            f"CORS preflights (OPTIONS) carry no content-type application/grpc-web, so route {cors_route.name!r} "
+            f"and its corsPolicy never see them on {', '.join(wheres)}: catch-all route {catch_all.name!r} of "
+            f"{_owner(catch_all)} has no corsPolicy and sends them to the backend; match the preflight too "
+            f"(e.g. a match on method OPTIONS) or give the catch-all the corsPolicy",
+            sources.get(cors_route.source, "") if cors_route.source is not None else "", cors_route.source,
+            _field_path(cors_route)))
+    return out
