@@ -263,3 +263,31 @@ def test_virtual_service_change_moves_a_running_client_within_5s(px: ProxylessEn
         proc.kill()
         proc.wait(timeout=10)
         px.set_split(50, 50)
+
+
+MULTI_PORT = """
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: multi, namespace: default}
+spec:
+  hosts: [multi.default.svc.cluster.local]
+  ports: [{number: 50051, name: grpc, protocol: GRPC}, {number: 50052, name: grpc2, protocol: GRPC}]
+  resolution: STATIC
+  endpoints: [{address: 127.0.0.1}]
+"""
+
+
+def test_a_target_without_a_port_uses_the_only_port_or_fails_fast(px: ProxylessEnv) -> None:
+    """``xds:///greeter`` (one port) is served on that port; ``xds:///multi`` (two ports) fails at once with
+    UNAVAILABLE instead of hanging until the deadline, and a diagnostic names the ports that exist."""
+    before = px.cp.translations()
+    (px.config / "multi.yaml").write_text(MULTI_PORT)
+    wait_until(lambda: px.cp.translations() > before, timeout=10, what="the multi-port service translated")
+    [ok] = px.client("--target", "xds:///greeter", "--calls", "1", "--timeout", "5")
+    assert ok.get("replica") in {"v1", "v2"}, ok
+    started = time.monotonic()
+    [failed] = px.client("--target", "xds:///multi", "--calls", "1", "--timeout", "10")
+    assert failed.get("error") == "UNAVAILABLE" and failed["t"] < 2.0, failed
+    assert time.monotonic() - started < 8
+    messages = [d["message"] for d in px.cp.debug("diagnostics")["diagnostics"] if d["code"] == "requested-name"]
+    assert any("'multi'" in m and "50051, 50052" in m for m in messages), messages

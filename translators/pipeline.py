@@ -8,6 +8,7 @@ nodes with different labels but the same gateways share the same messages.
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping
 
@@ -17,10 +18,10 @@ from translators import proxyless_view, type_urls
 from translators.builders.clusters import build_cluster, build_proxyless_cluster
 from translators.builders.endpoints import build_load_assignment
 from translators.builders.listeners import (build_api_listener, build_gateway_listener, build_inbound_listener,
-                                            build_tcp_listener)
+                                            build_tcp_listener, build_unroutable_api_listener)
 from translators.builders.routes import build_route_configuration, uses_fault
 from translators.builders.secrets import SecretStore
-from translators.diagnostics import Diagnostic
+from translators.diagnostics import Diagnostic, Severity
 from translators.gateway_view import gateway_listeners, passthrough_listeners
 from translators import ir
 from translators.ir import cluster_name
@@ -32,6 +33,10 @@ from translators.objects import ConfigObject, ObjectRef
 
 Resources = dict[str, dict[str, Message]]
 
+#: proxyless names remembered per translation, and client-name diagnostics kept
+RESOLVED_LIMIT = 50_000
+REQUESTED_LIMIT = 100
+
 
 @dataclass(slots=True)
 class Translation:
@@ -40,7 +45,10 @@ class Translation:
     accepted: dict[ObjectRef, ConfigObject]
     _shared: dict[str, Resources] = field(default_factory=dict)
     _by_gateways: dict[tuple[str, ...], Resources] = field(default_factory=dict)
-    _resolved: dict[tuple[str, str, str], Message | None] = field(default_factory=dict)
+    #: proxyless names resolved so far; bounded (least recently used first out), since clients choose the names
+    _resolved: OrderedDict[tuple[str, str, str], Message | None] = field(default_factory=OrderedDict)
+    #: problems with names clients asked for (not objects): bounded, newest last
+    requested: OrderedDict[str, Diagnostic] = field(default_factory=OrderedDict, repr=False)
     _registry: Registry | None = None
     #: incremental state handed to the next translation
     memo: ParseMemo = field(default_factory=dict, repr=False)
@@ -134,9 +142,20 @@ class Translation:
         if node.flavour != GRPC or type_url not in (type_urls.LISTENER, type_urls.ROUTE):
             return None
         key = (node.namespace, type_url, name)
-        if key not in self._resolved:
-            self._resolved[key] = self._resolve(node, type_url, name)
-        return self._resolved[key]
+        if key in self._resolved:
+            self._resolved.move_to_end(key)
+            return self._resolved[key]
+        found = self._resolved[key] = self._resolve(node, type_url, name)
+        if len(self._resolved) > RESOLVED_LIMIT:
+            self._resolved.popitem(last=False)
+        return found
+
+    def _note_request(self, name: str, message: str) -> None:
+        self.requested[name] = Diagnostic(Severity.WARNING, "requested-name", f"a proxyless client asked for "
+                                          f"{name!r}: {message}", "<xds request>", None, "")
+        self.requested.move_to_end(name)
+        while len(self.requested) > REQUESTED_LIMIT:
+            self.requested.popitem(last=False)
 
     def _resolve(self, node: NodeInfo, type_url: str, name: str) -> Message | None:
         if self._registry is None:
@@ -149,7 +168,17 @@ class Translation:
             return build_inbound_listener(name=name, address=hp[0], port=hp[1]) if hp else None
         hp = proxyless_view.split_host_port(name)
         if hp is None:
-            return None
+            # ``xds:///greeter`` without a port: a service with exactly one port is served on that port;
+            # otherwise the client fails fast (UNAVAILABLE) and a diagnostic names the ports that exist
+            bare = proxyless_view.canonical_host(self._registry, name, namespace=node.namespace)
+            svc = self._registry.get(bare)
+            if svc is not None and len(svc.ports) == 1:
+                hp = (name, svc.ports[0].number)
+            else:
+                ports = ", ".join(str(p.number) for p in svc.ports) if svc is not None else ""
+                self._note_request(name, f"{bare} has ports {ports}; dial xds:///{name}:PORT" if svc is not None
+                                   else f"no service {bare} exists, and the name has no port")
+                return build_unroutable_api_listener(name=name)
         host = proxyless_view.canonical_host(self._registry, hp[0], namespace=node.namespace)
         svc = self._registry.get(host)
         if svc is not None and svc.port(hp[1]) is None:

@@ -36,7 +36,8 @@ def make_app(*, ads: AdsServer, controller: Controller, sources_ready: Callable[
 
     async def diagnostics(_: web.Request) -> web.Response:
         return web.json_response({"generation": cache.generation, "translations": controller.translations,
-                                  "diagnostics": [d.as_dict() for d in controller.diagnostics]})
+                                  "diagnostics": [d.as_dict() for d in (*controller.diagnostics,
+                                                                        *cache.request_diagnostics)]})
 
     async def nacks(_: web.Request) -> web.Response:
         return web.json_response({"nacks": [n.as_dict() for n in ads.nacks]})

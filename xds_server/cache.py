@@ -59,8 +59,9 @@ class _ResourceTable:
                for type_url, messages in self.translation.for_node(node).items()}
 
         def resolve(type_url: str, name: str) -> Resource | None:
+            # not memoized in the table: the snapshot's own bounded cache keeps resolved names
             msg = self.translation.resolve(node, type_url, name)
-            return None if msg is None else self._wrap(name, type_url, msg)
+            return None if msg is None else Resource.of(name=name, type_url=type_url, message=msg)
 
         return Snapshot.build(out, generation=self.generation, resolver=resolve)
 
@@ -94,6 +95,11 @@ class SnapshotCache:
     @property
     def generation(self) -> int:
         return self._table.generation if self._table else 0
+
+    @property
+    def request_diagnostics(self) -> list:
+        """Problems with names clients asked for (proxyless names), from the current translation."""
+        return list(self._table.translation.requested.values()) if self._table is not None else []
 
     @property
     def classes(self) -> dict[NodeInfo, Snapshot]:

@@ -12,6 +12,7 @@ config changes, so a stream whose resources did not change is not woken.
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 
@@ -20,6 +21,10 @@ from google.protobuf.message import Message
 from translators import type_urls
 from translators.wire import field as _field
 from translators.references import eds_cluster_names, listener_route_names, route_cluster_names, sds_secret_names
+
+
+#: resolved (proxyless) names a snapshot remembers
+RESOLVED_LIMIT = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +73,8 @@ class Snapshot:
     generation: int = 0
     #: resources that exist by name only (proxyless LDS/RDS), resolved on first request
     resolver: Callable[[str, str], Resource | None] | None = field(default=None, compare=False, repr=False)
-    _resolved: dict[tuple[str, str], Resource | None] = field(default_factory=dict, compare=False, repr=False)
+    _resolved: "OrderedDict[tuple[str, str], Resource | None]" = field(default_factory=lambda: OrderedDict(),
+                                                                        compare=False, repr=False)
     _versions: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -87,9 +93,13 @@ class Snapshot:
         if found is not None or self.resolver is None:
             return found
         key = (type_url, name)
-        if key not in self._resolved:
-            self._resolved[key] = self.resolver(type_url, name)
-        return self._resolved[key]
+        if key in self._resolved:
+            self._resolved.move_to_end(key)
+            return self._resolved[key]
+        found = self._resolved[key] = self.resolver(type_url, name)
+        if len(self._resolved) > RESOLVED_LIMIT:  # clients choose the names: bounded, least recently used out
+            self._resolved.popitem(last=False)
+        return found
 
     def get(self, type_url: str) -> Mapping[str, Resource]:
         return self.resources.get(type_url, {})

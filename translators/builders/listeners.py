@@ -99,6 +99,18 @@ def build_api_listener(*, name: str, route_config: str, fault: bool) -> listener
     return listener_pb2.Listener(name=name, api_listener=api_listener_pb2.ApiListener(api_listener=pack(manager)))
 
 
+def build_unroutable_api_listener(*, name: str) -> listener_pb2.Listener:
+    """A proxyless listener for a name that cannot be routed (a bare name of a service with several ports):
+    its route configuration has no routes, so the client's calls fail at once with UNAVAILABLE instead of
+    waiting 15 s for gRPC's resource-does-not-exist timer (a SotW response that omits a never-seen
+    resource does not end that wait; gRFC A27)."""
+    manager = hcm.HttpConnectionManager(
+        route_config=route_pb2.RouteConfiguration(name=f"unroutable|{name}", virtual_hosts=[
+            rc.VirtualHost(name="unroutable", domains=["*"])]),
+        http_filters=http_filters(fault=False))
+    return listener_pb2.Listener(name=name, api_listener=api_listener_pb2.ApiListener(api_listener=pack(manager)))
+
+
 def build_inbound_listener(*, name: str, address: str, port: int) -> listener_pb2.Listener:
     """An xDS-enabled gRPC server's listener (gRFC A36).
 
