@@ -14,7 +14,8 @@ from tests.harness import Backends, ControlPlane, Envoy, free_port, wait_until
 
 
 class GatewayEnv:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, ads: str | None = None) -> None:
+        self.ads = ads
         self.workdir = workdir
         self.config_dir = workdir / "config"
         self.config_dir.mkdir()
@@ -34,7 +35,8 @@ class GatewayEnv:
             self.write_routes()
             self.control_plane = self._stack.enter_context(
                 ControlPlane(config_dirs=[self.config_dir], workdir=self.workdir)).wait_ready()
-            self.envoy = self._stack.enter_context(Envoy(control_plane=self.control_plane, workdir=self.workdir))
+            self.envoy = self._stack.enter_context(Envoy(control_plane=self.control_plane, workdir=self.workdir,
+                                                         ads=self.ads))
             self.envoy.wait_ready()
             self.channel = self._stack.enter_context(self.open_channel())
             wait_until(self._routing_works, timeout=20, what="a call through Envoy")
@@ -72,8 +74,9 @@ class GatewayEnv:
 
 
 @contextlib.contextmanager
-def gateway_env(workdir: Path) -> Iterator[GatewayEnv]:
-    env = GatewayEnv(workdir).start()
+def gateway_env(workdir: Path, *, ads: str | None = None) -> Iterator[GatewayEnv]:
+    """``ads``: ``delta`` or ``sotw`` for the Envoy (default: ``$XDS_TEST_ADS`` or delta)."""
+    env = GatewayEnv(workdir, ads=ads).start()
     try:
         yield env
     finally:

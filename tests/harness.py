@@ -128,7 +128,8 @@ class Envoy(_Process):
     _base_id = 100 + os.getpid() % 1000
 
     def __init__(self, *, control_plane: ControlPlane, workdir: Path, node_id: str = "gateway-1",
-                 labels: dict[str, str] | None = None, namespace: str = "default", gateway: str | None = None) -> None:
+                 labels: dict[str, str] | None = None, namespace: str = "default", gateway: str | None = None,
+                 ads: str | None = None) -> None:
         Envoy._base_id += 1
         self.admin_port = free_port()
         self.admin_url = f"http://127.0.0.1:{self.admin_port}"
@@ -139,6 +140,8 @@ class Envoy(_Process):
             cmd += ["--label", f"{k}={v}"]
         if gateway:
             cmd += ["--gateway", gateway]
+        self.ads = ads or os.environ.get("XDS_TEST_ADS", "delta")
+        cmd += ["--ads", self.ads]
         bootstrap = subprocess.run(cmd, check=True, capture_output=True, text=True, env=_env(), cwd=ROOT).stdout
         self.bootstrap_path = workdir / f"envoy-{self.admin_port}.yaml"
         self.bootstrap_path.write_text(bootstrap)

@@ -24,9 +24,11 @@ pytestmark = pytest.mark.e2e
 CLUSTER = "outbound|50052||route-guide.default.svc.cluster.local"
 
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory: pytest.TempPathFactory):
-    with gateway_env(tmp_path_factory.mktemp("cluster-updates")) as e:
+@pytest.fixture(scope="module", params=["delta", "sotw"])
+def env(request, tmp_path_factory: pytest.TempPathFactory):
+    """Both ADS flavours: Delta (the default bootstrap) and SotW."""
+    with gateway_env(tmp_path_factory.mktemp(f"cluster-updates-{request.param}"), ads=request.param) as e:
+        assert e.control_plane.debug("clients")["clients"][0]["mode"] == request.param
         yield e
 
 

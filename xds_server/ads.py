@@ -47,12 +47,14 @@ from xds_server.cache import SnapshotCache, TooManyClasses
 from xds_server.nodes import node_info
 from xds_server.protocol import Decision, Request, TypeState, should_respond
 from xds_server.redact import redact
-from xds_server.snapshot import Resource, Snapshot, encode_response, version_of
+from xds_server import delta
+from xds_server.snapshot import Resource, Snapshot, encode_delta_response, encode_response, version_of
 
 log = logging.getLogger(__name__)
 
 SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
 SOTW_METHOD = "StreamAggregatedResources"
+DELTA_METHOD = "DeltaAggregatedResources"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,17 +107,23 @@ class StreamInfo:
     node_id: str = ""
     node: NodeInfo | None = None
     states: dict[str, TypeState] = field(default_factory=dict)
+    #: Delta streams: per-type incremental state instead of ``states``
+    deltas: dict[str, delta.DeltaTypeState] = field(default_factory=dict)
     #: per type, the version of each resource as this stream last got it
     sent: dict[str, dict[str, str]] = field(default_factory=dict)
     connected_at: float = field(default_factory=time.time)
 
     def as_dict(self) -> dict:
-        return {"stream": self.stream_id, "node": self.node_id,
+        types = {type_urls.short(t): {"sent": s.last_version, "acked": s.acked_version, "nacked": s.nacked_version,
+                                      "subscribed": "*" if s.wildcard else sorted(s.names or ())}
+                 for t, s in self.states.items()}
+        for t, d in self.deltas.items():
+            types[type_urls.short(t)] = {"sent": d.last_version, "acked": d.acked_version, "nacked": d.nacked_version,
+                                         "subscribed": (["*"] if d.wildcard else []) + sorted(d.names),
+                                         "resources": len(d.have)}
+        return {"stream": self.stream_id, "node": self.node_id, "mode": "delta" if self.deltas else "sotw",
                 "flavour": self.node.flavour if self.node else "", "namespace": self.node.namespace if self.node else "",
-                "labels": dict(self.node.labels) if self.node else {},
-                "types": {type_urls.short(t): {"sent": s.last_version, "acked": s.acked_version,
-                                               "nacked": s.nacked_version, "subscribed": "*" if s.wildcard else sorted(s.names or ())}
-                          for t, s in self.states.items()}}
+                "labels": dict(self.node.labels) if self.node else {}, "types": types}
 
 
 def looks_proxyless(req: discovery_pb2.DiscoveryRequest) -> bool:
@@ -164,13 +172,22 @@ class AdsServer:
         method = grpc.stream_stream_rpc_method_handler(
             self._stream, request_deserializer=discovery_pb2.DiscoveryRequest.FromString,
             response_serializer=lambda b: b)
-        return grpc.method_handlers_generic_handler(SERVICE, {SOTW_METHOD: method})
+        delta_method = grpc.stream_stream_rpc_method_handler(
+            self._delta_stream, request_deserializer=discovery_pb2.DeltaDiscoveryRequest.FromString,
+            response_serializer=lambda b: b)
+        return grpc.method_handlers_generic_handler(SERVICE, {SOTW_METHOD: method, DELTA_METHOD: delta_method})
 
     # ------------------------------------------------------------------ one stream
     async def _stream(self, requests: AsyncIterator[discovery_pb2.DiscoveryRequest], context) -> None:
+        await self._guarded(self._serve_stream, requests, context)
+
+    async def _delta_stream(self, requests: AsyncIterator[discovery_pb2.DeltaDiscoveryRequest], context) -> None:
+        await self._guarded(self._serve_delta, requests, context)
+
+    async def _guarded(self, serve, requests, context) -> None:  # noqa: ANN001
         info = StreamInfo(next(self._ids))
         try:
-            await self._serve_stream(info, requests, context)
+            await serve(info, requests, context)
         except (asyncio.CancelledError, grpc.aio.AbortError):
             raise
         except (LimitExceeded, TooManyClasses) as exc:
@@ -180,17 +197,31 @@ class AdsServer:
             log.exception("stream %d (node %s) failed", info.stream_id, sanitize(info.node_id, limit=256))
             await context.abort(grpc.StatusCode.INTERNAL, "xds-server internal error; see the server log")
 
-    def _check_request(self, info: StreamInfo, req: discovery_pb2.DiscoveryRequest) -> None:
+    def _check_request(self, info: StreamInfo, req) -> None:  # noqa: ANN001 - SotW or Delta request
         lim = self.limits
-        if len(req.resource_names) > lim.names_per_request:
-            raise LimitExceeded(f"a request names {len(req.resource_names)} resources; the limit is "
-                                f"{lim.names_per_request} per request")
+        if isinstance(req, discovery_pb2.DeltaDiscoveryRequest):
+            named = len(req.resource_names_subscribe) + len(req.resource_names_unsubscribe) \
+                + len(req.initial_resource_versions)
+            subscribed = sum(len(d.names) for d in info.deltas.values()) + len(req.resource_names_subscribe)
+        else:
+            named = len(req.resource_names)
+            subscribed = sum(len(s.names or ()) for t, s in info.states.items() if t != req.type_url) + named
+        if named > lim.names_per_request:
+            raise LimitExceeded(f"a request names {named} resources; the limit is {lim.names_per_request} "
+                                "per request")
         if req.HasField("node") and req.node.ByteSize() > lim.node_bytes:
             raise LimitExceeded(f"the node is {req.node.ByteSize()} bytes; the limit is {lim.node_bytes}")
-        others = sum(len(s.names or ()) for t, s in info.states.items() if t != req.type_url)
-        if others + len(req.resource_names) > lim.names_per_stream:
-            raise LimitExceeded(f"the stream would subscribe to {others + len(req.resource_names)} resources; "
+        if subscribed > lim.names_per_stream:
+            raise LimitExceeded(f"the stream would subscribe to {subscribed} resources; "
                                 f"the limit is {lim.names_per_stream} per stream")
+
+    def _identify(self, info: StreamInfo, req) -> None:  # noqa: ANN001
+        info.node_id = req.node.id
+        info.node = node_info(req.node)
+        if info.node.flavour == ENVOY and isinstance(req, discovery_pb2.DiscoveryRequest) and looks_proxyless(req):
+            info.node = replace(info.node, flavour=GRPC)
+        log.info("stream %d: node %s connected as %s (%s)", info.stream_id, sanitize(info.node_id, limit=256),
+                 info.node, "delta" if isinstance(req, discovery_pb2.DeltaDiscoveryRequest) else "sotw")
 
     async def _serve_stream(self, info: StreamInfo, requests: AsyncIterator[discovery_pb2.DiscoveryRequest],
                             context) -> None:
@@ -218,12 +249,7 @@ class AdsServer:
                     if info.node is None:
                         if not req.HasField("node"):
                             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first request must carry a node")
-                        info.node_id = req.node.id
-                        info.node = node_info(req.node)
-                        if info.node.flavour == ENVOY and looks_proxyless(req):
-                            info.node = replace(info.node, flavour=GRPC)
-                        log.info("stream %d: node %s connected as %s", info.stream_id,
-                                 sanitize(info.node_id, limit=256), info.node)
+                        self._identify(info, req)
                     if req.type_url not in type_urls.SHORT_NAMES:
                         log.debug("stream %d: ignoring unknown type %s", info.stream_id, sanitize(req.type_url, limit=256))
                         continue  # no state for types we do not serve
@@ -304,3 +330,95 @@ class AdsServer:
         info.sent[type_url] = {r.name: r.version for r in resources}
         info.states[type_url] = replace(state, last_version=version, last_nonce=nonce)
         return changed
+
+    # ------------------------------------------------------------------ Delta (incremental) streams
+    async def _serve_delta(self, info: StreamInfo, requests: AsyncIterator[discovery_pb2.DeltaDiscoveryRequest],
+                           context) -> None:
+        """One Delta stream: the same loop as SotW, with :mod:`xds_server.delta` deciding what to send."""
+        self.streams[info.stream_id] = info
+        snapshot: Snapshot | None = None
+        reader: asyncio.Task | None = None
+        waiter: asyncio.Task | None = None
+        try:
+            it = requests.__aiter__()
+            reader = asyncio.ensure_future(it.__anext__())
+            while True:
+                pending = {reader}
+                if info.node is not None and snapshot is not None:
+                    if waiter is None:
+                        waiter = asyncio.ensure_future(self.cache.wait(info.node, newer_than=snapshot))
+                    pending.add(waiter)
+                done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                if reader in done:
+                    try:
+                        req = reader.result()
+                    except StopAsyncIteration:
+                        return
+                    reader = asyncio.ensure_future(it.__anext__())
+                    self._check_request(info, req)
+                    if info.node is None:
+                        if not req.HasField("node"):
+                            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first request must carry a node")
+                        self._identify(info, req)
+                    if req.type_url not in type_urls.SHORT_NAMES:
+                        continue
+                    if snapshot is None:
+                        snapshot = await self.cache.wait(info.node, newer_than=None)
+                    await self._on_delta_request(info, req, snapshot, context)
+                if waiter is not None and waiter in done:
+                    snapshot = waiter.result()
+                    waiter = None
+                    await self._delta_push(info, snapshot, context)
+        finally:
+            for task in (reader, waiter):
+                if task is not None:
+                    task.cancel()
+            self.streams.pop(info.stream_id, None)
+            if info.node is not None and not any(s.node == info.node for s in self.streams.values()):
+                self.cache.forget(info.node)
+
+    async def _on_delta_request(self, info: StreamInfo, req: discovery_pb2.DeltaDiscoveryRequest,
+                                snapshot: Snapshot, context) -> None:
+        error = sanitize(req.error_detail.message, limit=self.limits.nack_chars) if req.HasField("error_detail") else None
+        request = delta.DeltaRequest(type_url=req.type_url, subscribe=tuple(req.resource_names_subscribe),
+                                     unsubscribe=tuple(req.resource_names_unsubscribe),
+                                     initial_versions=dict(req.initial_resource_versions),
+                                     response_nonce=req.response_nonce, error_message=error)
+        state, outcome = delta.on_request(info.deltas.get(req.type_url), request)
+        info.deltas[req.type_url] = state
+        if outcome.nacked:
+            self.nacks.append(NackRecord(time.time(), info.node_id[:256], req.type_url, state.nacked_version,
+                                         error or ""))
+            self._nack_log.log(info.node_id, req.type_url, state.nacked_version, error or "")
+        if outcome.respond:
+            changed = await self._delta_send(info, req.type_url, snapshot, context, force=outcome.force,
+                                             always=outcome.opened)
+            if req.type_url == type_urls.CLUSTER and changed and type_urls.ENDPOINT in info.deltas:
+                await self._delta_send(info, type_urls.ENDPOINT, snapshot, context, force=changed)
+
+    async def _delta_push(self, info: StreamInfo, snapshot: Snapshot, context) -> None:
+        changed_clusters: frozenset[str] = frozenset()
+        for type_url in type_urls.PUSH_ORDER:
+            if type_url in info.deltas:
+                # EDS after a CDS change of an EDS cluster, even with the same endpoints (cluster warming)
+                force = changed_clusters & info.deltas[type_url].names if type_url == type_urls.ENDPOINT else ()
+                changed = await self._delta_send(info, type_url, snapshot, context, force=force)
+                if type_url == type_urls.CLUSTER:
+                    changed_clusters = changed
+
+    async def _delta_send(self, info: StreamInfo, type_url: str, snapshot: Snapshot, context, *,
+                          force=(), always: bool = False) -> frozenset[str]:  # noqa: ANN001
+        state = info.deltas[type_url]
+        if len(state.names) > self.limits.inline_names and snapshot.resolver is not None:
+            send, remove = await asyncio.to_thread(delta.diff, state, everything=lambda: snapshot.get(type_url),
+                                                   lookup=lambda n: snapshot.lookup(type_url, n), force=force)
+        else:
+            send, remove = delta.diff(state, everything=lambda: snapshot.get(type_url),
+                                      lookup=lambda n: snapshot.lookup(type_url, n), force=force)
+        if not send and not remove and not always:
+            return frozenset()
+        nonce = str(next(self._nonces))
+        await context.write(encode_delta_response(system_version=str(snapshot.generation), type_url=type_url,
+                                                  nonce=nonce, resources=send, removed=remove))
+        delta.record_sent(state, nonce=nonce, sent=send, removed=remove)
+        return frozenset(r.name for r in send)

@@ -4,9 +4,11 @@
 ``server_features: ["xds_v3"]``, a node marked ``GENERATOR: grpc``, and the
 inbound listener name template xDS-enabled servers use (Istio's).
 
-``envoy``: ADS over gRPC to the control plane, node id and metadata labels
-(Istio puts them under ``LABELS``; we write ``labels`` and ``LABELS`` is
-accepted too), and ``NAMESPACE``.
+``envoy``: ADS over gRPC to the control plane -- incremental (``DELTA_GRPC``)
+by default, so Envoy receives and applies only what changed; ``ads="sotw"``
+gives state-of-the-world (``GRPC``) -- node id and metadata labels (Istio
+puts them under ``LABELS``; we write ``labels`` and ``LABELS`` is accepted
+too), and ``NAMESPACE``.
 """
 from __future__ import annotations
 
@@ -18,9 +20,13 @@ from translators.proxyless_view import INBOUND_PREFIX
 from xds_server.server import split_address
 
 
+#: ``--ads`` values and Envoy's ``ads_config.api_type`` for them
+ADS_API_TYPES = {"delta": "DELTA_GRPC", "sotw": "GRPC"}
+
+
 def envoy_bootstrap(*, node_id: str, labels: Mapping[str, str], namespace: str = "default",
                     xds_address: str = "127.0.0.1:18000", admin_address: str = "127.0.0.1:9901",
-                    cluster: str = "xds-gateway") -> dict:
+                    cluster: str = "xds-gateway", ads: str = "delta") -> dict:
     xds_host, xds_port = split_address(xds_address)
     admin_host, admin_port = split_address(admin_address)
     ads_source = {"ads": {}, "resource_api_version": "V3"}
@@ -29,7 +35,8 @@ def envoy_bootstrap(*, node_id: str, labels: Mapping[str, str], namespace: str =
                  "metadata": {"labels": dict(labels), "NAMESPACE": namespace}},
         "admin": {"address": {"socket_address": {"address": admin_host, "port_value": admin_port}}},
         "dynamic_resources": {
-            "ads_config": {"api_type": "GRPC", "transport_api_version": "V3", "set_node_on_first_message_only": True,
+            "ads_config": {"api_type": ADS_API_TYPES[ads], "transport_api_version": "V3",
+                           "set_node_on_first_message_only": True,
                            "grpc_services": [{"envoy_grpc": {"cluster_name": "xds_cluster"}}]},
             "lds_config": ads_source,
             "cds_config": ads_source,

@@ -6,7 +6,7 @@ Stable contract (scripts and docs outside this repo depend on it)::
     xds-server serve --kubernetes [--kubeconfig PATH] [--namespace NS ...] [--gateway-class NAME]
     xds-server validate DIR...
     xds-server render DIR... --node-id ID [--label k=v ...] [--namespace NS]
-    xds-server bootstrap envoy --node-id ID --label k=v [--xds-address H:P] [--gateway NAME --namespace NS]
+    xds-server bootstrap envoy --node-id ID --label k=v [--xds-address H:P] [--gateway NAME --namespace NS] [--ads delta|sotw]
     xds-server bootstrap grpc --node-id ID [--namespace NS] [--xds-address H:P] [-o FILE]
 """
 from __future__ import annotations
@@ -117,7 +117,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     if args.gateway:
         labels["gateway.networking.k8s.io/gateway-name"] = args.gateway
     doc = envoy_bootstrap(node_id=args.node_id, labels=labels, namespace=args.namespace,
-                          xds_address=args.xds_address, admin_address=args.envoy_admin_address)
+                          xds_address=args.xds_address, admin_address=args.envoy_admin_address, ads=args.ads)
     sys.stdout.write(dump_yaml(doc))
     return 0
 
@@ -173,6 +173,8 @@ def parser() -> argparse.ArgumentParser:
     be.add_argument("--xds-address", default="127.0.0.1:18000")
     be.add_argument("--envoy-admin-address", default="127.0.0.1:9901")
     be.add_argument("--gateway", metavar="NAME", help="serve the Gateway API Gateway NAME (in --namespace)")
+    be.add_argument("--ads", choices=["delta", "sotw"], default="delta",
+                    help="ADS flavour: incremental (default; Envoy applies only what changed) or state of the world")
     be.set_defaults(func=cmd_bootstrap)
     bg = bsub.add_parser("grpc", help="GRPC_XDS_BOOTSTRAP JSON for proxyless gRPC clients and servers")
     bg.add_argument("--node-id", required=True)

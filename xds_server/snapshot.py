@@ -63,6 +63,20 @@ def encode_response(*, version: str, type_url: str, nonce: str, resources: Itera
                      _field(4, type_url.encode()), _field(5, nonce.encode())))
 
 
+def encode_delta_response(*, system_version: str, type_url: str, nonce: str, resources: Iterable[Resource],
+                          removed: Iterable[str] = ()) -> bytes:
+    """Serialized ``DeltaDiscoveryResponse`` from cached entries.
+
+    Field numbers: system_version_info=1, resources=2, type_url=4, nonce=5, removed_resources=6; each
+    ``Resource`` is version=1, resource=2 (the very ``Any`` entry SotW sends), name=3.
+    """
+    return b"".join((_field(1, system_version.encode()),
+                     *(_field(2, _field(1, r.version.encode()) + r.entry + _field(3, r.name.encode()))
+                       for r in resources),
+                     _field(4, type_url.encode()), _field(5, nonce.encode()),
+                     *(_field(6, n.encode()) for n in removed)))
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """``type_url -> {name: Resource}``, plus a version per type (computed on first use: streams compute
@@ -87,6 +101,10 @@ class Snapshot:
         if not self._versions and self.resources:
             self._versions.update({t: version_of(rs.values()) for t, rs in self.resources.items()})
         return self._versions
+
+    def lookup(self, type_url: str, name: str) -> Resource | None:
+        """One resource by name (resolving proxyless names on first use)."""
+        return self._lookup(type_url, name)
 
     def _lookup(self, type_url: str, name: str) -> Resource | None:
         found = self.resources.get(type_url, {}).get(name)
