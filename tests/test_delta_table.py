@@ -1,0 +1,143 @@
+"""The Delta xDS decisions (:mod:`xds_server.delta`) as tables of named cases.
+
+Each request case gives a state, a request, and what the outcome and the new
+state must be; each diff case gives a state, the current resources and what
+must be sent and removed (Envoy's xds_protocol, "Incremental xDS").
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import pytest
+
+from translators import type_urls as T
+from xds_server.delta import DeltaRequest, DeltaTypeState, diff, on_request, record_sent
+
+
+@dataclass(frozen=True)
+class R:
+    name: str
+    version: str
+
+
+def state(**kw: Any) -> DeltaTypeState:
+    st = DeltaTypeState()
+    for k, v in kw.items():
+        setattr(st, k, v)
+    return st
+
+
+#: a named EDS subscription to a and b that has a@1 and b@1, with a response (nonce 7) carrying b@2 in flight
+IN_FLIGHT = state(names={"a", "b"}, have={"a": "1", "b": "2"}, in_flight={"7": {"b": ("2", "1")}}, last_nonce="7")
+
+
+class ReqCase(NamedTuple):
+    name: str
+    state: DeltaTypeState | None
+    request: DeltaRequest
+    outcome: dict[str, Any]
+    expected: dict[str, Any]
+
+
+REQUESTS = [
+    ReqCase("first CDS request with no names is wildcard", None, DeltaRequest(T.CLUSTER),
+            {"respond": True, "opened": True}, {"wildcard": True, "names": set()}),
+    ReqCase("first LDS request with * is wildcard", None, DeltaRequest(T.LISTENER, subscribe=("*",)),
+            {"respond": True}, {"wildcard": True}),
+    ReqCase("first EDS request with no names is not wildcard", None, DeltaRequest(T.ENDPOINT),
+            {"respond": True, "opened": True}, {"wildcard": False, "names": set()}),
+    ReqCase("first CDS request naming clusters is not wildcard", None, DeltaRequest(T.CLUSTER, subscribe=("c1",)),
+            {"force": frozenset({"c1"})}, {"wildcard": False, "names": {"c1"}}),
+    ReqCase("named subscribe forces a send", state(names={"a"}, have={"a": "1"}),
+            DeltaRequest(T.ENDPOINT, subscribe=("b",)), {"respond": True, "force": frozenset({"b"})},
+            {"names": {"a", "b"}}),
+    ReqCase("re-subscribing a name the client has forces it again", state(names={"a"}, have={"a": "1"}),
+            DeltaRequest(T.ENDPOINT, subscribe=("a",)), {"force": frozenset({"a"})}, {"have": {"a": "1"}}),
+    ReqCase("unsubscribe makes the client forget the name", state(names={"a", "b"}, have={"a": "1", "b": "1"}),
+            DeltaRequest(T.ENDPOINT, unsubscribe=("b",)), {"respond": True}, {"names": {"a"}, "have": {"a": "1"}}),
+    ReqCase("unsubscribe * leaves explicit names", state(wildcard=True, names={"x"}),
+            DeltaRequest(T.CLUSTER, unsubscribe=("*",)), {"respond": True}, {"wildcard": False, "names": {"x"}}),
+    ReqCase("reconnect with initial versions: the client has them", None,
+            DeltaRequest(T.ENDPOINT, subscribe=("a", "b"), initial_versions={"a": "1"}),
+            {"force": frozenset({"b"}), "opened": True}, {"have": {"a": "1"}, "names": {"a", "b"}}),
+    ReqCase("ACK of the nonce in flight", IN_FLIGHT, DeltaRequest(T.ENDPOINT, response_nonce="7"),
+            {"acked": True, "respond": False}, {"in_flight": {}, "have": {"a": "1", "b": "2"}}),
+    ReqCase("NACK restores the previous view and rejects the version", IN_FLIGHT,
+            DeltaRequest(T.ENDPOINT, response_nonce="7", error_message="bad b"),
+            {"nacked": True, "respond": False},
+            {"have": {"a": "1", "b": "1"}, "rejected": {"b": "2"}, "nack_message": "bad b", "in_flight": {}}),
+    ReqCase("ACK of an unknown nonce is stale", IN_FLIGHT, DeltaRequest(T.ENDPOINT, response_nonce="3"),
+            {"stale": True, "acked": False}, {"in_flight": {"7": {"b": ("2", "1")}}}),
+    ReqCase("NACK of an unknown nonce records nothing", IN_FLIGHT,
+            DeltaRequest(T.ENDPOINT, response_nonce="3", error_message="old"), {"stale": True, "nacked": False},
+            {"rejected": {}, "nack_message": ""}),
+    ReqCase("an ACK that also subscribes responds", IN_FLIGHT,
+            DeltaRequest(T.ENDPOINT, response_nonce="7", subscribe=("c",)),
+            {"acked": True, "respond": True, "force": frozenset({"c"})}, {"names": {"a", "b", "c"}}),
+]
+
+
+@pytest.mark.parametrize("case", REQUESTS, ids=[c.name for c in REQUESTS])
+def test_on_request(case: ReqCase) -> None:
+    st, outcome = on_request(copy.deepcopy(case.state), case.request)
+    for k, v in case.outcome.items():
+        assert getattr(outcome, k) == v, k
+    for k, v in case.expected.items():
+        assert getattr(st, k) == v, k
+
+
+class DiffCase(NamedTuple):
+    name: str
+    state: DeltaTypeState
+    current: dict[str, str]
+    force: frozenset[str]
+    send: list[str]
+    remove: list[str]
+
+
+DIFFS = [
+    DiffCase("wildcard sends everything new", state(wildcard=True), {"a": "1", "b": "1"}, frozenset(), ["a", "b"], []),
+    DiffCase("only changed versions are sent", state(wildcard=True, have={"a": "1", "b": "1"}),
+             {"a": "1", "b": "2"}, frozenset(), ["b"], []),
+    DiffCase("a resource gone from the wildcard is removed", state(wildcard=True, have={"a": "1", "b": "1"}),
+             {"a": "1"}, frozenset(), [], ["b"]),
+    DiffCase("named: only the subscribed names", state(names={"a"}), {"a": "1", "b": "1"}, frozenset(), ["a"], []),
+    DiffCase("named and absent: removed once to say it does not exist", state(names={"a", "z"}), {"a": "1"},
+             frozenset(), ["a"], ["z"]),
+    DiffCase("absent already told: not repeated", state(names={"z"}, told_absent={"z"}), {}, frozenset(), [], []),
+    DiffCase("a rejected version is not re-sent", state(names={"a"}, have={"a": "1"}, rejected={"a": "2"}),
+             {"a": "2"}, frozenset(), [], []),
+    DiffCase("a newer version than the rejected one is sent", state(names={"a"}, have={"a": "1"}, rejected={"a": "2"}),
+             {"a": "3"}, frozenset(), ["a"], []),
+    DiffCase("forced names are sent at the same version (EDS after CDS)", state(names={"a", "b"},
+                                                                               have={"a": "1", "b": "1"}),
+             {"a": "1", "b": "1"}, frozenset({"a"}), ["a"], []),
+    DiffCase("initial versions that still match send nothing", state(wildcard=True, have={"a": "1"}), {"a": "1"},
+             frozenset(), [], []),
+    DiffCase("initial versions for resources that are gone are removed", state(wildcard=True, have={"a": "1", "x": "9"}),
+             {"a": "1"}, frozenset(), [], ["x"]),
+]
+
+
+@pytest.mark.parametrize("case", DIFFS, ids=[c.name for c in DIFFS])
+def test_diff(case: DiffCase) -> None:
+    resources = {n: R(n, v) for n, v in case.current.items()}
+    send, remove = diff(case.state, everything=lambda: resources, lookup=resources.get, force=case.force)
+    assert [r.name for r in send] == case.send
+    assert remove == case.remove
+
+
+def test_record_sent_then_nack_round_trip() -> None:
+    st = state(names={"a"}, have={"a": "1"})
+    record_sent(st, nonce="1", sent=[R("a", "2")], removed=[])
+    assert st.have == {"a": "2"} and st.last_nonce == "1"
+    st, outcome = on_request(st, DeltaRequest(T.ENDPOINT, response_nonce="1", error_message="no"))
+    assert outcome.nacked and st.have == {"a": "1"} and st.rejected == {"a": "2"}
+    send, _ = diff(st, everything=dict, lookup={"a": R("a", "2")}.get)
+    assert send == [], "the NACKed version is never re-sent"
+
+
+def test_case_names_are_unique() -> None:
+    assert len({c.name for c in REQUESTS}) == len(REQUESTS) and len({c.name for c in DIFFS}) == len(DIFFS)
