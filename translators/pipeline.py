@@ -19,7 +19,7 @@ from translators.builders.clusters import build_cluster, build_proxyless_cluster
 from translators.builders.endpoints import build_load_assignment
 from translators.builders.listeners import (build_api_listener, build_gateway_listener, build_inbound_listener,
                                             build_tcp_listener, build_unroutable_api_listener)
-from translators.builders.routes import build_route_configuration, uses_fault
+from translators.builders.routes import VhostCache, assemble_route_configuration, build_route_configuration, uses_fault
 from translators.builders.secrets import SecretStore
 from translators.diagnostics import Diagnostic, Severity
 from translators.gateway_view import gateway_listeners, passthrough_listeners
@@ -58,6 +58,9 @@ class Translation:
     #: the previous translation's LDS/RDS/SDS per selection key, reused while its inputs are the same objects
     _previous_own: dict[tuple[str, ...], tuple[tuple, Resources]] = field(default_factory=dict, repr=False)
     _fingerprint: tuple | None = None
+    #: serialized gateway virtual hosts, reused by the next translation while their routes are the same objects
+    vhosts: VhostCache = field(default_factory=dict, repr=False)
+    _previous_vhosts: VhostCache = field(default_factory=dict, repr=False)
     statuses: dict[ObjectRef, dict] = field(default_factory=dict, repr=False)
 
     def selection_key(self, node: NodeInfo) -> tuple[str, ...]:
@@ -126,7 +129,9 @@ class Translation:
                         continue  # no credential found: the port is not served (a warning says why)
                     l = replace(l, tls_chains=chains)
                 listeners[l.name] = build_gateway_listener(l)
-                routes[l.route_config] = build_route_configuration(l.route_config, l.virtual_hosts, grpc_web=l.grpc_web)
+                routes[l.route_config] = assemble_route_configuration(
+                    l.route_config, l.virtual_hosts, grpc_web=l.grpc_web, previous=self._previous_vhosts,
+                    current=self.vhosts)
             for t in passthrough_listeners(self.model, labels=node.label_map, namespace=node.namespace):
                 if t.name in listeners:
                     continue  # a port is HTTP or PASSTHROUGH, not both; the HTTP listener wins
@@ -198,6 +203,7 @@ def translate(objects: Iterable[ConfigObject], *, accepted: Mapping[ObjectRef, C
     translation = Translation(model=compiled.model, diagnostics=compiled.diagnostics, accepted=compiled.accepted,
                               statuses=compiled.statuses,
                               memo=compiled.memo, _previous_built=previous.built if previous else {},
+                              _previous_vhosts=previous.vhosts if previous else {},
                               _previous_own={k: (previous.fingerprint(), v) for k, v in previous._by_gateways.items()}
                               if previous else {})
     translation.shared(ENVOY)

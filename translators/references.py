@@ -33,6 +33,11 @@ def listener_route_names(listeners: Iterable[listener_pb2.Listener]) -> set[str]
 def route_cluster_names(routes: Iterable[route_pb2.RouteConfiguration]) -> set[tuple[str, str]]:
     out = set()
     for rc in routes:
+        refs = getattr(rc, "cluster_refs", None)  # assembled from bytes: its references are known
+        if isinstance(refs, frozenset):
+            name = _prebuilt_name(rc)
+            out.update((name, c) for c in refs)
+            continue
         for vh in rc.virtual_hosts:
             for r in vh.routes:
                 if not r.HasField("route"):
@@ -73,3 +78,19 @@ def sds_secret_names(listeners: Iterable[listener_pb2.Listener], clusters: Itera
             if socket.typed_config.Unpack(ctx):
                 out.update(_common_sds_names(ctx.common_tls_context))
     return out
+
+
+def _prebuilt_name(rc) -> str:  # noqa: ANN001
+    """A prebuilt RouteConfiguration's name: field 1, the first field of its bytes."""
+    data = rc.SerializeToString()
+    if data[:1] != b"\x0a":
+        return rc.message.name
+    n, shift, i = 0, 0, 1
+    while True:
+        b = data[i]
+        n |= (b & 0x7F) << shift
+        i += 1
+        if b < 0x80:
+            break
+        shift += 7
+    return data[i:i + n].decode()

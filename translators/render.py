@@ -11,6 +11,7 @@ from google.protobuf import json_format
 
 from translators import type_urls
 from translators.node import NodeInfo
+from translators.builders.routes import real_message
 from translators.pipeline import Translation
 
 REDACTED = "[redacted]"
@@ -32,5 +33,5 @@ def render(translation: Translation, node: NodeInfo) -> dict:
         msgs = resources.get(type_url, {})
         if msgs or type_url != type_urls.SECRET:
             out[type_urls.short(type_url)] = [
-                redact_keys(json_format.MessageToDict(msgs[n], preserving_proto_field_name=True)) for n in sorted(msgs)]
+                redact_keys(json_format.MessageToDict(real_message(msgs[n]), preserving_proto_field_name=True)) for n in sorted(msgs)]
     return out

@@ -119,7 +119,8 @@ class StreamInfo:
                  for t, s in self.states.items()}
         for t, d in self.deltas.items():
             types[type_urls.short(t)] = {"sent": d.last_version, "acked": d.acked_version, "nacked": d.nacked_version,
-                                         "subscribed": (["*"] if d.wildcard else []) + sorted(d.names),
+                                         "subscribed": "*" if d.wildcard and not d.names
+                                         else (["*"] if d.wildcard else []) + sorted(d.names),
                                          "resources": len(d.have)}
         return {"stream": self.stream_id, "node": self.node_id, "mode": "delta" if self.deltas else "sotw",
                 "flavour": self.node.flavour if self.node else "", "namespace": self.node.namespace if self.node else "",

@@ -21,6 +21,7 @@ from envoy.type.v3 import percent_pb2
 from google.protobuf import wrappers_pb2
 
 from translators import ir
+from translators.wire import field
 from translators.builders.proto import duration, pack
 
 FAULT_FILTER = "envoy.filters.http.fault"
@@ -248,3 +249,80 @@ def build_route_configuration(name: str, virtual_hosts: tuple[ir.VirtualHost, ..
 
 def uses_fault(virtual_hosts: tuple[ir.VirtualHost, ...]) -> bool:
     return any(r.fault is not None for v in virtual_hosts for r in v.routes)
+
+
+class Prebuilt:
+    """A message held as its serialized bytes, assembled from cached parts.
+
+    It serializes to those bytes without protobuf work (``Resource.of`` calls
+    ``SerializeToString``), and is parsed only if someone reads its fields
+    (``render``, tests).  ``cluster_refs`` are the clusters its routes name, so
+    snapshot consistency checks need no parse either.
+    """
+
+    __slots__ = ("_data", "_cls", "_msg", "cluster_refs")
+
+    def __init__(self, cls: type, data: bytes, *, cluster_refs: frozenset[str] = frozenset()) -> None:
+        self._data = data
+        self._cls = cls
+        self._msg = None
+        self.cluster_refs = cluster_refs
+
+    def SerializeToString(self, deterministic: bool = False) -> bytes:  # noqa: N802 - protobuf's name
+        return self._data
+
+    @property
+    def message(self):  # noqa: ANN201
+        if self._msg is None:
+            self._msg = self._cls.FromString(self._data)
+        return self._msg
+
+    def __getattr__(self, name: str):  # noqa: ANN204 - delegate reads to the parsed message
+        return getattr(self.message, name)
+
+
+def real_message(msg):  # noqa: ANN001, ANN201
+    """The protobuf message behind ``msg`` (a :class:`Prebuilt` or a message)."""
+    return msg.message if isinstance(msg, Prebuilt) else msg
+
+
+#: ``validate_clusters: {value: false}`` (RouteConfiguration field 7, an empty BoolValue)
+_VALIDATE_CLUSTERS_FALSE = field(7, b"")
+
+
+def _vhost_refs(vh: rc.VirtualHost) -> frozenset[str]:
+    out = set()
+    for r in vh.routes:
+        if not r.HasField("route"):
+            continue
+        if r.route.cluster:
+            out.add(r.route.cluster)
+        out.update(w.name for w in r.route.weighted_clusters.clusters)
+        out.update(m.cluster for m in r.route.request_mirror_policies)
+    return frozenset(out)
+
+
+VhostCache = dict[tuple, tuple[tuple, bytes, frozenset[str]]]
+
+
+def assemble_route_configuration(name: str, virtual_hosts: tuple[ir.VirtualHost, ...], *, grpc_web: bool,
+                                 previous: VhostCache, current: VhostCache) -> Prebuilt:
+    """A gateway ``RouteConfiguration`` from cached per-virtual-host bytes (repeated fields concatenate on
+    the wire): one edited route re-serializes one virtual host, not all of them.  ``previous`` is the
+    last translation's cache; what this one uses goes into ``current``.  Byte-identical to
+    ``build_route_configuration(...).SerializeToString(deterministic=True)``."""
+    parts = [field(1, name.encode())]
+    refs: set[str] = set()
+    for v in virtual_hosts:
+        key = (v.name, v.domains, v.require_tls, grpc_web, tuple(map(id, v.routes)))
+        hit = current.get(key) or previous.get(key)
+        if hit is None or any(a is not b for a, b in zip(hit[0], v.routes)):
+            vh = rc.VirtualHost(name=v.name, domains=list(v.domains),
+                                routes=[build_route(r, grpc_web=grpc_web) for r in v.routes],
+                                require_tls=rc.VirtualHost.ALL if v.require_tls else rc.VirtualHost.NONE)
+            hit = (v.routes, vh.SerializeToString(deterministic=True), _vhost_refs(vh))
+        current[key] = hit
+        parts.append(field(2, hit[1]))
+        refs |= hit[2]
+    parts.append(_VALIDATE_CLUSTERS_FALSE)
+    return Prebuilt(route_pb2.RouteConfiguration, b"".join(parts), cluster_refs=frozenset(refs))

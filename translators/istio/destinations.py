@@ -13,14 +13,14 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from translators.diagnostics import Reporter
-from translators.ir import cluster_name
+from translators.ir import DOMAIN_SUFFIX, cluster_name
 from translators.istio import fields
 from translators.istio.destination_rule import DestinationPolicy
 from translators.istio.hosts import Registry
 
 
 class Destinations:
-    __slots__ = ("registry", "policies", "referenced", "recording")
+    __slots__ = ("registry", "policies", "referenced", "recording", "looked_up")
 
     def __init__(self, *, registry: Registry, policies: Mapping[str, DestinationPolicy]) -> None:
         self.registry = registry
@@ -29,16 +29,24 @@ class Destinations:
         self.referenced: set[tuple[str, int, str]] = set()
         #: what the object being parsed references (for incremental reuse); None when not recording
         self.recording: list[tuple[str, int, str]] | None = None
+        #: every host name the object being parsed looked up, found or not (its outcome depends on them)
+        self.looked_up: set[str] | None = None
+
+    def _seen(self, *hosts: str) -> None:
+        if self.looked_up is not None:
+            self.looked_up.update(hosts)
 
     def hash_header(self, cluster: str) -> str | None:
         """The consistent-hash header of the DestinationRule that governs ``cluster``, if any."""
         _, port, subset, host = cluster.split("|", 3)
+        self._seen(host)
         policy = self.policies.get(host)
         return policy.policy_for(port=int(port), subset=subset).hash_header if policy else None
 
     def is_h2(self, cluster: str) -> bool:
         """Does ``cluster`` speak HTTP/2 (gRPC) to its backend?  Undeclared hosts get h2 placeholders."""
         _, port, _, host = cluster.split("|", 3)
+        self._seen(host)
         svc = self.registry.get(host)
         sp = svc.port(int(port)) if svc is not None else None
         return True if sp is None else sp.h2
@@ -55,6 +63,7 @@ class Destinations:
         if raw_host is None:
             return None
         host = self.registry.resolve(raw_host, namespace)
+        self._seen(raw_host, host, f"{raw_host}.{DOMAIN_SUFFIX}")
         subset = fields.string(m.get("subset"), f"{path}.subset", rep) or ""
         portm = fields.mapping(m.get("port"), f"{path}.port", rep) or {}
         port = fields.port_number(portm.get("number"), f"{path}.port.number", rep)

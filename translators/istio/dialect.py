@@ -56,6 +56,9 @@ class _Parsed:
     diagnostics: list[Diagnostic]
     accepted: ConfigObject | None
     referenced: frozenset[tuple[str, int, str]]
+    #: what the outcome depended on besides the object (for VirtualServices: the shape of every host they
+    #: looked up); the outcome is reused only while this is unchanged
+    signature: tuple = ()
 
 
 #: parse outcomes by (kind, id(object), context), and per-service clusters; handed to the next translation
@@ -90,18 +93,27 @@ class _Fallback:
         self.memo: ParseMemo = {}
 
     def parse(self, obj: ConfigObject, parser: Callable[[ConfigObject, Reporter], T], *, context: int = 0,
-              destinations: Destinations | None = None) -> T | None:
+              destinations: Destinations | None = None,
+              signature: Callable[[frozenset[str]], tuple] | None = None) -> T | None:
+        """``signature(hosts)``: with ``destinations``, a value that changes when anything the parse read
+        about those hosts changes; the previous outcome is reused only while it is equal."""
         key = (obj.kind, id(obj), context)
         hit = self.old_memo.get(key)
+        if hit is not None and hit.obj is obj and signature is not None and hit.signature != \
+                signature(frozenset(h for h, _ in hit.signature)):
+            hit = None
         if hit is None or hit.obj is not obj:
             if destinations is not None:
                 destinations.recording = []
+                destinations.looked_up = set()
             start = len(self.diagnostics)
             result = self._parse(obj, parser)
+            sig = signature(frozenset(destinations.looked_up)) if destinations is not None and signature else ()
             hit = _Parsed(obj, result, self.diagnostics[start:], self.accepted.get(obj.ref),
-                          frozenset(destinations.recording) if destinations is not None else frozenset())
+                          frozenset(destinations.recording) if destinations is not None else frozenset(), sig)
             if destinations is not None:
                 destinations.recording = None
+                destinations.looked_up = None
         else:
             self.diagnostics.extend(hit.diagnostics)
             if hit.accepted is not None:
@@ -244,12 +256,27 @@ def compile_istio(objects: Iterable[ConfigObject], *, accepted: Mapping[ObjectRe
     _check_upstream_credentials(policies, secrets, by_kind["DestinationRule"], diags)
 
     destinations = Destinations(registry=registry, policies=policies)
-    # VirtualServices depend on every service and DestinationRule: reuse them only while those are unchanged
-    context = hash(tuple(id(o) for kind in ("ServiceEntry", "Service", "DestinationRule") for o in by_kind[kind]))
+    # A VirtualService's outcome depends on the hosts it looked up: their ports (and whether they speak h2)
+    # and their DestinationRule.  It is reused while those are unchanged, so an endpoint change re-parses
+    # no VirtualService, and a port or DestinationRule change only those that route to that host.
+    shapes: dict[int, tuple] = {}
+
+    def host_signature(hosts: frozenset[str]) -> tuple:
+        out = []
+        for h in sorted(hosts):
+            svc = registry.by_host.get(h)
+            shape = None
+            if svc is not None:
+                shape = shapes.get(id(svc))
+                if shape is None:
+                    shape = shapes[id(svc)] = tuple((p.number, p.name, p.h2) for p in svc.ports)
+            out.append((h, (shape, id(policies.get(h)) if h in policies else None)))
+        return tuple(out)
+
     http_routes: list[HttpRoutes] = []
     for obj in by_kind["VirtualService"]:
         routes = fb.parse(obj, lambda o, r: parse_virtual_service(o, r, destinations=destinations),
-                          context=context, destinations=destinations)
+                          destinations=destinations, signature=host_signature)
         if routes is not None:
             http_routes.append(routes)
 
