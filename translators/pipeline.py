@@ -103,6 +103,8 @@ class Translation:
             prev = self._previous_own.get(key)
             if prev is not None and prev[0] == self.fingerprint():
                 own = prev[1]  # EDS fast path: nothing listeners or routes depend on changed
+                if not self.vhosts:
+                    self.vhosts.update(self._previous_vhosts)  # still valid for the next translation
             else:
                 own = self._build_own(node)
             self._by_gateways[key] = own
