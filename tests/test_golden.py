@@ -26,7 +26,7 @@ def rendered(name: str) -> dict:
     path = GOLDEN / f"{name}.yaml"
     objects, diags = parse_text(path.read_text(), file=f"tests/golden/{path.name}")
     translation = translate(objects)
-    return {"diagnostics": [d.format() for d in diags + translation.diagnostics], **render(translation, NODE)}
+    return {"diagnostics": sorted(d.format() for d in diags + translation.diagnostics), **render(translation, NODE)}
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -12,11 +12,13 @@ same Python object in the next translation, an edited one is a new object.
 from __future__ import annotations
 
 import asyncio
+import os
 import copy
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from bench.config_gen import config
+from bench.config_gen import config, service
+from xds_server.sources.documents import parse_text
 from translators.node import GRPC, NodeInfo
 from translators.objects import ConfigObject
 from translators.pipeline import translate
@@ -91,6 +93,53 @@ def _gateway_hosts(hosts: list[str]):
     return m
 
 
+#: a Kubernetes Service with an EndpointSlice, and a VirtualService routing to it
+KUBERNETES = parse_text("""
+apiVersion: v1
+kind: Service
+metadata: {name: k8s-svc, namespace: default}
+spec: {ports: [{name: grpc, port: 50051}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: k8s-svc-abc, namespace: default, labels: {kubernetes.io/service-name: k8s-svc}}
+addressType: IPv4
+ports: [{name: grpc, port: 9000}]
+endpoints: [{addresses: [10.1.0.1]}, {addresses: [10.1.0.2], conditions: {ready: false}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: k8s-route, namespace: default}
+spec:
+  hosts: [k8s.example.com]
+  gateways: [ingress]
+  http: [{route: [{destination: {host: k8s-svc}}]}]
+""", file="k8s.yaml")[0]
+
+
+def _raw(mutate):
+    """A mutation of the whole document (EndpointSlices and Services keep their payload outside ``spec``)."""
+    def m(obj: ConfigObject) -> ConfigObject:
+        raw = copy.deepcopy(dict(obj.raw))
+        mutate(raw)
+        spec = raw.get("spec") if isinstance(raw.get("spec"), dict) else {}
+        return ConfigObject(ref=obj.ref, api_version=obj.api_version, spec=spec, labels=obj.labels,
+                            annotations=obj.annotations, source=obj.source, raw=raw)
+    return m
+
+
+def _slice_address(raw: dict) -> None:
+    raw["endpoints"][0]["addresses"] = ["10.1.0.9"]
+
+
+def _slice_ready(raw: dict) -> None:
+    raw["endpoints"][1]["conditions"] = {"ready": True}
+
+
+def _k8s_port(raw: dict) -> None:
+    raw["spec"]["ports"] = [{"name": "grpc", "port": 50052}]
+
+
 #: an edit: (kind, index of the service, mutation); drawn at random
 EDITS = st.one_of(
     st.tuples(st.just("ServiceEntry"), st.integers(0, N - 1), st.sampled_from(
@@ -105,6 +154,12 @@ EDITS = st.one_of(
     st.tuples(st.just("delete"), st.integers(0, N - 1), st.sampled_from(["ServiceEntry", "VirtualService",
                                                                          "DestinationRule"])),
     st.tuples(st.just("restore"), st.integers(0, N - 1), st.just(None)),
+    st.tuples(st.just("new"), st.integers(N, N + 3), st.just(None)),
+    st.sampled_from([("kubernetes", "EndpointSlice", _raw(_slice_address)),
+                     ("kubernetes", "EndpointSlice", _raw(_slice_ready)),
+                     ("kubernetes", "Service", _raw(_k8s_port)),
+                     ("kubernetes", "EndpointSlice", "delete"), ("kubernetes", "EndpointSlice", "restore"),
+                     ("kubernetes", "Service", "delete"), ("kubernetes", "Service", "restore")]),
 )
 
 
@@ -126,15 +181,25 @@ def snapshot_bytes(objects: list[ConfigObject], translation) -> dict:  # noqa: A
     return out
 
 
-@settings(max_examples=25, deadline=None, derandomize=True, database=None,
+@settings(max_examples=int(os.environ.get("EQUIVALENCE_EXAMPLES", "40")), deadline=None, derandomize="EQUIVALENCE_EXAMPLES" not in os.environ, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.lists(EDITS, min_size=1, max_size=12))
 def test_incremental_snapshots_equal_full_builds(edits) -> None:  # noqa: ANN001
-    original = {o.ref: o for o in config(N)}
+    original = {o.ref: o for o in config(N) + KUBERNETES}
     current = dict(original)
     previous = translate(list(current.values()))
     for kind, i, change in edits:
-        if kind == "delete":
+        if kind == "new":
+            current.update({o.ref: o for o in service(i) if o.ref not in current})
+        elif kind == "kubernetes":
+            ref = next(r for r in original if r.kind == i)
+            if change == "delete":
+                current.pop(ref, None)
+            elif change == "restore":
+                current[ref] = original[ref]
+            elif ref in current:
+                current[ref] = change(current[ref])
+        elif kind == "delete":
             current = {r: o for r, o in current.items() if not (r.kind == change and r.name == f"svc-{i}")}
         elif kind == "restore":
             current.update({r: o for r, o in original.items() if r.name == f"svc-{i}" and r not in current})

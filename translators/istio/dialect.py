@@ -195,107 +195,15 @@ def _unknown_fields(obj: ConfigObject, fb: _Fallback) -> list[Diagnostic]:
 
 def compile_istio(objects: Iterable[ConfigObject], *, accepted: Mapping[ObjectRef, ConfigObject] | None = None,
                   memo: ParseMemo | None = None, gateway_class: str = DEFAULT_GATEWAY_CLASS) -> Compiled:
-    fb = _Fallback(accepted or {}, memo)
-    diags = fb.diagnostics
-    by_kind: dict[str, list[ConfigObject]] = {k: [] for k in KINDS | {"Service", "Secret", "EndpointSlice"}}
-    gwapi: dict[str, list[ConfigObject]] = {k: [] for k in GATEWAY_API_KINDS}
-    grpc_web: list[GrpcWebSelector] = []
-    for obj in sorted(objects, key=lambda o: (o.namespace, o.name, o.kind)):
-        if known_fields.known(group=obj.group, kind=obj.kind):
-            diags.extend(_unknown_fields(obj, fb))
-        if obj.group == API_GROUP and obj.kind in KINDS:
-            if _check_version(obj, diags):
-                by_kind[obj.kind].append(obj)
-        elif obj.group == API_GROUP and obj.kind == "EnvoyFilter":
-            try:
-                grpc_web.append(envoy_filter.recognise(obj))
-            except envoy_filter.NotRecognised as exc:
-                diags.append(Diagnostic(Severity.WARNING, "unsupported-kind", f"EnvoyFilter ({obj.api_version}) is "
-                                        f"not translated: {exc.reason}; {envoy_filter.PATTERN}", obj.source, obj.ref,
-                                        exc.path))
-        elif obj.group == "" and obj.kind in ("Service", "Secret"):
-            by_kind[obj.kind].append(obj)
-        elif obj.group == "discovery.k8s.io" and obj.kind == "EndpointSlice":
-            by_kind["EndpointSlice"].append(obj)
-        elif (obj.group, obj.kind) in QUIET_KINDS:
-            continue
-        elif obj.group == GATEWAY_API_GROUP and obj.kind in GATEWAY_API_KINDS:
-            gwapi[obj.kind].append(obj)
-        else:
-            diags.append(_untranslated_kind(obj))
+    """Every object into one IR model, incrementally: ``memo`` is the previous result's, and only what
+    changed since is recompiled (:mod:`translators.istio.engine`)."""
+    from translators.istio.engine import compile_objects
 
-    services: list[Service] = []
-    for obj in by_kind["ServiceEntry"]:
-        services.extend(fb.parse(obj, parse_service_entry) or ())
-    slices: dict[tuple[str, str], list[ConfigObject]] = {}
-    for sl in by_kind["EndpointSlice"]:
-        owner = sl.labels.get("kubernetes.io/service-name")
-        if owner:
-            slices.setdefault((sl.namespace, owner), []).append(sl)
-    for obj in by_kind["Service"]:
-        own = slices.get((obj.namespace, obj.name), [])
-        services.extend(fb.parse(obj, lambda o, r, own=own: parse_kubernetes_service(o, r, own),
-                                 context=hash(tuple(id(s) for s in own))) or ())
-    registry = Registry(services)
-
-    policies: dict[str, DestinationPolicy] = {}
-    for obj in by_kind["DestinationRule"]:
-        dr = fb.parse(obj, parse_destination_rule)
-        if dr is None:
-            continue
-        host = registry.resolve(dr.host, obj.namespace)
-        if host in policies:
-            diags.append(Diagnostic(Severity.WARNING, "duplicate", f"host {host!r} already has DestinationRule "
-                                    f"{policies[host].ref}; this one is ignored", obj.source, obj.ref, "spec.host"))
-            continue
-        policies[host] = dr
-
-    secrets = [s for obj in by_kind["Secret"] if (s := fb.parse(obj, parse_secret)) is not None]
-    gateways: list[Gateway] = [g for obj in by_kind["Gateway"] if (g := fb.parse(obj, parse_gateway)) is not None]
-    _check_credentials(gateways, secrets, by_kind["Gateway"], diags)
-    _check_upstream_credentials(policies, secrets, by_kind["DestinationRule"], diags)
-
-    destinations = Destinations(registry=registry, policies=policies)
-    # A VirtualService's outcome depends on the hosts it looked up: their ports (and whether they speak h2)
-    # and their DestinationRule.  It is reused while those are unchanged, so an endpoint change re-parses
-    # no VirtualService, and a port or DestinationRule change only those that route to that host.
-    shapes: dict[int, tuple] = {}
-
-    def host_signature(hosts: frozenset[str]) -> tuple:
-        out = []
-        for h in sorted(hosts):
-            svc = registry.by_host.get(h)
-            shape = None
-            if svc is not None:
-                shape = shapes.get(id(svc))
-                if shape is None:
-                    shape = shapes[id(svc)] = tuple((p.number, p.name, p.h2) for p in svc.ports)
-            out.append((h, (shape, id(policies.get(h)) if h in policies else None)))
-        return tuple(out)
-
-    http_routes: list[HttpRoutes] = []
-    for obj in by_kind["VirtualService"]:
-        routes = fb.parse(obj, lambda o, r: parse_virtual_service(o, r, destinations=destinations),
-                          destinations=destinations, signature=host_signature)
-        if routes is not None:
-            http_routes.append(routes)
-
-    statuses: dict[ObjectRef, dict] = {}
-    api_gateways, api_routes = _gateway_api(gwapi, registry=registry, referenced=destinations.referenced,
-                                            gateway_class=gateway_class, diags=diags, statuses=statuses)
-    gateways += api_gateways
-    http_routes += api_routes
-    _istio_statuses(diags, statuses)
-
-    clusters = _clusters(registry=registry, policies=policies, referenced=destinations.referenced,
-                         memo=fb.memo, old_memo=fb.old_memo)
-    diags.extend(_ejection_warnings(clusters, policies, by_kind["DestinationRule"]))
-    if any(c.cluster == BLACKHOLE_CLUSTER for hr in api_routes for r in hr.routes for c in r.clusters):
-        clusters.append(Cluster(BLACKHOLE_CLUSTER, "blackhole", 0, "", True, TrafficPolicy(), "EDS", ()))
-    model = Model(gateways=tuple(gateways), http_routes=tuple(http_routes), clusters=tuple(clusters),
-                  services=tuple(registry.by_host.values()), secrets=tuple(secrets), grpc_web=tuple(grpc_web))
-    diags.extend(route_analysis.analyze(model, sources={o.ref: o.source for o in by_kind["VirtualService"]}))
-    return Compiled(model, diags, fb.accepted, fb.memo, statuses)
+    memo = memo or {}
+    out = compile_objects(objects, accepted=accepted, state=memo.get("engine"), token=memo.get("token"),
+                          gateway_class=gateway_class)
+    return Compiled(out.model, out.diagnostics, out.accepted, {"engine": out.state, "token": out.token},
+                    out.statuses)
 
 
 def _gateway_api(objs: dict[str, list[ConfigObject]], *, registry: Registry, referenced: set, gateway_class: str,

@@ -30,6 +30,13 @@ class Registry:
             by_host.setdefault(svc.host, svc)
         self.by_host: Mapping[str, Service] = by_host
 
+    @classmethod
+    def of_hosts(cls, by_host: Mapping[str, Service]) -> "Registry":
+        """A registry over an already elected ``host -> Service`` map."""
+        reg = cls.__new__(cls)
+        reg.by_host = by_host
+        return reg
+
     def resolve(self, host: str, namespace: str) -> str:
         """The canonical host for ``host`` as written in ``namespace``."""
         if host in self.by_host:

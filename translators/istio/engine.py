@@ -1,0 +1,553 @@
+"""The compile step, incremental by construction: a change costs what it changes.
+
+:func:`compile_objects` keeps an :class:`EngineState` from one translation to
+the next.  It finds the objects that changed (by key; an unchanged object is
+the very same Python object, as sources keep them) and propagates the change
+through a dependency index instead of walking every object:
+
+* a changed ServiceEntry, Service or EndpointSlice re-parses itself (a slice
+  re-parses its Service) and marks the **hosts** it provides; the registry
+  re-elects a winner only for those;
+* a changed DestinationRule re-parses itself and marks its host; those whose
+  written host resolves differently after a host appeared or vanished are
+  re-resolved;
+* a VirtualService is re-parsed when it changed, or when a host it looked up
+  (found or not) changed shape: its ports, whether they speak h2, its
+  DestinationRule (:class:`~translators.istio.destinations.Destinations`
+  records the lookups).  An endpoint change re-parses no VirtualService;
+* clusters are rebuilt per marked host, with the checks that concern one host
+  (duplicate DestinationRules, outlier ejection, upstream credentials);
+* placeholder clusters (routes to undeclared hosts) follow reference counts
+  over the routes that name them.
+
+The first translation is the same code with every object changed: there is
+one path, and ``tests/test_incremental_equivalence.py`` checks that any
+sequence of edits gives exactly what a build from scratch gives.
+
+Inputs that are few (Gateways and Secrets, Gateway API objects, EnvoyFilters)
+are re-checked as a whole when one of them changes.
+
+A state belongs to the translation that produced it: it is updated in place,
+and a translation that is not the latest one (or one whose compile failed
+half-way) starts from scratch (:attr:`EngineState.token`).
+"""
+from __future__ import annotations
+
+import bisect
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+from translators import known_fields, route_analysis
+from translators.diagnostics import Diagnostic, Severity
+from translators.ir import (BLACKHOLE_CLUSTER, DOMAIN_SUFFIX, Cluster, Gateway, HttpRoutes, Model, Service,
+                            TrafficPolicy, cluster_name)
+from translators.istio import API_GROUP, KINDS, envoy_filter
+from translators.istio import dialect as d
+from translators.istio.destination_rule import DestinationPolicy, parse_destination_rule
+from translators.istio.destinations import Destinations
+from translators.istio.gateway import parse_gateway
+from translators.istio.hosts import Registry
+from translators.istio.secret import parse_secret
+from translators.istio.service_entry import parse_kubernetes_service, parse_service_entry
+from translators.istio.virtual_service import parse_virtual_service
+from translators.objects import ConfigObject, ObjectRef
+
+#: buckets: which stage compiles an object
+SE, SVC, SLICE, DR, VS, GW, SECRET, FILTER, IGNORED = ("ServiceEntry", "Service", "EndpointSlice", "DestinationRule",
+                                                        "VirtualService", "Gateway", "Secret", "EnvoyFilter", "ignored")
+GWAPI = "gwapi:"
+_RANK = {SE: 0, SVC: 1}  # ServiceEntries are registered before Kubernetes Services
+_SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+_tokens = itertools.count(1)
+
+
+def _sort_key(ref: ObjectRef) -> tuple[str, str, str, str]:
+    return (ref.namespace, ref.name, ref.kind, ref.group)
+
+
+@dataclass(slots=True)
+class Entry:
+    """One object's compile outcome."""
+
+    obj: ConfigObject
+    result: Any = None
+    #: its own diagnostics (unknown fields, kind or apiVersion), then its parse's
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    #: its own diagnostics alone, for a re-parse of the same object
+    own: list[Diagnostic] = field(default_factory=list)
+    accepted: ConfigObject | None = None
+    #: VirtualServices: (host, port, subset) of every cluster its routes name, and
+    #: ``((host, shape), ...)`` of every host it looked up
+    referenced: frozenset = frozenset()
+    signature: tuple = ()
+
+
+@dataclass(slots=True)
+class EngineState:
+    gateway_class: str
+    token: int = 0
+    objects: dict[ObjectRef, ConfigObject] = field(default_factory=dict)
+    bucket: dict[ObjectRef, str] = field(default_factory=dict)
+    #: ``(sort key, ref)`` per bucket, sorted: the order a build from scratch uses
+    order: dict[str, list[tuple]] = field(default_factory=dict)
+    entries: dict[ObjectRef, Entry] = field(default_factory=dict)
+    #: registry: host -> sorted ``((rank, sort key, index), Service)`` of every provider, and the winners
+    providers: dict[str, list[tuple[tuple, Service]]] = field(default_factory=dict)
+    by_host: dict[str, Service] = field(default_factory=dict)
+    #: EndpointSlices by owning Service (namespace, name)
+    slices: dict[tuple[str, str], list[tuple]] = field(default_factory=dict)
+    #: DestinationRules: written host -> refs; ref -> resolved host; resolved host -> sorted refs; winners
+    dr_raw: dict[str, set[ObjectRef]] = field(default_factory=dict)
+    dr_host: dict[ObjectRef, str] = field(default_factory=dict)
+    dr_by_host: dict[str, list[tuple]] = field(default_factory=dict)
+    policies: dict[str, DestinationPolicy] = field(default_factory=dict)
+    #: host -> VirtualServices that looked it up; host -> {(port, subset): routes naming it}
+    vs_by_host: dict[str, set[ObjectRef]] = field(default_factory=dict)
+    vs_indexed: set[ObjectRef] = field(default_factory=set)
+    referenced: dict[str, dict[tuple[int, str], int]] = field(default_factory=dict)
+    api_referenced: frozenset = frozenset()
+    #: clusters by name, their sorted names, and what each host contributes
+    clusters: dict[str, Cluster] = field(default_factory=dict)
+    cluster_names: list[str] = field(default_factory=list)
+    host_clusters: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    built: dict[str, tuple[Service, DestinationPolicy | None, list[Cluster]]] = field(default_factory=dict)
+    #: diagnostics about one host (duplicate DestinationRules, outlier ejection, upstream credentials)
+    host_diags: dict[str, list[Diagnostic]] = field(default_factory=dict)
+    credential_diags: list[Diagnostic] = field(default_factory=list)
+    accepted: dict[ObjectRef, ConfigObject] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Outcome:
+    model: Model
+    diagnostics: list[Diagnostic]
+    accepted: dict[ObjectRef, ConfigObject]
+    statuses: dict[ObjectRef, dict]
+    state: EngineState
+    token: int
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+def _bucket_of(obj: ConfigObject) -> str:
+    g, k = obj.group, obj.kind
+    if g == API_GROUP and k in KINDS:
+        return k
+    if g == API_GROUP and k == "EnvoyFilter":
+        return FILTER
+    if g == "" and k in (SVC, SECRET):
+        return k
+    if g == "discovery.k8s.io" and k == SLICE:
+        return SLICE
+    if g == d.GATEWAY_API_GROUP and k in d.GATEWAY_API_KINDS:
+        return GWAPI + k
+    return IGNORED
+
+
+def _own_diagnostics(obj: ConfigObject, bucket: str) -> tuple[list[Diagnostic], str]:
+    """The diagnostics an object gets on its own (unknown fields, kind, apiVersion), and its bucket
+    (IGNORED when it does not compile)."""
+    out: list[Diagnostic] = []
+    if known_fields.known(group=obj.group, kind=obj.kind):
+        out += [Diagnostic(Severity.WARNING, "unknown-field", f"unknown field for {obj.kind} ({obj.api_version}); "
+                           "ignored", obj.source, obj.ref, p)
+                for p in known_fields.unknown_fields(group=obj.group, kind=obj.kind, doc_or_spec=obj.raw or obj.spec)]
+    if bucket == IGNORED:
+        if (obj.group, obj.kind) not in d.QUIET_KINDS:
+            out.append(d._untranslated_kind(obj))
+        return out, IGNORED
+    if obj.group == API_GROUP and bucket in KINDS and not d._check_version(obj, out):
+        return out, IGNORED
+    return out, bucket
+
+
+def _insort(order: list[tuple], ref: ObjectRef) -> None:
+    key = _sort_key(ref)
+    i = bisect.bisect_left(order, (key,))
+    if i == len(order) or order[i][0] != key:
+        order.insert(i, (key, ref))
+
+
+def _remove(order: list[tuple], ref: ObjectRef) -> None:
+    key = _sort_key(ref)
+    i = bisect.bisect_left(order, (key,))
+    if i < len(order) and order[i][0] == key:
+        del order[i]
+
+
+def _refs(state: EngineState, bucket: str) -> list[ObjectRef]:
+    return [ref for _, ref in state.order.get(bucket, ())]
+
+
+class _Parser:
+    """Parses objects through the dialect's fallback (an object with errors keeps its last accepted
+    version), into Entries that carry their own diagnostics."""
+
+    def __init__(self, accepted: Mapping[ObjectRef, ConfigObject]) -> None:
+        self.fb = d._Fallback(accepted, None)
+
+    def __call__(self, obj: ConfigObject, parser: Callable, own: list[Diagnostic], *,
+                 destinations: Destinations | None = None, signature: Callable | None = None) -> Entry:
+        start = len(self.fb.diagnostics)
+        if destinations is not None:
+            destinations.recording = []
+            destinations.looked_up = set()
+        try:
+            result = self.fb._parse(obj, parser)
+        finally:
+            recorded = destinations.recording if destinations is not None else None
+            looked = destinations.looked_up if destinations is not None else None
+            if destinations is not None:
+                destinations.recording = None
+                destinations.looked_up = None
+        entry = Entry(obj, result, own + self.fb.diagnostics[start:], own=own, accepted=self.fb.accepted.get(obj.ref))
+        if recorded is not None:
+            entry.referenced = frozenset(recorded)
+            entry.signature = signature(frozenset(looked)) if signature is not None else ()
+        return entry
+
+
+# ---------------------------------------------------------------------------------------------- the engine
+
+def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[ObjectRef, ConfigObject] | None,
+                    state: EngineState | None, token: int | None, gateway_class: str) -> Outcome:
+    """Compile ``objects`` into the IR, reusing ``state`` when it is the one ``token`` names."""
+    new: dict[ObjectRef, ConfigObject] = {}
+    for obj in objects:
+        new.setdefault(obj.ref, obj)
+    if state is None or state.gateway_class != gateway_class or token is None or state.token != token:
+        state = EngineState(gateway_class=gateway_class)
+    st = state
+    st.token = 0  # in progress: a failure half-way leaves a state no translation can reuse
+    old = st.objects
+    changed = [r for r, o in new.items() if old.get(r) is not o]
+    removed = [r for r in old if r not in new]
+    previous = {r: st.entries.get(r) for r in itertools.chain(changed, removed)}
+    parse = _Parser(accepted or {})
+
+    # -- dispatch: bucket, order and own diagnostics of every changed object
+    touched: dict[str, set[ObjectRef]] = {}
+    for ref in itertools.chain(changed, removed):
+        b = st.bucket.pop(ref, None)
+        if b is not None:
+            _remove(st.order[b], ref)
+            touched.setdefault(b, set()).add(ref)
+        st.entries.pop(ref, None)
+    own: dict[ObjectRef, list[Diagnostic]] = {}
+    for ref in changed:
+        obj = new[ref]
+        own[ref], b = _own_diagnostics(obj, _bucket_of(obj))
+        st.bucket[ref] = b
+        _insort(st.order.setdefault(b, []), ref)
+        touched.setdefault(b, set()).add(ref)
+        st.entries[ref] = Entry(obj, None, own[ref], own=own[ref])  # the stages below parse it
+    st.objects = new
+
+    # -- services: ServiceEntries, Services and their EndpointSlices -> the registry
+    for ref in touched.get(SLICE, ()):
+        for obj in (old.get(ref), new.get(ref) if st.bucket.get(ref) == SLICE else None):
+            owner = obj.labels.get(_SERVICE_NAME_LABEL) if obj is not None else None
+            if owner:
+                group = st.slices.setdefault((obj.namespace, owner), [])
+                (_insort if obj is new.get(ref) else _remove)(group, ref)
+    owners = {(o.namespace, o.labels[_SERVICE_NAME_LABEL]) for r in touched.get(SLICE, ())
+              for o in (old.get(r), new.get(r)) if o is not None and o.labels.get(_SERVICE_NAME_LABEL)}
+    svc_refs = set(touched.get(SE, ())) | set(touched.get(SVC, ()))
+    svc_refs |= {ObjectRef(SVC, ns, name) for ns, name in owners if st.bucket.get(ObjectRef(SVC, ns, name)) == SVC}
+    hosts_changed: set[str] = set()
+    for ref in svc_refs:
+        was = previous[ref] if ref in previous else st.entries.get(ref)
+        for i, svc in enumerate((was.result if was is not None else None) or ()):
+            provs = st.providers.get(svc.host, [])
+            provs[:] = [p for p in provs if not (p[0][1] == _sort_key(ref) and p[0][2] == i)]
+            hosts_changed.add(svc.host)
+        b = st.bucket.get(ref)
+        if b not in (SE, SVC):
+            continue
+        obj = new[ref]
+        mine = own[ref] if ref in own else st.entries[ref].own
+        if b == SE:
+            entry = parse(obj, parse_service_entry, mine)
+        else:
+            slices = [new[r] for _, r in st.slices.get((obj.namespace, obj.name), ())]
+            entry = parse(obj, lambda o, r, slices=slices: parse_kubernetes_service(o, r, slices), mine)
+        st.entries[ref] = entry
+        for i, svc in enumerate(entry.result or ()):
+            bisect.insort(st.providers.setdefault(svc.host, []), ((_RANK[b], _sort_key(ref), i), svc),
+                          key=lambda p: p[0])
+            hosts_changed.add(svc.host)
+    membership: set[str] = set()   # hosts that appeared or vanished
+    svc_affected: set[str] = set()  # hosts whose Service is another object now
+    for host in hosts_changed:
+        provs = st.providers.get(host)
+        winner = provs[0][1] if provs else None
+        before = st.by_host.get(host)
+        if winner is None:
+            st.providers.pop(host, None)
+            if before is not None:
+                del st.by_host[host]
+                membership.add(host)
+                svc_affected.add(host)
+        elif before is not winner:
+            if before is None:
+                membership.add(host)
+            st.by_host[host] = winner
+            svc_affected.add(host)
+    registry = Registry.of_hosts(dict(st.by_host))
+
+    # -- DestinationRules -> one policy per host
+    dr_refs = set(touched.get(DR, ()))
+    if membership:
+        for host in membership:
+            dr_refs |= st.dr_raw.get(host, set())
+            if host.endswith("." + DOMAIN_SUFFIX):
+                dr_refs |= st.dr_raw.get(host[: -len(DOMAIN_SUFFIX) - 1], set())
+    policy_hosts: set[str] = set()
+    for ref in dr_refs:
+        host = st.dr_host.pop(ref, None)
+        if host is not None:
+            _remove(st.dr_by_host.get(host, []), ref)
+            policy_hosts.add(host)
+        was = previous[ref] if ref in previous else st.entries.get(ref)
+        if was is not None and was.result is not None:
+            st.dr_raw.get(was.result.host, set()).discard(ref)
+        if st.bucket.get(ref) != DR:
+            continue
+        entry = st.entries[ref]
+        if ref in own:
+            entry = st.entries[ref] = parse(new[ref], parse_destination_rule, own[ref])
+        if entry.result is None:
+            continue
+        st.dr_raw.setdefault(entry.result.host, set()).add(ref)
+        host = registry.resolve(entry.result.host, ref.namespace)
+        st.dr_host[ref] = host
+        _insort(st.dr_by_host.setdefault(host, []), ref)
+        policy_hosts.add(host)
+    policy_affected: set[str] = set()
+    duplicates: dict[str, list[Diagnostic]] = {}
+    for host in policy_hosts:
+        refs = [r for _, r in st.dr_by_host.get(host, ())]
+        winner = st.entries[refs[0]].result if refs else None
+        if st.policies.get(host) is not winner:
+            policy_affected.add(host)
+            if winner is None:
+                del st.policies[host]
+            else:
+                st.policies[host] = winner
+        if not refs:
+            st.dr_by_host.pop(host, None)
+        duplicates[host] = [Diagnostic(Severity.WARNING, "duplicate", f"host {host!r} already has DestinationRule "
+                                       f"{winner.ref}; this one is ignored", new[r].source, r, "spec.host")
+                            for r in refs[1:]]
+
+    # -- Secrets, Gateways, EnvoyFilters: few; their cross-checks are redone when one changed
+    for b, parser in ((SECRET, parse_secret), (GW, parse_gateway)):
+        for ref in touched.get(b, ()):
+            if st.bucket.get(ref) == b:
+                st.entries[ref] = parse(new[ref], parser, own[ref])
+    for ref in touched.get(FILTER, ()):
+        if st.bucket.get(ref) == FILTER:
+            obj = new[ref]
+            entry = st.entries[ref] = Entry(obj, None, list(own[ref]), own=own[ref])
+            try:
+                entry.result = envoy_filter.recognise(obj)
+            except envoy_filter.NotRecognised as exc:
+                entry.diagnostics.append(Diagnostic(
+                    Severity.WARNING, "unsupported-kind", f"EnvoyFilter ({obj.api_version}) is not translated: "
+                    f"{exc.reason}; {envoy_filter.PATTERN}", obj.source, obj.ref, exc.path))
+    secrets = [e.result for r in _refs(st, SECRET) if (e := st.entries[r]).result is not None]
+    gateways: list[Gateway] = [e.result for r in _refs(st, GW) if (e := st.entries[r]).result is not None]
+    secrets_changed = SECRET in touched
+    if secrets_changed or GW in touched:
+        st.credential_diags = []
+        d._check_credentials(gateways, secrets, [new[r] for r in _refs(st, GW)], st.credential_diags)
+    grpc_web = tuple(e.result for r in _refs(st, FILTER) if (e := st.entries[r]).result is not None)
+
+    # -- VirtualServices: the changed ones, and those that looked up a host whose shape changed
+    shapes: dict[int, tuple] = {}
+    policies = st.policies
+
+    def host_signature(hosts: frozenset[str]) -> tuple:
+        out = []
+        for h in sorted(hosts):
+            svc = st.by_host.get(h)
+            shape = None
+            if svc is not None:
+                shape = shapes.get(id(svc))
+                if shape is None:
+                    shape = shapes[id(svc)] = tuple((p.number, p.name, p.h2) for p in svc.ports)
+            pol = policies.get(h)
+            out.append((h, (shape, id(pol) if pol is not None else None)))
+        return tuple(out)
+
+    destinations = Destinations(registry=registry, policies=policies)
+    recheck = set(touched.get(VS, ()))
+    for h in svc_affected | policy_affected:
+        recheck |= st.vs_by_host.get(h, set())
+    ref_hosts: set[str] = set()  # hosts whose referenced (port, subset) set changed
+    for ref in recheck:
+        was = previous[ref] if ref in previous else st.entries.get(ref)
+        if ref not in own and ref not in previous and was is not None and \
+                was.signature == host_signature(frozenset(h for h, _ in was.signature)):
+            continue  # nothing it looked up changed shape
+        if was is not None and ref in st.vs_indexed:
+            ref_hosts |= _unindex_vs(st, ref, was)
+        if st.bucket.get(ref) != VS:
+            continue
+        mine = own[ref] if ref in own else was.own
+        entry = st.entries[ref] = parse(new[ref], lambda o, r: parse_virtual_service(o, r, destinations=destinations),
+                                        mine, destinations=destinations, signature=host_signature)
+        ref_hosts |= _index_vs(st, ref, entry)
+    http_routes: list[HttpRoutes] = [e.result for r in _refs(st, VS) if (e := st.entries[r]).result is not None]
+
+    # -- Gateway API: re-run over its (few) objects; it resolves backends against the registry
+    gwapi = {k: [new[r] for r in _refs(st, GWAPI + k)] for k in d.GATEWAY_API_KINDS}
+    api_diags: list[Diagnostic] = []
+    statuses: dict[ObjectRef, dict] = {}
+    api_referenced: set[tuple[str, int, str]] = set()
+    api_gateways, api_routes = d._gateway_api(gwapi, registry=registry, referenced=api_referenced,
+                                              gateway_class=gateway_class, diags=api_diags, statuses=statuses)
+    gateways += api_gateways
+    http_routes += api_routes
+    api_refs = frozenset(api_referenced)
+    ref_hosts |= {h for h, _, _ in st.api_referenced ^ api_refs}
+    st.api_referenced = api_refs
+
+    # -- clusters and the checks that concern one host
+    rebuild = svc_affected | policy_affected | ref_hosts
+    if secrets_changed:
+        rebuild |= set(st.policies)  # upstream credential warnings read the Secrets
+    api_by_host: dict[str, set[tuple[int, str]]] = {}
+    for h, p, s in api_refs:
+        api_by_host.setdefault(h, set()).add((p, s))
+    for host in rebuild:
+        _rebuild_host(st, host, api_by_host.get(host, set()))
+        _host_checks(st, host, secrets, new, duplicates.get(host))
+    for host, dups in duplicates.items():
+        if host not in rebuild:
+            _set_host_diag(st, host, dups + _host_checks_only(st, host, secrets, new))
+    clusters = [st.clusters[n] for n in st.cluster_names]
+    if any(c.cluster == BLACKHOLE_CLUSTER for hr in api_routes for r in hr.routes for c in r.clusters):
+        clusters.append(Cluster(BLACKHOLE_CLUSTER, "blackhole", 0, "", True, TrafficPolicy(), "EDS", ()))
+
+    # -- the model, and what reads all of it
+    model = Model(gateways=tuple(gateways), http_routes=tuple(http_routes), clusters=tuple(clusters),
+                  services=tuple(st.by_host.values()), secrets=tuple(secrets), grpc_web=grpc_web)
+    diags = [x for e in st.entries.values() if e.diagnostics for x in e.diagnostics]
+    diags += st.credential_diags
+    for per_host in st.host_diags.values():
+        diags += per_host
+    diags += api_diags
+    d._istio_statuses(diags, statuses)
+    diags += route_analysis.analyze(model, sources={r: new[r].source for r in _refs(st, VS)})
+    for ref in itertools.chain(previous, recheck, svc_refs, dr_refs):
+        e = st.entries.get(ref)
+        if e is not None and e.accepted is not None:
+            st.accepted[ref] = e.accepted
+        else:
+            st.accepted.pop(ref, None)
+    st.token = next(_tokens)
+    return Outcome(model, diags, dict(st.accepted), statuses, st, st.token)
+
+
+# ---------------------------------------------------------------------------------------------- indexes
+
+def _index_vs(st: EngineState, ref: ObjectRef, entry: Entry) -> set[str]:
+    """Record what a VirtualService looked up and routes to; the hosts whose referenced set changed."""
+    st.vs_indexed.add(ref)
+    for h, _ in entry.signature:
+        st.vs_by_host.setdefault(h, set()).add(ref)
+    changed = set()
+    for h, p, s in entry.referenced:
+        counts = st.referenced.setdefault(h, {})
+        counts[(p, s)] = counts.get((p, s), 0) + 1
+        if counts[(p, s)] == 1:
+            changed.add(h)
+    return changed
+
+
+def _unindex_vs(st: EngineState, ref: ObjectRef, entry: Entry) -> set[str]:
+    st.vs_indexed.discard(ref)
+    for h, _ in entry.signature:
+        refs = st.vs_by_host.get(h)
+        if refs is not None:
+            refs.discard(ref)
+            if not refs:
+                del st.vs_by_host[h]
+    changed = set()
+    for h, p, s in entry.referenced:
+        counts = st.referenced.get(h, {})
+        n = counts.get((p, s), 0) - 1
+        if n <= 0:
+            counts.pop((p, s), None)
+            changed.add(h)
+            if not counts:
+                st.referenced.pop(h, None)
+        else:
+            counts[(p, s)] = n
+    return changed
+
+
+def _service_clusters(st: EngineState, host: str) -> list[Cluster]:
+    svc = st.by_host.get(host)
+    if svc is None:
+        st.built.pop(host, None)
+        return []
+    dr = st.policies.get(host)
+    hit = st.built.get(host)
+    if hit is None or hit[0] is not svc or hit[1] is not dr:
+        hit = st.built[host] = (svc, dr, d._service_clusters(host, svc, dr))
+    return hit[2]
+
+
+def _rebuild_host(st: EngineState, host: str, api_refs: set[tuple[int, str]]) -> None:
+    """The clusters of ``host``: one per service port and subset, plus placeholders for what routes name."""
+    own = {c.name: c for c in _service_clusters(st, host)}
+    dr = st.policies.get(host)
+    for port, subset in sorted(set(st.referenced.get(host, {})) | api_refs):
+        name = cluster_name(port=port, subset=subset, host=host)
+        if name not in own:
+            policy = dr.policy_for(port=port, subset=subset) if dr else TrafficPolicy()
+            own[name] = Cluster(name, host, port, subset, True, policy, "EDS", ())
+    before = st.host_clusters.pop(host, ())
+    for name in before:
+        if name not in own:
+            del st.clusters[name]
+            i = bisect.bisect_left(st.cluster_names, name)
+            if i < len(st.cluster_names) and st.cluster_names[i] == name:
+                del st.cluster_names[i]
+    for name, c in own.items():
+        if name not in st.clusters:
+            bisect.insort(st.cluster_names, name)
+        st.clusters[name] = c
+    if own:
+        st.host_clusters[host] = tuple(own)
+
+
+def _host_checks_only(st: EngineState, host: str, secrets: list, objects: Mapping[ObjectRef, ConfigObject]) \
+        -> list[Diagnostic]:
+    dr = st.policies.get(host)
+    if dr is None:
+        return []
+    obj = objects.get(dr.ref)
+    out: list[Diagnostic] = []
+    if obj is not None:
+        d._check_upstream_credentials({host: dr}, secrets, [obj], out)
+    mine = [st.clusters[n] for n in st.host_clusters.get(host, ())]
+    out += d._ejection_warnings(mine, {host: dr}, [obj] if obj is not None else [])
+    return out
+
+
+def _set_host_diag(st: EngineState, host: str, diags: list[Diagnostic]) -> None:
+    if diags:
+        st.host_diags[host] = diags
+    else:
+        st.host_diags.pop(host, None)
+
+
+def _host_checks(st: EngineState, host: str, secrets: list, objects: Mapping[ObjectRef, ConfigObject],
+                 duplicates: list[Diagnostic] | None) -> None:
+    if duplicates is None:
+        duplicates = [x for x in st.host_diags.get(host, ()) if x.code == "duplicate"]
+    _set_host_diag(st, host, duplicates + _host_checks_only(st, host, secrets, objects))
