@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import bisect
 from collections import defaultdict
 
 from translators import ir
@@ -32,44 +33,116 @@ def _server_allows(server: ir.GatewayServer, *, vs_namespace: str, vs_host: str)
     return out
 
 
-def gateway_listeners(model: ir.Model, *, labels: dict[str, str], namespace: str) -> list[ir.HttpListener]:
-    selected = [g for g in model.gateways if g.selects(labels, namespace)]
-    by_port: dict[tuple[int, str], list[tuple[ir.Gateway, ir.GatewayServer]]] = defaultdict(list)
-    for g in selected:
-        for s in g.servers:
-            if not s.passthrough:
-                by_port[(s.port, s.bind)].append((g, s))
+class _PortView:
+    """One port's merged virtual hosts for one selection, kept so that the next model recomputes only
+    the hosts whose contributing VirtualServices changed."""
 
-    listeners = []
-    for port, bind in sorted(by_port):
-        servers = by_port[(port, bind)]
-        # host -> ordered routes; dict keeps first-seen host order
-        hosts: dict[str, list[ir.Route]] = {}
-        for hr in model.http_routes:
-            bound = [(g, s) for g, s in servers if g.key in hr.gateways]
-            if not bound:
+    __slots__ = ("servers", "contrib", "host_hrs", "buckets", "vhosts", "hosts", "redirect", "tuple", "cors")
+
+    def __init__(self, servers: list[tuple[ir.Gateway, ir.GatewayServer]]) -> None:
+        self.servers = servers
+        #: id(hr) -> (hr, [(host, routes), ...]) in the order a full merge visits them
+        self.contrib: dict[int, tuple[ir.HttpRoutes, list[tuple[str, list[ir.Route]]]]] = {}
+        self.host_hrs: dict[str, set[int]] = {}
+        self.buckets: dict[str, list[ir.Route]] = {}
+        self.vhosts: dict[str, ir.VirtualHost] = {}
+        self.hosts: list[str] = []  # sorted hosts with routes
+        self.redirect = any(s.https_redirect for _, s in servers)
+        self.tuple: tuple[ir.VirtualHost, ...] = ()
+        self.cors = False
+
+
+def _contributions(hr: ir.HttpRoutes, servers: list[tuple[ir.Gateway, ir.GatewayServer]],
+                   port: int) -> list[tuple[str, list[ir.Route]]]:
+    bound = [(g, s) for g, s in servers if g.key in hr.gateways]
+    out: list[tuple[str, list[ir.Route]]] = []
+    if not bound:
+        return out
+    for vs_host in hr.hosts:
+        for g, s in bound:  # every server on the port may admit a different host
+            admitted = _server_allows(s, vs_namespace=hr.ref.namespace, vs_host=vs_host)
+            if not admitted:
                 continue
-            for vs_host in hr.hosts:
-                for g, s in bound:  # every server on the port may admit a different host
-                    admitted = _server_allows(s, vs_namespace=hr.ref.namespace, vs_host=vs_host)
-                    if not admitted:
-                        continue
-                    routes = [r for r in hr.routes
-                              if (r.match.port is None or r.match.port == port)
-                              and (not r.match.gateways or g.key in r.match.gateways)]
-                    for host in admitted:
-                        bucket = hosts.setdefault(host, [])
-                        bucket.extend(r for r in routes if r not in bucket)
-        redirect = any(s.https_redirect for _, s in servers)
-        vhosts = tuple(ir.VirtualHost(name=f"{host}:{port}", domains=(host,), routes=tuple(routes), require_tls=redirect)
-                       for host, routes in sorted(hosts.items()) if routes)
+            routes = [r for r in hr.routes
+                      if (r.match.port is None or r.match.port == port)
+                      and (not r.match.gateways or g.key in r.match.gateways)]
+            out.extend((host, routes) for host in admitted)
+    return out
+
+
+def _update_port(view: _PortView, http_routes: tuple[ir.HttpRoutes, ...], port: int) -> None:
+    """Bring ``view`` up to date with ``http_routes``: only hosts whose contributors changed are merged."""
+    current = {id(hr): hr for hr in http_routes}
+    added = [k for k in current if k not in view.contrib]
+    gone = [k for k in view.contrib if k not in current]
+    if not added and not gone:
+        return
+    affected: set[str] = set()
+    for k in gone:
+        for host, _ in view.contrib.pop(k)[1]:
+            affected.add(host)
+            view.host_hrs[host].discard(k)
+    for k in added:
+        hr = current[k]
+        contrib = _contributions(hr, view.servers, port)
+        view.contrib[k] = (hr, contrib)
+        for host, _ in contrib:
+            affected.add(host)
+            view.host_hrs.setdefault(host, set()).add(k)
+    position = {id(hr): i for i, hr in enumerate(http_routes)} if affected else {}
+    for host in affected:
+        bucket: list[ir.Route] = []
+        for k in sorted(view.host_hrs.get(host, ()), key=position.__getitem__):
+            for h, routes in view.contrib[k][1]:
+                if h == host:
+                    bucket.extend(r for r in routes if r not in bucket)
+        had = host in view.vhosts
+        if bucket:
+            view.buckets[host] = bucket
+            view.vhosts[host] = ir.VirtualHost(name=f"{host}:{port}", domains=(host,), routes=tuple(bucket),
+                                               require_tls=view.redirect)
+            if not had:
+                bisect.insort(view.hosts, host)
+        else:
+            view.buckets.pop(host, None)
+            view.host_hrs.pop(host, None)
+            if had:
+                del view.vhosts[host]
+                view.hosts.pop(bisect.bisect_left(view.hosts, host))
+    view.tuple = tuple(view.vhosts[h] for h in view.hosts)
+    view.cors = any(r.cors is not None for v in view.tuple for r in v.routes)
+
+
+def gateway_listeners(model: ir.Model, *, labels: dict[str, str], namespace: str,
+                      memo: dict | None = None) -> list[ir.HttpListener]:
+    """The HTTP listeners of a node.  With ``memo`` (kept by the caller across models), the merged virtual
+    hosts of each selection and port are updated from the VirtualServices that changed, not rebuilt."""
+    selected = [g for g in model.gateways if g.selects(labels, namespace)]
+    key = tuple(id(g) for g in selected)
+    views = memo.get(key) if memo is not None else None
+    if views is None or any(a is not b for a, b in zip(views[0], selected)):
+        by_port: dict[tuple[int, str], list[tuple[ir.Gateway, ir.GatewayServer]]] = defaultdict(list)
+        for g in selected:
+            for s in g.servers:
+                if not s.passthrough:
+                    by_port[(s.port, s.bind)].append((g, s))
+        views = (tuple(selected), {pb: _PortView(servers) for pb, servers in sorted(by_port.items())})
+        if memo is not None:
+            if len(memo) > 256:
+                memo.clear()
+            memo[key] = views
+    listeners = []
+    for (port, bind), view in views[1].items():
+        _update_port(view, model.http_routes, port)
+        servers = view.servers
+        vhosts = view.tuple
         protocols = frozenset(s.protocol for _, s in servers)
-        cors = any(r.cors is not None for v in vhosts for r in v.routes)
+        cors = view.cors
         listeners.append(ir.HttpListener(
             name=ir.gateway_listener_name(port, bind), port=port, route_config=ir.gateway_route_name(port, bind),
             protocols=protocols, virtual_hosts=vhosts, cors=cors,
             grpc_web="GRPC-WEB" in protocols or cors or any(f.selects(labels, namespace) for f in model.grpc_web),
-            tls_chains=_tls_chains(servers), https_redirect=redirect, address=bind or ir.DEFAULT_BIND))
+            tls_chains=_tls_chains(servers), https_redirect=view.redirect, address=bind or ir.DEFAULT_BIND))
     return listeners
 
 

@@ -60,6 +60,8 @@ class Translation:
     _fingerprint: tuple | None = None
     #: serialized gateway virtual hosts, reused by the next translation while their routes are the same objects
     vhosts: VhostCache = field(default_factory=dict, repr=False)
+    #: merged virtual hosts per gateway selection, updated in place from one model to the next
+    views: dict = field(default_factory=dict, repr=False)
     _previous_vhosts: VhostCache = field(default_factory=dict, repr=False)
     statuses: dict[ObjectRef, dict] = field(default_factory=dict, repr=False)
 
@@ -124,7 +126,7 @@ class Translation:
         secrets: dict[str, Message] = {}
         if node.flavour == ENVOY:
             store = SecretStore(self.model.secrets, namespace=node.namespace)
-            for l in gateway_listeners(self.model, labels=node.label_map, namespace=node.namespace):
+            for l in gateway_listeners(self.model, labels=node.label_map, namespace=node.namespace, memo=self.views):
                 if l.tls_chains:
                     chains = tuple(c for c in l.tls_chains if store.add_server_credential(c.tls))
                     if not chains:
@@ -206,6 +208,7 @@ def translate(objects: Iterable[ConfigObject], *, accepted: Mapping[ObjectRef, C
                               statuses=compiled.statuses,
                               memo=compiled.memo, _previous_built=previous.built if previous else {},
                               _previous_vhosts=previous.vhosts if previous else {},
+                              views=compiled.memo["engine"].views if "engine" in compiled.memo else {},
                               _previous_own={k: (previous.fingerprint(), v) for k, v in previous._by_gateways.items()}
                               if previous else {})
     translation.shared(ENVOY)

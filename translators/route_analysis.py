@@ -66,7 +66,7 @@ def _owner(route: ir.Route) -> str:
     return str(route.source) if route.source is not None else "<unknown>"
 
 
-def virtual_hosts(model: ir.Model) -> Iterable[tuple[ir.HttpListener, ir.VirtualHost]]:
+def virtual_hosts(model: ir.Model, *, memo: dict | None = None) -> Iterable[tuple[ir.HttpListener, ir.VirtualHost]]:
     """Every merged virtual host of every Istio Gateway selection, once per distinct selection."""
     seen: set[frozenset[str]] = set()
     for g in model.gateways:
@@ -77,40 +77,65 @@ def virtual_hosts(model: ir.Model) -> Iterable[tuple[ir.HttpListener, ir.Virtual
         if selection in seen:
             continue
         seen.add(selection)
-        for listener in gateway_listeners(model, labels=labels, namespace=namespace):
+        for listener in gateway_listeners(model, labels=labels, namespace=namespace, memo=memo):
             for vhost in listener.virtual_hosts:
                 yield listener, vhost
 
 
-def analyze(model: ir.Model, *, sources: Mapping[ObjectRef, str] | None = None) -> list[Diagnostic]:
+_MEMO_KEY = ("route-analysis",)
+
+
+def _findings(routes: tuple[ir.Route, ...]) -> tuple[list, list]:
+    """What one merged virtual host shows: (shadowing catch-alls, CORS routes whose preflights a later
+    catch-all takes), each with the key that deduplicates it across hosts and ports."""
+    shadow = []
+    first = next((i for i, r in enumerate(routes) if matches_everything(r)), None)
+    if first is not None and first + 1 < len(routes):
+        catch_all = routes[first]
+        by_owner: dict[ObjectRef | None, list[ir.Route]] = {}
+        for r in routes[first + 1:]:
+            by_owner.setdefault(r.source, []).append(r)
+        for owner, hidden in by_owner.items():
+            shadow.append(((catch_all.name, owner, tuple(r.name for r in hidden)), catch_all, hidden))
+    pre = []
+    for i, r in enumerate(routes):
+        if r.cors is None or not _grpc_web_only(r):
+            continue
+        later = next((c for c in routes[i + 1:] if matches_everything(c)), None)
+        if later is None or later.cors is not None:
+            continue
+        pre.append(((r.name, later.name), r, later))
+    return shadow, pre
+
+
+def analyze(model: ir.Model, *, sources: Mapping[ObjectRef, str] | None = None,
+            memo: dict | None = None) -> list[Diagnostic]:
     """Warnings for routes hidden behind an earlier catch-all, and for gRPC-Web CORS routes whose
     preflights a catch-all takes; deduplicated across hosts and ports (which the message lists)."""
     sources = sources or {}
     shadowed: dict[tuple[str, ObjectRef | None, tuple[str, ...]], tuple[ir.Route, list[ir.Route], list[str]]] = {}
     preflight: dict[tuple[str, str], tuple[ir.Route, ir.Route, list[str]]] = {}
-    for listener, vhost in virtual_hosts(model):
+    cache = memo.get(_MEMO_KEY, {}) if memo is not None else {}
+    used: dict[int, tuple] = {}
+    for listener, vhost in virtual_hosts(model, memo=memo):
+        hit = cache.get(id(vhost))
+        if hit is None or hit[0] is not vhost:
+            hit = (vhost, _findings(vhost.routes))
+        used[id(vhost)] = hit
+        shadow, pre = hit[1]
+        if not shadow and not pre:
+            continue
         where = f"{vhost.domains[0]} (port {listener.port})"
-        routes = vhost.routes
-        first = next((i for i, r in enumerate(routes) if matches_everything(r)), None)
-        if first is not None and first + 1 < len(routes):
-            catch_all = routes[first]
-            by_owner: dict[ObjectRef | None, list[ir.Route]] = {}
-            for r in routes[first + 1:]:
-                by_owner.setdefault(r.source, []).append(r)
-            for owner, hidden in by_owner.items():
-                key = (catch_all.name, owner, tuple(r.name for r in hidden))
-                entry = shadowed.setdefault(key, (catch_all, hidden, []))
-                if where not in entry[2]:
-                    entry[2].append(where)
-        for i, r in enumerate(routes):
-            if r.cors is None or not _grpc_web_only(r):
-                continue
-            later = next((c for c in routes[i + 1:] if matches_everything(c)), None)
-            if later is None or later.cors is not None:
-                continue
-            entry = preflight.setdefault((r.name, later.name), (r, later, []))
+        for key, catch_all, hidden in shadow:
+            entry = shadowed.setdefault(key, (catch_all, hidden, []))
             if where not in entry[2]:
                 entry[2].append(where)
+        for key, r, later in pre:
+            entry = preflight.setdefault(key, (r, later, []))
+            if where not in entry[2]:
+                entry[2].append(where)
+    if memo is not None:
+        memo[_MEMO_KEY] = used  # one analysis per virtual host object, kept while the host is unchanged
 
     out: list[Diagnostic] = []
     for (_, owner, _), (catch_all, hidden, wheres) in shadowed.items():

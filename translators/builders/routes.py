@@ -311,18 +311,30 @@ def assemble_route_configuration(name: str, virtual_hosts: tuple[ir.VirtualHost,
     the wire): one edited route re-serializes one virtual host, not all of them.  ``previous`` is the
     last translation's cache; what this one uses goes into ``current``.  Byte-identical to
     ``build_route_configuration(...).SerializeToString(deterministic=True)``."""
+    whole_key = ("route-configuration", name, id(virtual_hosts), grpc_web)
+    whole = current.get(whole_key) or previous.get(whole_key)
+    if whole is not None and whole[0] is virtual_hosts:
+        current[whole_key] = whole
+        return whole[1]  # the very same virtual hosts: the very same bytes
     parts = [field(1, name.encode())]
     refs: set[str] = set()
     for v in virtual_hosts:
-        key = (v.name, v.domains, v.require_tls, grpc_web, tuple(map(id, v.routes)))
-        hit = current.get(key) or previous.get(key)
-        if hit is None or any(a is not b for a, b in zip(hit[0], v.routes)):
-            vh = rc.VirtualHost(name=v.name, domains=list(v.domains),
-                                routes=[build_route(r, grpc_web=grpc_web) for r in v.routes],
-                                require_tls=rc.VirtualHost.ALL if v.require_tls else rc.VirtualHost.NONE)
-            hit = (v.routes, vh.SerializeToString(deterministic=True), _vhost_refs(vh))
-        current[key] = hit
-        parts.append(field(2, hit[1]))
-        refs |= hit[2]
+        by_object = ("virtual-host", id(v), grpc_web)
+        hit = current.get(by_object) or previous.get(by_object)
+        if hit is None or hit[0] is not v:
+            key = (v.name, v.domains, v.require_tls, grpc_web, tuple(map(id, v.routes)))
+            hit = current.get(key) or previous.get(key)
+            if hit is None or any(a is not b for a, b in zip(hit[0], v.routes)):
+                vh = rc.VirtualHost(name=v.name, domains=list(v.domains),
+                                    routes=[build_route(r, grpc_web=grpc_web) for r in v.routes],
+                                    require_tls=rc.VirtualHost.ALL if v.require_tls else rc.VirtualHost.NONE)
+                hit = (v.routes, field(2, vh.SerializeToString(deterministic=True)), _vhost_refs(vh))
+            current[key] = hit
+            hit = (v, hit[1], hit[2])
+        current[by_object] = hit
+        parts.append(hit[1])
+        refs.update(hit[2])
     parts.append(_VALIDATE_CLUSTERS_FALSE)
-    return Prebuilt(route_pb2.RouteConfiguration, b"".join(parts), cluster_refs=frozenset(refs))
+    built = Prebuilt(route_pb2.RouteConfiguration, b"".join(parts), cluster_refs=frozenset(refs))
+    current[whole_key] = (virtual_hosts, built)
+    return built

@@ -116,6 +116,8 @@ class EngineState:
     host_diags: dict[str, list[Diagnostic]] = field(default_factory=dict)
     credential_diags: list[Diagnostic] = field(default_factory=list)
     accepted: dict[ObjectRef, ConfigObject] = field(default_factory=dict)
+    #: merged gateway virtual hosts per selection (translators.gateway_view), shared with the builders
+    views: dict = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -440,7 +442,7 @@ def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[Object
         diags += per_host
     diags += api_diags
     d._istio_statuses(diags, statuses)
-    diags += route_analysis.analyze(model, sources={r: new[r].source for r in _refs(st, VS)})
+    diags += route_analysis.analyze(model, sources={r: new[r].source for r in _refs(st, VS)}, memo=st.views)
     for ref in itertools.chain(previous, recheck, svc_refs, dr_refs):
         e = st.entries.get(ref)
         if e is not None and e.accepted is not None:
