@@ -169,6 +169,7 @@ def test_route_configuration_assembled_from_cached_virtual_hosts_is_byte_identic
     partly = assemble_route_configuration(listener.route_config, one_changed, grpc_web=listener.grpc_web,
                                           previous=first, current=again)
     assert partly.SerializeToString() == expected
-    assert all(again[k] is first[k] for k in again), "unchanged virtual hosts reuse their bytes"
+    reused_parts = [k for k in again if k[0] == "virtual-host" and k in first and again[k] is first[k]]
+    assert len(reused_parts) == 29, "unchanged virtual hosts reuse their bytes"
     assert built.name == listener.route_config and len(built.virtual_hosts) == 30  # parsed on demand
     assert "outbound|50051|v1|svc-3.default.svc.cluster.local" in built.cluster_refs
