@@ -23,6 +23,7 @@ from translators.node import GRPC, NodeInfo
 from translators.objects import ConfigObject
 from translators.pipeline import translate
 from xds_server.cache import SnapshotCache
+from xds_server.snapshot import Snapshot
 
 GATEWAY_NODE = NodeInfo.of(labels={"istio": "ingressgateway"})
 PROXYLESS_NODE = NodeInfo.of(flavour=GRPC)
@@ -163,22 +164,30 @@ EDITS = st.one_of(
 )
 
 
-def snapshot_bytes(objects: list[ConfigObject], translation) -> dict:  # noqa: ANN001
-    """Every resource's bytes for a gateway node and a proxyless node, plus the diagnostics."""
+def snapshot_bytes(objects: list[ConfigObject], translation, cache: SnapshotCache | None = None,  # noqa: ANN001
+                   generation: int = 1) -> dict:
+    """Every resource's bytes for a gateway node and a proxyless node, plus the diagnostics.  With ``cache``
+    (long-lived, as the server's), the snapshots come from its incremental path: patched wrappers and
+    consistency checked since the previous snapshot; they must pass a full ``consistent()`` too."""
     out: dict = {"diagnostics": sorted(d.format() for d in translation.diagnostics)}
 
     async def build() -> None:
-        cache = SnapshotCache()
-        cache.publish(translation, generation=1)
+        c = cache if cache is not None else SnapshotCache()
+        c.publish(translation, generation=generation)
         for node in (GATEWAY_NODE, PROXYLESS_NODE):
-            snap = cache.get(node)
+            snap = c.get(node)
             assert snap is not None, f"no consistent snapshot for {node}"
+            assert snap.consistent(secrets=False) == []
+            assert snap.missing_secrets() == Snapshot.build(snap.resources).missing_secrets()
             out[node] = {t: {n: (r.body, r.version) for n, r in rs.items()} for t, rs in snap.resources.items()}
             out[(node, "resolved")] = {
                 (t, n): (r.body if (r := snap.lookup(t, n)) is not None else None)
                 for t in ("type.googleapis.com/envoy.config.listener.v3.Listener",) for n in PROXYLESS_NAMES}
-    asyncio.run(build())
+    loop.run_until_complete(build())
     return out
+
+
+loop = asyncio.new_event_loop()
 
 
 @settings(max_examples=int(os.environ.get("EQUIVALENCE_EXAMPLES", "40")), deadline=None, derandomize="EQUIVALENCE_EXAMPLES" not in os.environ, database=None,
@@ -188,7 +197,9 @@ def test_incremental_snapshots_equal_full_builds(edits) -> None:  # noqa: ANN001
     original = {o.ref: o for o in config(N) + KUBERNETES}
     current = dict(original)
     previous = translate(list(current.values()))
-    for kind, i, change in edits:
+    cache = SnapshotCache()
+    snapshot_bytes(list(current.values()), previous, cache)
+    for step, (kind, i, change) in enumerate(edits):
         if kind == "new":
             current.update({o.ref: o for o in service(i) if o.ref not in current})
         elif kind == "kubernetes":
@@ -212,5 +223,7 @@ def test_incremental_snapshots_equal_full_builds(edits) -> None:  # noqa: ANN001
         objects = list(current.values())
         incremental = translate(objects, accepted=previous.accepted, previous=previous)
         full = translate(objects, accepted=previous.accepted)
-        assert snapshot_bytes(objects, incremental) == snapshot_bytes(objects, full), (kind, i)
+        expected = snapshot_bytes(objects, full)
+        assert snapshot_bytes(objects, incremental) == expected, (kind, i)
+        assert snapshot_bytes(objects, incremental, cache, generation=step + 2) == expected, ("cache", kind, i)
         previous = incremental

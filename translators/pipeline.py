@@ -52,9 +52,15 @@ class Translation:
     _registry: Registry | None = None
     #: incremental state handed to the next translation
     memo: ParseMemo = field(default_factory=dict, repr=False)
-    built: dict[tuple[str, int], tuple[Message, Message | None, ir.Cluster]] = field(default_factory=dict, repr=False)
-    _previous_built: dict[tuple[str, int], tuple[Message, Message | None, ir.Cluster]] = field(default_factory=dict,
-                                                                                               repr=False)
+    #: built cluster messages by (flavour, name), handed from translation to translation and patched
+    built: dict[tuple[str, str], tuple[Message, Message | None, ir.Cluster]] = field(default_factory=dict, repr=False)
+    #: clusters changed since the previous translation (None: unknown, build all); and the CDS/EDS names
+    #: each flavour's shared dicts changed by (None: built from scratch)
+    cluster_changes: dict | None = field(default=None, repr=False)
+    shared_changes: dict[str, frozenset[str] | None] = field(default_factory=dict, repr=False)
+    _previous_shared: dict[str, Resources] = field(default_factory=dict, repr=False)
+    #: the shared dicts ``shared_changes`` are relative to (the previous translation's)
+    shared_base: dict[str, Resources] = field(default_factory=dict, repr=False)
     #: the previous translation's LDS/RDS/SDS per selection key, reused while its inputs are the same objects
     _previous_own: dict[tuple[str, ...], tuple[tuple, Resources]] = field(default_factory=dict, repr=False)
     _fingerprint: tuple | None = None
@@ -76,22 +82,49 @@ class Translation:
         return key
 
     def shared(self, flavour: str) -> Resources:
-        """CDS and EDS: the same for every node of a flavour, built once."""
+        """CDS and EDS: the same for every node of a flavour, built once per translation -- and, after the
+        previous translation, patched: only the clusters the compile step reports changed are rebuilt, and
+        with no change the very same dicts are returned (so their serialized wrappers are reused too)."""
         out = self._shared.get(flavour)
-        if out is None:
-            build = build_cluster if flavour == ENVOY else build_proxyless_cluster
-            clusters: dict[str, Message] = {}
-            endpoints: dict[str, Message] = {}
+        if out is not None:
+            return out
+        build = build_cluster if flavour == ENVOY else build_proxyless_cluster
+        prev = self._previous_shared.get(flavour)
+        changes = self.cluster_changes
+        if prev is not None and changes is not None:
+            if not changes:
+                out = self._shared[flavour] = prev
+                self.shared_changes[flavour] = frozenset()
+                return out
+            clusters = dict(prev[type_urls.CLUSTER])
+            endpoints = dict(prev[type_urls.ENDPOINT])
+            for name, c in changes.items():
+                clusters.pop(name, None)
+                endpoints.pop(name, None)
+                self.built.pop((flavour, name), None)
+                if c is None:
+                    continue
+                pair = (build(c), build_load_assignment(c) if c.discovery == "EDS" else None, c)
+                self.built[(flavour, name)] = pair
+                clusters[name] = pair[0]
+                if pair[1] is not None:
+                    endpoints[name] = pair[1]
+            self.shared_changes[flavour] = frozenset(changes)
+        else:
+            clusters = {}
+            endpoints = {}
+            before, self.built = self.built, {k: v for k, v in self.built.items() if k[0] != flavour}
             for c in self.model.clusters:
-                key = (flavour, id(c))
-                pair = self._previous_built.get(key) or self.built.get(key)
+                key = (flavour, c.name)
+                pair = before.get(key)
                 if pair is None or pair[2] is not c:  # the same IR object reuses its messages (and their bytes)
                     pair = (build(c), build_load_assignment(c) if c.discovery == "EDS" else None, c)
                 self.built[key] = pair
                 clusters[c.name] = pair[0]
                 if pair[1] is not None:
                     endpoints[c.name] = pair[1]
-            out = self._shared[flavour] = {type_urls.CLUSTER: clusters, type_urls.ENDPOINT: endpoints}
+            self.shared_changes[flavour] = None
+        out = self._shared[flavour] = {type_urls.CLUSTER: clusters, type_urls.ENDPOINT: endpoints}
         return out
 
     def for_node(self, node: NodeInfo) -> Resources:
@@ -206,7 +239,9 @@ def translate(objects: Iterable[ConfigObject], *, accepted: Mapping[ObjectRef, C
                              gateway_class=gateway_class)
     translation = Translation(model=compiled.model, diagnostics=compiled.diagnostics, accepted=compiled.accepted,
                               statuses=compiled.statuses,
-                              memo=compiled.memo, _previous_built=previous.built if previous else {},
+                              memo=compiled.memo, built=previous.built if previous else {},
+                              cluster_changes=compiled.cluster_changes if previous else None,
+                              _previous_shared=previous._shared if previous else {},
                               _previous_vhosts=previous.vhosts if previous else {},
                               views=compiled.memo["engine"].views if "engine" in compiled.memo else {},
                               _previous_own={k: (previous.fingerprint(), v) for k, v in previous._by_gateways.items()}
@@ -214,5 +249,6 @@ def translate(objects: Iterable[ConfigObject], *, accepted: Mapping[ObjectRef, C
     translation.shared(ENVOY)
     if previous is not None and GRPC in previous._shared:
         translation.shared(GRPC)
-    translation._previous_built = {}
+    translation.shared_base = translation._previous_shared
+    translation._previous_shared = {}
     return translation

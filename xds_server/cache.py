@@ -22,6 +22,7 @@ from typing import Callable
 
 from google.protobuf.message import Message
 
+from translators import type_urls
 from translators.node import NodeInfo
 from translators.pipeline import Translation
 from xds_server.snapshot import Resource, Snapshot
@@ -30,9 +31,15 @@ log = logging.getLogger(__name__)
 
 
 class _ResourceTable:
-    """Wraps one translation's messages into Resources, each serialized once."""
+    """Wraps one translation's messages into Resources, each serialized once.
 
-    __slots__ = ("translation", "generation", "_memo", "previous")
+    Per type, a wrapped dict is remembered by the identity of the messages dict it wraps.  The next table
+    reuses it when the translation hands the very same dict again (nothing changed), and patches a copy
+    when the translation says which names changed (CDS/EDS after a cluster edit): an unchanged resource
+    keeps its Resource, bytes and version without a loop over all of them.
+    """
+
+    __slots__ = ("translation", "generation", "_memo", "previous", "wrapped", "previous_wrapped")
 
     def __init__(self, translation: Translation, generation: int, previous: "_ResourceTable | None" = None) -> None:
         self.translation = translation
@@ -41,6 +48,9 @@ class _ResourceTable:
         #: the previous table, while this one is being prepared: messages reused from the previous
         #: translation keep their serialized bytes
         self.previous = previous
+        #: id(messages dict) -> (messages dict, wrapped dict)
+        self.wrapped: dict[int, tuple[dict, dict[str, Resource]]] = {}
+        self.previous_wrapped = previous.wrapped if previous is not None else {}
 
     def _wrap(self, name: str, type_url: str, msg: Message) -> Resource:
         key = id(msg)
@@ -54,16 +64,60 @@ class _ResourceTable:
             self._memo[key] = hit
         return hit[1]
 
+    def _wrapped_dict(self, type_url: str, messages: dict, flavour: str) \
+            -> tuple[dict[str, Resource], frozenset | None, dict[str, Resource] | None]:
+        """The wrapped dict for ``messages``, the names that changed (None: unknown), and the wrapped dict
+        they changed from."""
+        hit = self.wrapped.get(id(messages)) or self.previous_wrapped.get(id(messages))
+        if hit is not None and hit[0] is messages:
+            self.wrapped[id(messages)] = hit
+            if type_url in _SHARED_TYPES:
+                self.wrapped[(flavour, type_url)] = hit  # type: ignore[index]
+            return hit[1], frozenset(), hit[1]
+        changes = self.translation.shared_changes.get(flavour) if type_url in _SHARED_TYPES else None
+        base = self._previous_shared_wrapped(type_url, flavour) if changes is not None else None
+        if base is not None:
+            out = dict(base)
+            for name in changes:
+                msg = messages.get(name)
+                if msg is None:
+                    out.pop(name, None)
+                else:
+                    out[name] = self._wrap(name, type_url, msg)
+        else:
+            out = {name: self._wrap(name, type_url, msg) for name, msg in messages.items()}
+            changes = None
+        self.wrapped[id(messages)] = (messages, out)
+        if type_url in _SHARED_TYPES:
+            self.wrapped[(flavour, type_url)] = (messages, out)  # type: ignore[index]
+        return out, changes, base
+
+    def _previous_shared_wrapped(self, type_url: str, flavour: str) -> dict[str, Resource] | None:
+        """The previous table's wrapping of exactly the dict this translation's changes are relative to."""
+        hit = self.previous_wrapped.get((flavour, type_url))  # type: ignore[call-overload]
+        base = self.translation.shared_base.get(flavour, {}).get(type_url)
+        return hit[1] if hit is not None and base is not None and hit[0] is base else None
+
     def snapshot_for(self, node: NodeInfo) -> Snapshot:
-        out = {type_url: {name: self._wrap(name, type_url, msg) for name, msg in messages.items()}
-               for type_url, messages in self.translation.for_node(node).items()}
+        out: dict[str, dict[str, Resource]] = {}
+        changed: dict[str, frozenset | None] = {}
+        bases: dict[str, dict[str, Resource]] = {}
+        for type_url, messages in self.translation.for_node(node).items():
+            out[type_url], changed[type_url], base = self._wrapped_dict(type_url, messages, node.flavour)
+            if base is not None:
+                bases[type_url] = base
 
         def resolve(type_url: str, name: str) -> Resource | None:
             # not memoized in the table: the snapshot's own bounded cache keeps resolved names
             msg = self.translation.resolve(node, type_url, name)
             return None if msg is None else Resource.of(name=name, type_url=type_url, message=msg)
 
-        return Snapshot.build(out, generation=self.generation, resolver=resolve)
+        return Snapshot.build(out, generation=self.generation, resolver=resolve, changed=changed,
+                              changed_from=bases)
+
+
+#: the types every node of a flavour shares (built once per translation, patched between translations)
+_SHARED_TYPES = frozenset({type_urls.CLUSTER, type_urls.ENDPOINT})
 
 
 class TooManyClasses(Exception):
@@ -112,16 +166,17 @@ class SnapshotCache:
                 out[node] = self._snapshots[key]
         return out
 
-    def _build(self, table: _ResourceTable, node: NodeInfo) -> Snapshot | None:
+    def _build(self, table: _ResourceTable, node: NodeInfo, since: Snapshot | None = None) -> Snapshot | None:
         """A consistent snapshot, or None.  A missing SDS secret is reported but does not hold the snapshot
         back: the cluster or listener that needs it is the only thing that cannot work, and a Secret that
-        exists only in another namespace must not freeze every other change for this node."""
+        exists only in another namespace must not freeze every other change for this node.  ``since``: the
+        class's previous (consistent) snapshot, so only what changed is checked."""
         snap = table.snapshot_for(node)
-        missing = snap.missing_secrets()
+        missing = snap.missing_secrets(since)
         if missing and self.on_inconsistent:
             self.on_inconsistent(node, [f"SDS secret {n!r} is referenced but does not exist for nodes in "
                                         f"namespace {node.namespace!r}" for n in missing])
-        problems = snap.consistent(secrets=False)
+        problems = snap.consistent(secrets=False, since=since)
         if problems:
             log.error("snapshot for %s is inconsistent; keeping the previous one: %s", node, "; ".join(problems))
             if self.on_inconsistent:
@@ -139,7 +194,7 @@ class SnapshotCache:
             key = keys[node] = translation.selection_key(node)
             if key in built:
                 continue
-            snap = self._build(table, node)
+            snap = self._build(table, node, since=self._snapshots.get(old_key))
             if snap is None:  # inconsistent: the node's previous snapshot keeps serving
                 snap = self._snapshots.get(old_key)
             if snap is not None:

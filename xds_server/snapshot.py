@@ -91,10 +91,37 @@ class Snapshot:
                                                                         compare=False, repr=False)
     _versions: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
+    #: per type, the names whose resource changed from the previous translation's snapshot of this class
+    #: (empty: the very same resources; None: unknown)
+    changed: Mapping[str, frozenset[str] | None] = field(default_factory=dict, compare=False, repr=False)
+    #: per type, the wrapped dict ``changed`` is relative to
+    changed_from: Mapping[str, Mapping[str, Resource]] = field(default_factory=dict, compare=False, repr=False)
+    _missing: list = field(default_factory=list, compare=False, repr=False)
+
     @classmethod
     def build(cls, resources: Mapping[str, Mapping[str, Resource]], *, generation: int = 0,
-              resolver: Callable[[str, str], Resource | None] | None = None) -> "Snapshot":
-        return cls(resources, generation, resolver)
+              resolver: Callable[[str, str], Resource | None] | None = None,
+              changed: Mapping[str, frozenset[str] | None] | None = None,
+              changed_from: Mapping[str, Mapping[str, Resource]] | None = None) -> "Snapshot":
+        return cls(resources, generation, resolver, changed=changed or {}, changed_from=changed_from or {})
+
+    def delta_since(self, since: "Snapshot | None") -> dict[str, frozenset[str]] | None:
+        """Per type, the names whose Resource differs from ``since``'s; None when that is not known cheaply
+        (then callers look at everything)."""
+        if since is None:
+            return None
+        out: dict[str, frozenset[str]] = {}
+        for t in set(self.resources) | set(since.resources):
+            mine, theirs = self.resources.get(t, {}), since.resources.get(t, {})
+            if mine is theirs:
+                out[t] = frozenset()
+            elif self.changed_from.get(t) is theirs and self.changed.get(t) is not None:
+                out[t] = self.changed[t]  # type: ignore[assignment]
+            elif len(mine) + len(theirs) <= 1024:
+                out[t] = frozenset(n for n in set(mine) | set(theirs) if mine.get(n) is not theirs.get(n))
+            else:
+                return None
+        return out
 
     @property
     def versions(self) -> Mapping[str, str]:
@@ -129,7 +156,7 @@ class Snapshot:
             return [have[n] for n in sorted(have)]
         return [r for n in sorted(set(names)) if (r := self._lookup(type_url, n)) is not None]
 
-    def consistent(self, *, secrets: bool = True) -> list[str]:
+    def consistent(self, *, secrets: bool = True, since: "Snapshot | None" = None) -> list[str]:
         """Reference problems that would make Envoy wait or fail; empty when consistent.
 
         Every EDS cluster has an assignment, every RDS name used by a listener
@@ -138,27 +165,62 @@ class Snapshot:
         (go-control-plane's ``Snapshot.Consistent``, extended to route targets
         and secrets).
         """
+        delta = self.delta_since(since)
         problems = []
         clusters = self.get(type_urls.CLUSTER)
         endpoints = self.get(type_urls.ENDPOINT)
         routes = self.get(type_urls.ROUTE)
-        for name in sorted(eds_cluster_names(r.message for r in clusters.values())):
+        listeners = self.get(type_urls.LISTENER)
+        if delta is None:
+            eds = eds_cluster_names(r.message for r in clusters.values())
+        else:  # ``since`` was consistent: only what changed can break it
+            touched = delta.get(type_urls.CLUSTER, frozenset()) | delta.get(type_urls.ENDPOINT, frozenset())
+            eds = eds_cluster_names(clusters[n].message for n in touched if n in clusters)
+        for name in sorted(eds):
             if name not in endpoints:
                 problems.append(f"EDS cluster {name!r} has no ClusterLoadAssignment")
-        for name in sorted(listener_route_names(r.message for r in self.get(type_urls.LISTENER).values())):
-            if name not in routes:
-                problems.append(f"listener refers to missing route configuration {name!r}")
-        for route_name, cluster in sorted(route_cluster_names(r.message for r in routes.values())):
-            if cluster not in clusters:
-                problems.append(f"route configuration {route_name!r} refers to missing cluster {cluster!r}")
+        if delta is None or delta.get(type_urls.LISTENER) or delta.get(type_urls.ROUTE):
+            for name in sorted(listener_route_names(r.message for r in listeners.values())):
+                if name not in routes:
+                    problems.append(f"listener refers to missing route configuration {name!r}")
+        removed_clusters = delta is not None and any(n not in clusters for n in delta.get(type_urls.CLUSTER, ()))
+        if delta is None or delta.get(type_urls.ROUTE) or removed_clusters:
+            for route_name, cluster in sorted(route_cluster_names(r.message for r in routes.values())):
+                if cluster not in clusters:
+                    problems.append(f"route configuration {route_name!r} refers to missing cluster {cluster!r}")
         if secrets:
             problems += [f"SDS secret {name!r} is referenced but not generated (Envoy would keep the listener or "
-                         "cluster that needs it warming, then reject it)" for name in self.missing_secrets()]
+                         "cluster that needs it warming, then reject it)" for name in self.missing_secrets(since)]
         return problems
 
-    def missing_secrets(self) -> list[str]:
+    def missing_secrets(self, since: "Snapshot | None" = None) -> list[str]:
         """SDS names a listener or cluster refers to that this snapshot does not carry."""
+        listener_names, by_secret = self._sds_refs(since)
         have = self.get(type_urls.SECRET)
-        wanted = sds_secret_names((r.message for r in self.get(type_urls.LISTENER).values()),
-                                  (r.message for r in self.get(type_urls.CLUSTER).values()))
-        return sorted(n for n in wanted if n not in have)
+        return sorted(n for n in listener_names | by_secret.keys() if n not in have)
+
+    def _sds_refs(self, since: "Snapshot | None") -> tuple[set[str], dict[str, set[str]]]:
+        """(SDS names listeners refer to, SDS name -> clusters referring to it); remembered, and derived from
+        ``since`` by the clusters that changed while the listeners did not."""
+        if self._missing:
+            return self._missing[0]
+        clusters = self.get(type_urls.CLUSTER)
+        delta = self.delta_since(since)
+        if delta is not None and since is not None and since._missing and not delta.get(type_urls.LISTENER):
+            listener_names, by_secret = since._missing[0]
+            changed = delta.get(type_urls.CLUSTER, frozenset())
+            if changed:
+                by_secret = {k: v - changed for k, v in by_secret.items()}
+                for n in changed:
+                    if n in clusters:
+                        for secret in sds_secret_names((), (clusters[n].message,)):
+                            by_secret.setdefault(secret, set()).add(n)
+                by_secret = {k: v for k, v in by_secret.items() if v}
+        else:
+            listener_names = sds_secret_names((r.message for r in self.get(type_urls.LISTENER).values()), ())
+            by_secret = {}
+            for n, r in clusters.items():
+                for secret in sds_secret_names((), (r.message,)):
+                    by_secret.setdefault(secret, set()).add(n)
+        self._missing.append((listener_names, by_secret))
+        return listener_names, by_secret

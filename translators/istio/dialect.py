@@ -73,6 +73,8 @@ class Compiled:
     memo: ParseMemo = field(default_factory=dict)
     #: status documents to write back (Gateway API objects, and Istio objects with errors)
     statuses: dict[ObjectRef, dict] = field(default_factory=dict)
+    #: clusters changed since the previous compile, name -> Cluster or None (removed); None: all of them
+    cluster_changes: dict | None = None
 
 
 class _Fallback:
@@ -203,7 +205,7 @@ def compile_istio(objects: Iterable[ConfigObject], *, accepted: Mapping[ObjectRe
     out = compile_objects(objects, accepted=accepted, state=memo.get("engine"), token=memo.get("token"),
                           gateway_class=gateway_class)
     return Compiled(out.model, out.diagnostics, out.accepted, {"engine": out.state, "token": out.token},
-                    out.statuses)
+                    out.statuses, out.cluster_changes)
 
 
 def _gateway_api(objs: dict[str, list[ConfigObject]], *, registry: Registry, referenced: set, gateway_class: str,

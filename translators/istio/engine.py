@@ -60,6 +60,8 @@ GWAPI = "gwapi:"
 _RANK = {SE: 0, SVC: 1}  # ServiceEntries are registered before Kubernetes Services
 _SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 _tokens = itertools.count(1)
+#: the cluster refused Gateway API backends point at; one object, so it never looks changed
+BLACKHOLE = Cluster(BLACKHOLE_CLUSTER, "blackhole", 0, "", True, TrafficPolicy(), "EDS", ())
 
 
 def _sort_key(ref: ObjectRef) -> tuple[str, str, str, str]:
@@ -116,6 +118,9 @@ class EngineState:
     host_diags: dict[str, list[Diagnostic]] = field(default_factory=dict)
     credential_diags: list[Diagnostic] = field(default_factory=list)
     accepted: dict[ObjectRef, ConfigObject] = field(default_factory=dict)
+    #: clusters whose object changed in the current compile: name -> Cluster, or None when removed
+    cluster_changes: dict[str, Cluster | None] = field(default_factory=dict)
+    blackhole: bool = False
     #: merged gateway virtual hosts per selection (translators.gateway_view), shared with the builders
     views: dict = field(default_factory=dict)
 
@@ -128,6 +133,8 @@ class Outcome:
     statuses: dict[ObjectRef, dict]
     state: EngineState
     token: int
+    #: clusters that changed since the state's previous compile (None: a build from scratch)
+    cluster_changes: dict[str, Cluster | None] | None = None
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -218,9 +225,11 @@ def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[Object
     new: dict[ObjectRef, ConfigObject] = {}
     for obj in objects:
         new.setdefault(obj.ref, obj)
-    if state is None or state.gateway_class != gateway_class or token is None or state.token != token:
+    fresh = state is None or state.gateway_class != gateway_class or token is None or state.token != token
+    if fresh:
         state = EngineState(gateway_class=gateway_class)
     st = state
+    st.cluster_changes = {}
     st.token = 0  # in progress: a failure half-way leaves a state no translation can reuse
     old = st.objects
     changed = [r for r, o in new.items() if old.get(r) is not o]
@@ -430,8 +439,12 @@ def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[Object
         if host not in rebuild:
             _set_host_diag(st, host, dups + _host_checks_only(st, host, secrets, new))
     clusters = [st.clusters[n] for n in st.cluster_names]
-    if any(c.cluster == BLACKHOLE_CLUSTER for hr in api_routes for r in hr.routes for c in r.clusters):
-        clusters.append(Cluster(BLACKHOLE_CLUSTER, "blackhole", 0, "", True, TrafficPolicy(), "EDS", ()))
+    blackhole = any(c.cluster == BLACKHOLE_CLUSTER for hr in api_routes for r in hr.routes for c in r.clusters)
+    if blackhole:
+        clusters.append(BLACKHOLE)
+    if blackhole != st.blackhole:
+        st.cluster_changes[BLACKHOLE_CLUSTER] = BLACKHOLE if blackhole else None
+        st.blackhole = blackhole
 
     # -- the model, and what reads all of it
     model = Model(gateways=tuple(gateways), http_routes=tuple(http_routes), clusters=tuple(clusters),
@@ -450,7 +463,8 @@ def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[Object
         else:
             st.accepted.pop(ref, None)
     st.token = next(_tokens)
-    return Outcome(model, diags, dict(st.accepted), statuses, st, st.token)
+    return Outcome(model, diags, dict(st.accepted), statuses, st, st.token,
+                   None if fresh else dict(st.cluster_changes))
 
 
 # ---------------------------------------------------------------------------------------------- indexes
@@ -516,12 +530,16 @@ def _rebuild_host(st: EngineState, host: str, api_refs: set[tuple[int, str]]) ->
     for name in before:
         if name not in own:
             del st.clusters[name]
+            st.cluster_changes[name] = None
             i = bisect.bisect_left(st.cluster_names, name)
             if i < len(st.cluster_names) and st.cluster_names[i] == name:
                 del st.cluster_names[i]
     for name, c in own.items():
-        if name not in st.clusters:
+        was = st.clusters.get(name)
+        if was is None:
             bisect.insort(st.cluster_names, name)
+        if was is not c:
+            st.cluster_changes[name] = c
         st.clusters[name] = c
     if own:
         st.host_clusters[host] = tuple(own)
