@@ -165,7 +165,13 @@ class Translation:
                     if not chains:
                         continue  # no credential found: the port is not served (a warning says why)
                     l = replace(l, tls_chains=chains)
-                listeners[l.name] = build_gateway_listener(l)
+                key = ("listener", l.name, l.port, l.address, l.route_config, l.grpc_web, l.cors, l.tls_chains,
+                       l.https_redirect, l.protocols, id(l.virtual_hosts))
+                hit = self.vhosts.get(key) or self._previous_vhosts.get(key)
+                if hit is None or hit[0] is not l.virtual_hosts:
+                    hit = (l.virtual_hosts, build_gateway_listener(l))
+                self.vhosts[key] = hit  # the same listener IR (and virtual hosts): the same message and bytes
+                listeners[l.name] = hit[1]
                 routes[l.route_config] = assemble_route_configuration(
                     l.route_config, l.virtual_hosts, grpc_web=l.grpc_web, previous=self._previous_vhosts,
                     current=self.vhosts)

@@ -206,8 +206,10 @@ class Snapshot:
             return self._missing[0]
         clusters = self.get(type_urls.CLUSTER)
         delta = self.delta_since(since)
-        if delta is not None and since is not None and since._missing and not delta.get(type_urls.LISTENER):
+        if delta is not None and since is not None and since._missing:
             listener_names, by_secret = since._missing[0]
+            if delta.get(type_urls.LISTENER):
+                listener_names = sds_secret_names((r.message for r in self.get(type_urls.LISTENER).values()), ())
             changed = delta.get(type_urls.CLUSTER, frozenset())
             if changed:
                 by_secret = {k: v - changed for k, v in by_secret.items()}

@@ -121,6 +121,13 @@ class EngineState:
     #: clusters whose object changed in the current compile: name -> Cluster, or None when removed
     cluster_changes: dict[str, Cluster | None] = field(default_factory=dict)
     blackhole: bool = False
+    #: the object list of the previous compile, to find changes by position before by key
+    object_list: list[ConfigObject] = field(default_factory=list)
+    #: what the changed keys held before the current compile (when the key dict is patched in place)
+    previous_objects: dict[ObjectRef, ConfigObject | None] = field(default_factory=dict)
+    #: refs whose entry has diagnostics; whether VirtualService results changed; the last route list
+    with_diags: set[ObjectRef] = field(default_factory=set)
+    http_routes: tuple = ()
     #: merged gateway virtual hosts per selection (translators.gateway_view), shared with the builders
     views: dict = field(default_factory=dict)
 
@@ -222,18 +229,16 @@ class _Parser:
 def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[ObjectRef, ConfigObject] | None,
                     state: EngineState | None, token: int | None, gateway_class: str) -> Outcome:
     """Compile ``objects`` into the IR, reusing ``state`` when it is the one ``token`` names."""
-    new: dict[ObjectRef, ConfigObject] = {}
-    for obj in objects:
-        new.setdefault(obj.ref, obj)
+    objects = objects if isinstance(objects, list) else list(objects)
     fresh = state is None or state.gateway_class != gateway_class or token is None or state.token != token
     if fresh:
         state = EngineState(gateway_class=gateway_class)
     st = state
     st.cluster_changes = {}
     st.token = 0  # in progress: a failure half-way leaves a state no translation can reuse
-    old = st.objects
-    changed = [r for r, o in new.items() if old.get(r) is not o]
-    removed = [r for r in old if r not in new]
+    before = st.objects
+    new, changed, removed = _diff_objects(st, objects)
+    old = st.previous_objects if new is before else before
     previous = {r: st.entries.get(r) for r in itertools.chain(changed, removed)}
     parse = _Parser(accepted or {})
 
@@ -254,6 +259,7 @@ def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[Object
         touched.setdefault(b, set()).add(ref)
         st.entries[ref] = Entry(obj, None, own[ref], own=own[ref])  # the stages below parse it
     st.objects = new
+    st.object_list = objects
 
     # -- services: ServiceEntries, Services and their EndpointSlices -> the registry
     for ref in touched.get(SLICE, ()):
@@ -465,6 +471,43 @@ def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[Object
     st.token = next(_tokens)
     return Outcome(model, diags, dict(st.accepted), statuses, st, st.token,
                    None if fresh else dict(st.cluster_changes))
+
+
+def _diff_objects(st: EngineState, objects: list[ConfigObject]) \
+        -> tuple[dict[ObjectRef, ConfigObject], list[ObjectRef], list[ObjectRef]]:
+    """``(objects by key, changed keys, removed keys)`` against the previous compile.
+
+    Sources hand the same objects in the same order while nothing changes, so positions are compared
+    first, by identity; only the differing positions (and an appended tail) are looked at by key.  An
+    object at an unchanged position was at that position before, so with unique keys a key seen only on
+    the old side of a differing position is gone.  Anything else (a removal that shifts every position,
+    duplicate keys) falls back to comparing every key.
+    """
+    prev, old = st.object_list, st.objects
+    if prev and len(objects) >= len(prev):
+        differing = [i for i, (a, b) in enumerate(zip(prev, objects)) if a is not b]
+        tail = objects[len(prev):]
+        if len(differing) + len(tail) <= max(64, len(objects) // 8):
+            arriving = {}
+            for obj in itertools.chain((objects[i] for i in differing), tail):
+                arriving.setdefault(obj.ref, obj)
+            leaving = {prev[i].ref for i in differing} - arriving.keys()
+            added = sum(1 for r in arriving if r not in old)
+            if len(arriving) == len(differing) + len(tail) and len(old) + added - len(leaving) == len(objects):
+                changed = [r for r, o in arriving.items() if old.get(r) is not o]
+                removed = [r for r in leaving if r in old]
+                st.previous_objects = {r: old.get(r) for r in itertools.chain(changed, removed)}
+                for r in changed:
+                    old[r] = arriving[r]
+                for r in removed:
+                    del old[r]
+                return old, changed, removed  # the state's dict, patched (no one else reuses it: token)
+    new: dict[ObjectRef, ConfigObject] = {}
+    for obj in objects:
+        new.setdefault(obj.ref, obj)
+    changed = [r for r, o in new.items() if old.get(r) is not o]
+    removed = [r for r in old if r not in new]
+    return new, changed, removed
 
 
 # ---------------------------------------------------------------------------------------------- indexes
