@@ -39,10 +39,30 @@ def service(i: int) -> list[ConfigObject]:
     ]
 
 
-def config(n: int) -> list[ConfigObject]:
+def kubernetes_service(i: int) -> list[ConfigObject]:
+    """A core Service with an EndpointSlice of 10 ready endpoints (``kubernetes://`` flavour of :func:`service`)."""
+    name = f"k8s-{i}"
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "default"},
+           "spec": {"ports": [{"name": "grpc", "port": 50051, "appProtocol": "grpc"}]}}
+    sl = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+          "metadata": {"name": f"{name}-abc", "namespace": "default", "labels": {"kubernetes.io/service-name": name}},
+          "addressType": "IPv4", "ports": [{"name": "grpc", "port": 9000}],
+          "endpoints": [{"addresses": [f"10.{(i // 250) % 250}.{i % 250}.{e + 1}"], "conditions": {"ready": True}}
+                        for e in range(10)]}
+    return [ConfigObject(ref=ObjectRef("Service", "default", name, ""), api_version="v1", spec=svc["spec"],
+                         source="bench", raw=svc),
+            ConfigObject(ref=ObjectRef("EndpointSlice", "default", f"{name}-abc", "discovery.k8s.io"),
+                         api_version="discovery.k8s.io/v1", spec={}, labels={"kubernetes.io/service-name": name},
+                         source="bench", raw=sl)]
+
+
+def config(n: int, *, kubernetes: int = 0) -> list[ConfigObject]:
+    """``n`` Istio services on one Gateway, plus ``kubernetes`` core Services with EndpointSlices."""
     out = [gateway()]
     for i in range(n):
         out.extend(service(i))
+    for i in range(kubernetes):
+        out.extend(kubernetes_service(i))
     return out
 
 

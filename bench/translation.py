@@ -1,59 +1,140 @@
-"""Translation + serialization of N services for one Envoy node class, full and after one VirtualService edit."""
+"""Translation + serialization cost per change kind, as the controller pays it.
+
+N services, each a ServiceEntry (10 endpoints), a DestinationRule with 2 subsets and a VirtualService,
+on one Gateway; plus N/10 Kubernetes Services with EndpointSlices, a TLS Secret and an HTTPS server.
+For each change kind one object is replaced by an edited copy (a new object, as the sources make it),
+and ``translate(previous=...)`` + ``SnapshotCache.prepare/install`` for one Envoy node class is timed;
+then the edit is reverted (timed too).  Medians over ``repeats`` edits of different services.
+"""
 from __future__ import annotations
 
 import asyncio
+import copy
 import statistics
 import time
 
-from bench.config_gen import config, virtual_service
-from translators import type_urls
+from bench.config_gen import config
 from translators.node import NodeInfo
+from translators.objects import ConfigObject
 from translators.pipeline import translate
 from xds_server.cache import SnapshotCache
 from xds_server.controller import gc_paused
 
 NODE = NodeInfo.of(labels={"istio": "ingressgateway"})
 
+TLS = """
+apiVersion: v1
+kind: Secret
+metadata: {name: gw-cert, namespace: default}
+type: kubernetes.io/tls
+"""
 
-def _measure(objects: list, edited: list) -> tuple[float, float, object]:
-    """Seconds for the full build, then for the rebuild after one edit, as the controller does them:
-    translate, serialize every resource one gateway node class gets, publish."""
-    box: dict = {}
 
-    async def run() -> None:  # SnapshotCache wants a running loop; nothing big is returned through asyncio
-        cache = SnapshotCache()
-        started = time.perf_counter()
-        with gc_paused():  # as the controller does
-            translation = translate(objects)
-            cache.install(cache.prepare(translation, generation=1))
-            snap = cache.get(NODE)
-        box["full"] = time.perf_counter() - started
-        started = time.perf_counter()
-        with gc_paused():
-            again = translate(edited, accepted=translation.accepted, previous=translation)
-            cache.install(cache.prepare(again, generation=2))
-        box["rebuild"] = time.perf_counter() - started
-        box["snap"] = snap
-        assert cache.get(NODE).versions[type_urls.ROUTE] != snap.versions[type_urls.ROUTE]
-    asyncio.run(run())
-    return box["full"], box["rebuild"], box["snap"]
+def _tls_objects() -> list[ConfigObject]:
+    import trustme  # test dependency: a real certificate, as Envoy needs one
+    ca = trustme.CA()
+    cert = ca.issue_cert("gw.example.com")
+    data = {"tls.crt": cert.cert_chain_pems[0].bytes().decode(), "tls.key": cert.private_key_pem.bytes().decode()}
+    raw = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "gw-cert", "namespace": "default"},
+           "type": "kubernetes.io/tls", "stringData": data}
+    from translators.objects import ObjectRef
+    return [ConfigObject(ref=ObjectRef("Secret", "default", "gw-cert", ""), api_version="v1", spec={}, source="bench",
+                         raw=raw)]
+
+
+def _edited(obj: ConfigObject, mutate) -> ConfigObject:  # noqa: ANN001
+    raw = copy.deepcopy(dict(obj.raw)) if obj.raw else None
+    spec = copy.deepcopy(dict(obj.spec))
+    mutate(spec, raw)
+    return ConfigObject(ref=obj.ref, api_version=obj.api_version, spec=(raw or {}).get("spec", spec) if raw else spec,
+                        labels=obj.labels, annotations=obj.annotations, source=obj.source, raw=raw or {})
+
+
+def _vs(spec, raw):  # noqa: ANN001, ANN202
+    spec["http"][0]["match"] = [{"uri": {"prefix": "/edited.Service/"}}]
+
+
+def _dr(spec, raw):  # noqa: ANN001, ANN202
+    spec["trafficPolicy"] = {"loadBalancer": {"simple": "RANDOM"}}
+
+
+def _se(spec, raw):  # noqa: ANN001, ANN202
+    spec["endpoints"][0]["address"] = "127.99.99.99"
+
+
+def _slice(spec, raw):  # noqa: ANN001, ANN202
+    raw["endpoints"][0]["addresses"] = ["10.250.250.250"]
+
+
+def _secret(spec, raw):  # noqa: ANN001, ANN202
+    raw["metadata"]["annotations"] = {"rotated": "yes"}
+    raw["stringData"] = dict(raw["stringData"])
+
+
+def _gateway(spec, raw):  # noqa: ANN001, ANN202
+    spec["servers"][0]["hosts"] = ["*", "edited.example.com"]
+
+
+KINDS = {
+    "virtual_service_edit": ("VirtualService", "svc-{i}", _vs),
+    "destination_rule_edit": ("DestinationRule", "svc-{i}", _dr),
+    "service_entry_endpoint_edit": ("ServiceEntry", "svc-{i}", _se),
+    "endpoint_slice_edit": ("EndpointSlice", "k8s-{i}-abc", _slice),
+    "secret_edit": ("Secret", "gw-cert", _secret),
+    "gateway_edit": ("Gateway", "ingress", _gateway),
+}
+
+
+def _objects(n: int) -> list[ConfigObject]:
+    objects = config(n, kubernetes=max(1, n // 10)) + _tls_objects()
+    gw = objects[0]
+    spec = copy.deepcopy(dict(gw.spec))
+    spec["servers"].append({"port": {"number": 8443, "name": "https", "protocol": "HTTPS"}, "hosts": ["*"],
+                            "tls": {"mode": "SIMPLE", "credentialName": "gw-cert"}})
+    objects[0] = ConfigObject(ref=gw.ref, api_version=gw.api_version, spec=spec, source=gw.source)
+    return objects
 
 
 def run(*, sizes: tuple[int, ...], repeats: int) -> dict:
-    out = {}
+    out: dict = {}
     for n in sizes:
-        objects = config(n)
-        fulls, rebuilds = [], []
-        edited = [virtual_service(0, prefix="/edited.Service/") if (o.kind, o.name) == ("VirtualService", "svc-0")
-                  else o for o in objects]
-        for _ in range(repeats if n <= 1000 else max(1, repeats // 3)):
-            full, rebuild, snap = _measure(objects, edited)
-            fulls.append(full)
-            rebuilds.append(rebuild)
-        out[str(n)] = {
-            "full_s": round(statistics.median(fulls), 3),
-            "rebuild_after_one_vs_edit_s": round(statistics.median(rebuilds), 3),
-            "resources": {type_urls.short(t): len(r) for t, r in snap.resources.items()},
-            "runs": len(fulls),
-        }
+        objects = _objects(n)
+        index = {(o.kind, o.name): i for i, o in enumerate(objects)}
+        box: dict = {}
+
+        async def measure() -> None:
+            cache = SnapshotCache()
+            started = time.perf_counter()
+            with gc_paused():
+                translation = translate(objects)
+                cache.install(cache.prepare(translation, generation=1))
+                cache.get(NODE)
+            box["full_build_s"] = round(time.perf_counter() - started, 3)
+            gen = 2
+            current = list(objects)
+
+            def step(objs: list[ConfigObject]) -> float:
+                nonlocal translation, gen
+                t0 = time.perf_counter()
+                with gc_paused():
+                    translation = translate(objs, accepted=translation.accepted, previous=translation)
+                    cache.install(cache.prepare(translation, generation=gen))
+                gen += 1
+                return time.perf_counter() - t0
+
+            box["no_op_ms"] = round(statistics.median(step(current) for _ in range(repeats)) * 1000, 1)
+            for label, (kind, name, mutate) in KINDS.items():
+                times = []
+                for r in range(repeats):
+                    key = (kind, name.format(i=(r * 7) % max(1, n // 10)))
+                    i = index[key]
+                    edited = list(current)
+                    edited[i] = _edited(current[i], mutate)
+                    times.append(step(edited))
+                    step(current)  # revert
+                box[f"{label}_ms"] = round(statistics.median(times) * 1000, 1)
+            snap = cache.get(NODE)
+            box["resources"] = {k.rsplit(".", 1)[-1]: len(v) for k, v in snap.resources.items()}
+        asyncio.run(measure())
+        out[str(n)] = dict(box)
     return out

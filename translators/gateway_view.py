@@ -37,7 +37,7 @@ class _PortView:
     """One port's merged virtual hosts for one selection, kept so that the next model recomputes only
     the hosts whose contributing VirtualServices changed."""
 
-    __slots__ = ("servers", "contrib", "host_hrs", "buckets", "vhosts", "hosts", "redirect", "tuple", "cors")
+    __slots__ = ("servers", "contrib", "host_hrs", "buckets", "vhosts", "hosts", "redirect", "tuple", "cors", "last")
 
     def __init__(self, servers: list[tuple[ir.Gateway, ir.GatewayServer]]) -> None:
         self.servers = servers
@@ -50,6 +50,7 @@ class _PortView:
         self.redirect = any(s.https_redirect for _, s in servers)
         self.tuple: tuple[ir.VirtualHost, ...] = ()
         self.cors = False
+        self.last: tuple = ()  # the http_routes tuple the view is up to date with
 
 
 def _contributions(hr: ir.HttpRoutes, servers: list[tuple[ir.Gateway, ir.GatewayServer]],
@@ -72,6 +73,9 @@ def _contributions(hr: ir.HttpRoutes, servers: list[tuple[ir.Gateway, ir.Gateway
 
 def _update_port(view: _PortView, http_routes: tuple[ir.HttpRoutes, ...], port: int) -> None:
     """Bring ``view`` up to date with ``http_routes``: only hosts whose contributors changed are merged."""
+    if view.last is http_routes:
+        return
+    view.last = http_routes
     current = {id(hr): hr for hr in http_routes}
     added = [k for k in current if k not in view.contrib]
     gone = [k for k in view.contrib if k not in current]

@@ -64,6 +64,8 @@ class Translation:
     #: the previous translation's LDS/RDS/SDS per selection key, reused while its inputs are the same objects
     _previous_own: dict[tuple[str, ...], tuple[tuple, Resources]] = field(default_factory=dict, repr=False)
     _fingerprint: tuple | None = None
+    _tls_token: tuple | None = None
+    _tls_names_cache: frozenset | None = None
     #: serialized gateway virtual hosts, reused by the next translation while their routes are the same objects
     vhosts: VhostCache = field(default_factory=dict, repr=False)
     #: merged virtual hosts per gateway selection, updated in place from one model to the next
@@ -145,12 +147,26 @@ class Translation:
             self._by_gateways[key] = own
         return {**self.shared(node.flavour), **own}
 
+    @property
+    def tls_token(self) -> tuple:
+        """Identity of the clusters with TLS origination (their credentials are SDS resources a node gets):
+        carried over from the previous translation while no such cluster changed."""
+        if self._tls_token is None:
+            self._tls_token = tuple(id(c) for c in self.model.clusters if c.policy.tls is not None)
+        return self._tls_token
+
+    def _tls_names(self) -> frozenset[str]:
+        if self._tls_names_cache is None:
+            self._tls_names_cache = frozenset(c.name for c in self.model.clusters if c.policy.tls is not None) \
+                if self._tls_token is None or self._tls_token else frozenset()
+        return self._tls_names_cache
+
     def fingerprint(self) -> tuple:
         """Identity of everything LDS/RDS/SDS depend on (IR objects are reused while unchanged)."""
         if self._fingerprint is None:
             m = self.model
-            self._fingerprint = (tuple(map(id, m.gateways)), tuple(map(id, m.http_routes)), tuple(map(id, m.secrets)),
-                                 tuple(id(c) for c in m.clusters if c.policy.tls is not None), m.grpc_web)
+            self._fingerprint = (tuple(map(id, m.gateways)), id(m.http_routes), tuple(map(id, m.http_routes)),
+                                 tuple(map(id, m.secrets)), self.tls_token, m.grpc_web)
         return self._fingerprint
 
     def _build_own(self, node: NodeInfo) -> Resources:
@@ -255,6 +271,11 @@ def translate(objects: Iterable[ConfigObject], *, accepted: Mapping[ObjectRef, C
     translation.shared(ENVOY)
     if previous is not None and GRPC in previous._shared:
         translation.shared(GRPC)
+    changes = compiled.cluster_changes
+    if previous is not None and changes is not None and not any(
+            c is None or c.policy.tls is not None for c in changes.values()) and \
+            not any(n in changes for n in previous._tls_names()):
+        translation._tls_token = previous.tls_token  # no cluster with TLS changed or went away
     translation.shared_base = translation._previous_shared
     translation._previous_shared = {}
     return translation

@@ -83,6 +83,26 @@ def virtual_hosts(model: ir.Model, *, memo: dict | None = None) -> Iterable[tupl
 
 
 _MEMO_KEY = ("route-analysis",)
+_RESULT_KEY = ("route-analysis-result",)
+
+
+def _selections(model: ir.Model, memo: dict | None) -> list[tuple[tuple, ir.HttpListener]]:
+    out = []
+    seen: set[frozenset[str]] = set()
+    for g in model.gateways:
+        if g.gateway_api:
+            continue
+        labels, namespace = dict(g.selector), g.ref.namespace
+        selection = frozenset(x.key for x in model.gateways if x.selects(labels, namespace))
+        if selection in seen:
+            continue
+        seen.add(selection)
+        out += [((), l) for l in gateway_listeners(model, labels=labels, namespace=namespace, memo=memo)]
+    return out
+
+
+def listeners_vh(listeners: list[ir.HttpListener]) -> tuple:
+    return tuple(l.virtual_hosts for l in listeners)
 
 
 def _findings(routes: tuple[ir.Route, ...]) -> tuple[list, list]:
@@ -113,6 +133,13 @@ def analyze(model: ir.Model, *, sources: Mapping[ObjectRef, str] | None = None,
     """Warnings for routes hidden behind an earlier catch-all, and for gRPC-Web CORS routes whose
     preflights a catch-all takes; deduplicated across hosts and ports (which the message lists)."""
     sources = sources or {}
+    if memo is not None:
+        # the same merged virtual hosts as last time: the same findings
+        listeners = [l for _, l in _selections(model, memo)]
+        signature = tuple(id(l.virtual_hosts) for l in listeners)
+        last = memo.get(_RESULT_KEY)
+        if last is not None and last[0] == signature and all(a is b for a, b in zip(last[1], listeners_vh(listeners))):
+            return list(last[2])
     shadowed: dict[tuple[str, ObjectRef | None, tuple[str, ...]], tuple[ir.Route, list[ir.Route], list[str]]] = {}
     preflight: dict[tuple[str, str], tuple[ir.Route, ir.Route, list[str]]] = {}
     cache = memo.get(_MEMO_KEY, {}) if memo is not None else {}
@@ -157,4 +184,6 @@ def analyze(model: ir.Model, *, sources: Mapping[ObjectRef, str] | None = None,
             f"(e.g. a match on method OPTIONS) or give the catch-all the corsPolicy",
             sources.get(cors_route.source, "") if cors_route.source is not None else "", cors_route.source,
             _field_path(cors_route)))
+    if memo is not None:
+        memo[_RESULT_KEY] = (signature, listeners_vh(listeners), list(out))
     return out

@@ -26,7 +26,9 @@ def varint(n: int) -> bytes:
 
 def field(tag: int, payload: bytes) -> bytes:
     """A length-delimited field (wire type 2)."""
-    return _TAGS[tag] + varint(len(payload)) + payload
+    if len(payload) < 4096:
+        return _TAGS[tag] + varint(len(payload)) + payload
+    return b"".join((_TAGS[tag], varint(len(payload)), payload))  # one copy of a large payload, not two
 
 
 _TAGS = [bytes(((t << 3) | 2,)) for t in range(16)]

@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Mapping
 from google.protobuf.message import Message
 
 from translators import type_urls
-from translators.wire import field as _field
+from translators.wire import field as _field, varint as _varint
 from translators.references import eds_cluster_names, listener_route_names, route_cluster_names, sds_secret_names
 
 
@@ -40,8 +40,11 @@ class Resource:
     @classmethod
     def of(cls, *, name: str, type_url: str, message: Message) -> "Resource":
         body = message.SerializeToString(deterministic=True)
-        any_bytes = _field(1, type_url.encode()) + _field(2, body)
-        return cls(name, type_url, message, body, hashlib.sha256(body).hexdigest()[:16], _field(2, any_bytes))
+        type_field = _field(1, type_url.encode())
+        body_header = b"\x12" + _varint(len(body))
+        any_len = len(type_field) + len(body_header) + len(body)
+        entry = b"".join((b"\x12", _varint(any_len), type_field, body_header, body))  # one copy of the body
+        return cls(name, type_url, message, body, hashlib.sha256(body).hexdigest()[:16], entry)
 
 
 def version_of(resources: Iterable[Resource]) -> str:
@@ -184,10 +187,20 @@ class Snapshot:
                 if name not in routes:
                     problems.append(f"listener refers to missing route configuration {name!r}")
         removed_clusters = delta is not None and any(n not in clusters for n in delta.get(type_urls.CLUSTER, ()))
-        if delta is None or delta.get(type_urls.ROUTE) or removed_clusters:
-            for route_name, cluster in sorted(route_cluster_names(r.message for r in routes.values())):
-                if cluster not in clusters:
-                    problems.append(f"route configuration {route_name!r} refers to missing cluster {cluster!r}")
+        if delta is None or removed_clusters:
+            checked = routes.values()
+        else:  # only the route configurations that changed, and of those only references that are new
+            checked = [routes[n] for n in delta.get(type_urls.ROUTE, ()) if n in routes]
+        for r in checked:
+            old = since.get(type_urls.ROUTE).get(r.name) if since is not None and delta is not None else None
+            new_refs = getattr(r.message, "cluster_refs", None)
+            old_refs = getattr(old.message, "cluster_refs", None) if old is not None and not removed_clusters else None
+            if isinstance(new_refs, frozenset) and isinstance(old_refs, frozenset):
+                missing = [(r.name, c) for c in new_refs - old_refs if c not in clusters]
+            else:
+                missing = [(n, c) for n, c in route_cluster_names([r.message]) if c not in clusters]
+            for route_name, cluster in sorted(missing):
+                problems.append(f"route configuration {route_name!r} refers to missing cluster {cluster!r}")
         if secrets:
             problems += [f"SDS secret {name!r} is referenced but not generated (Envoy would keep the listener or "
                          "cluster that needs it warming, then reject it)" for name in self.missing_secrets(since)]

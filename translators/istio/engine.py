@@ -128,6 +128,9 @@ class EngineState:
     #: refs whose entry has diagnostics; whether VirtualService results changed; the last route list
     with_diags: set[ObjectRef] = field(default_factory=set)
     http_routes: tuple = ()
+    cluster_tuple: tuple = ()
+    #: hosts whose DestinationRule originates TLS somewhere (their checks read the Secrets)
+    tls_hosts: set[str] = field(default_factory=set)
     #: merged gateway virtual hosts per selection (translators.gateway_view), shared with the builders
     views: dict = field(default_factory=dict)
 
@@ -403,6 +406,7 @@ def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[Object
     for h in svc_affected | policy_affected:
         recheck |= st.vs_by_host.get(h, set())
     ref_hosts: set[str] = set()  # hosts whose referenced (port, subset) set changed
+    reparsed: set[ObjectRef] = set()
     for ref in recheck:
         was = previous[ref] if ref in previous else st.entries.get(ref)
         if ref not in own and ref not in previous and was is not None and \
@@ -413,10 +417,13 @@ def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[Object
         if st.bucket.get(ref) != VS:
             continue
         mine = own[ref] if ref in own else was.own
+        reparsed.add(ref)
         entry = st.entries[ref] = parse(new[ref], lambda o, r: parse_virtual_service(o, r, destinations=destinations),
                                         mine, destinations=destinations, signature=host_signature)
         ref_hosts |= _index_vs(st, ref, entry)
-    http_routes: list[HttpRoutes] = [e.result for r in _refs(st, VS) if (e := st.entries[r]).result is not None]
+    if VS in touched or reparsed or fresh:
+        st.http_routes = tuple(e.result for r in _refs(st, VS) if (e := st.entries[r]).result is not None)
+    http_routes: tuple[HttpRoutes, ...] = st.http_routes
 
     # -- Gateway API: re-run over its (few) objects; it resolves backends against the registry
     gwapi = {k: [new[r] for r in _refs(st, GWAPI + k)] for k in d.GATEWAY_API_KINDS}
@@ -426,15 +433,23 @@ def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[Object
     api_gateways, api_routes = d._gateway_api(gwapi, registry=registry, referenced=api_referenced,
                                               gateway_class=gateway_class, diags=api_diags, statuses=statuses)
     gateways += api_gateways
-    http_routes += api_routes
+    if api_routes:
+        http_routes = http_routes + tuple(api_routes)
     api_refs = frozenset(api_referenced)
     ref_hosts |= {h for h, _, _ in st.api_referenced ^ api_refs}
     st.api_referenced = api_refs
 
     # -- clusters and the checks that concern one host
     rebuild = svc_affected | policy_affected | ref_hosts
-    if secrets_changed:
-        rebuild |= set(st.policies)  # upstream credential warnings read the Secrets
+    if secrets_changed:  # upstream credential warnings read the Secrets: the hosts with TLS origination
+        rebuild |= {h for h, dr in st.policies.items() if h in st.tls_hosts}
+    for host in policy_affected:
+        dr = st.policies.get(host)
+        if dr is not None and any(p.tls is not None for p in (dr.policy, *dr.port_policies.values(),
+                                                              *(x.policy for x in dr.subsets if x.policy))):
+            st.tls_hosts.add(host)
+        else:
+            st.tls_hosts.discard(host)
     api_by_host: dict[str, set[tuple[int, str]]] = {}
     for h, p, s in api_refs:
         api_by_host.setdefault(h, set()).add((p, s))
@@ -444,24 +459,30 @@ def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[Object
     for host, dups in duplicates.items():
         if host not in rebuild:
             _set_host_diag(st, host, dups + _host_checks_only(st, host, secrets, new))
-    clusters = [st.clusters[n] for n in st.cluster_names]
     blackhole = any(c.cluster == BLACKHOLE_CLUSTER for hr in api_routes for r in hr.routes for c in r.clusters)
-    if blackhole:
-        clusters.append(BLACKHOLE)
     if blackhole != st.blackhole:
         st.cluster_changes[BLACKHOLE_CLUSTER] = BLACKHOLE if blackhole else None
         st.blackhole = blackhole
+    if st.cluster_changes or fresh or not st.cluster_tuple:
+        st.cluster_tuple = tuple(st.clusters[n] for n in st.cluster_names) + ((BLACKHOLE,) if blackhole else ())
+    clusters = st.cluster_tuple
 
     # -- the model, and what reads all of it
-    model = Model(gateways=tuple(gateways), http_routes=tuple(http_routes), clusters=tuple(clusters),
+    model = Model(gateways=tuple(gateways), http_routes=http_routes, clusters=clusters,
                   services=tuple(st.by_host.values()), secrets=tuple(secrets), grpc_web=grpc_web)
-    diags = [x for e in st.entries.values() if e.diagnostics for x in e.diagnostics]
+    for ref in itertools.chain(previous, recheck, svc_refs, dr_refs, *touched.values()):
+        e = st.entries.get(ref)
+        if e is not None and e.diagnostics:
+            st.with_diags.add(ref)
+        else:
+            st.with_diags.discard(ref)
+    diags = [x for r in st.with_diags for x in st.entries[r].diagnostics]
     diags += st.credential_diags
     for per_host in st.host_diags.values():
         diags += per_host
     diags += api_diags
     d._istio_statuses(diags, statuses)
-    diags += route_analysis.analyze(model, sources={r: new[r].source for r in _refs(st, VS)}, memo=st.views)
+    diags += route_analysis.analyze(model, sources=_Sources(new), memo=st.views)
     for ref in itertools.chain(previous, recheck, svc_refs, dr_refs):
         e = st.entries.get(ref)
         if e is not None and e.accepted is not None:
@@ -471,6 +492,19 @@ def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[Object
     st.token = next(_tokens)
     return Outcome(model, diags, dict(st.accepted), statuses, st, st.token,
                    None if fresh else dict(st.cluster_changes))
+
+
+class _Sources:
+    """``ref -> file`` over the objects by key, without building a dict of them."""
+
+    __slots__ = ("objects",)
+
+    def __init__(self, objects: Mapping[ObjectRef, ConfigObject]) -> None:
+        self.objects = objects
+
+    def get(self, ref: ObjectRef, default: str = "") -> str:
+        obj = self.objects.get(ref)
+        return obj.source if obj is not None else default
 
 
 def _diff_objects(st: EngineState, objects: list[ConfigObject]) \
