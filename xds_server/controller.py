@@ -2,7 +2,8 @@
 
 Bursts of changes are coalesced: translation starts after ``quiet`` seconds
 without a change, but never later than ``max_delay`` after the first change
-of a burst (100 ms and 1 s by default).  Translation and serialization run in
+of a burst (100 ms and 1 s by default).  A single edit after a quiet spell
+is translated after ``leading`` (10 ms), not the whole quiet period.  Translation and serialization run in
 a worker thread so ADS streams keep flowing meanwhile.  Each translation
 keeps the previous translation's *accepted* objects, so an object whose new
 version is broken keeps serving its last good version.
@@ -42,6 +43,7 @@ _LEVEL = {Severity.ERROR: logging.ERROR, Severity.WARNING: logging.WARNING, Seve
 
 class Controller:
     def __init__(self, *, store: ConfigStore, cache: SnapshotCache, quiet: float = 0.1, max_delay: float = 1.0,
+                 leading: float = 0.01,
                  clock: Callable[[], float] = time.monotonic, gateway_class: str = DEFAULT_GATEWAY_CLASS,
                  on_translated: Callable[[Translation, list[ConfigObject]], None] | None = None) -> None:
         self.gateway_class = gateway_class
@@ -51,6 +53,9 @@ class Controller:
         self.cache = cache
         self.quiet = quiet
         self.max_delay = max_delay
+        #: the short wait for a change after a quiet spell (see :meth:`_debounce`)
+        self.leading = min(leading, quiet)
+        self._last_step_end = float("-inf")
         self.clock = clock
         self.diagnostics: list[Diagnostic] = []
         self.translations = 0
@@ -144,9 +149,20 @@ class Controller:
                     return
             await self._debounce()
             await self.step()
+            self._last_step_end = self.clock()
 
     async def _debounce(self) -> None:
+        """Wait out a burst: ``quiet`` seconds without a change, at most ``max_delay`` in all.  A change
+        that arrives after a quiet spell (nothing translated for ``quiet`` seconds) is a single edit, not
+        a burst: it waits only ``leading`` seconds (to take the rest of the same save), so one edit is
+        not delayed by the whole quiet period; what keeps coming after it is debounced as usual."""
         first = self.clock()
+        if first - self._last_step_end >= self.quiet and self.leading < self.quiet:
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout=self.leading)
+            except asyncio.TimeoutError:
+                return  # nothing more came: translate now
         while True:
             self._wakeup.clear()
             remaining = self.max_delay - (self.clock() - first)

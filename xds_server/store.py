@@ -61,6 +61,9 @@ class ConfigStore:
                 self._by_origin.pop(origin, None)
         self._changed()
 
+    def has_origin(self, origin: str) -> bool:
+        return origin in self._by_origin
+
     def has_diagnostics(self, origin: str) -> bool:
         return bool(self._origin_diags.get(origin))
 

@@ -61,6 +61,14 @@ def config_files(dirs: Iterable[Path]) -> list[Path]:
     return sorted(out)
 
 
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
 def load_file(path: Path, *, max_bytes: int = MAX_FILE_BYTES) -> tuple[list[ConfigObject], list[Diagnostic]]:
     """Objects in ``path``; raises :class:`LoadError` when it cannot be used at all."""
     def error(message: str) -> LoadError:
@@ -100,6 +108,8 @@ class FileSource:
         self.dirs = [Path(d) for d in dirs]
         self.store = store
         self.max_file_bytes = max_file_bytes
+        #: (mtime_ns, size, inode) of each loaded file, so a rescan skips what did not change
+        self._stamps: dict[str, tuple[int, int, int]] = {}
 
     # ------------------------------------------------------------------ loading
     def _read(self, path: Path) -> tuple[list[ConfigObject], list[Diagnostic]] | LoadError | None:
@@ -113,6 +123,11 @@ class FileSource:
 
     def _apply(self, path: Path, result: tuple[list[ConfigObject], list[Diagnostic]] | LoadError | None) -> None:
         origin = str(path)
+        stamp = _stamp(path) if result is not None and not isinstance(result, LoadError) else None
+        if stamp is None:
+            self._stamps.pop(origin, None)
+        else:
+            self._stamps[origin] = stamp
         if result is None:
             self.store.remove(origin)
         elif isinstance(result, LoadError):
@@ -156,6 +171,10 @@ class FileSource:
             if (origin == str(root) or origin.startswith(prefix)) and origin not in keep:
                 self.store.remove(origin)
         for path in present:
+            stamp = _stamp(path)
+            if stamp is not None and self._stamps.get(str(path)) == stamp and str(path) in keep \
+                    and self.store.has_origin(str(path)):
+                continue  # unchanged since it was loaded (a rescan after a ConfigMap swap, say)
             await self.areload(path)
 
     # ------------------------------------------------------------------ watching
@@ -194,7 +213,7 @@ class FileSource:
 
         relay_task = asyncio.create_task(relay())
         try:
-            async for changes in watchfiles.awatch(*map(str, present), stop_event=local_stop, debounce=50, step=20,
+            async for changes in watchfiles.awatch(*map(str, present), stop_event=local_stop, debounce=20, step=10,
                                                    recursive=True, force_polling=False):
                 gone = [d for d in present if not d.exists()]
                 for d in gone:
@@ -226,7 +245,9 @@ class FileSource:
                 continue
             relative = path.relative_to(root) if path != root else Path(".")
             hidden = any(part.startswith(".") for part in relative.parts if part not in (".", ".."))
-            if hidden or path.is_dir() or (not path.exists() and path.suffix not in SUFFIXES):
+            gone_dir = not path.exists() and path.suffix not in SUFFIXES and any(
+                o.startswith(f"{path}/") for o in self.store.origins())
+            if hidden or path.is_dir() or gone_dir:
                 # a hidden path (a ConfigMap's ..data swap), a directory, or a removed directory:
                 # rescan through the visible names with the same rule as the first load
                 rescans.add(root)

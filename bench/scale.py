@@ -1,0 +1,143 @@
+"""Propagation at scale through a real Envoy: N services, then a new service added as a file.
+
+The config is ``bench/config_gen.py``'s: N services, each a ServiceEntry with 10 endpoints, a
+DestinationRule with two subsets and a VirtualService, on one Gateway (files of 1,000 services).  Each
+update writes a new file with a ServiceEntry (pointing at a real grpcio backend) and a VirtualService for
+host ``newK.example.com``; the time is from the atomic rename until a call through Envoy with that
+``:authority`` returns OK.  Also: control-plane CPU seconds per update (from /proc), idle CPU per second
+with Envoy connected, and RSS.  Run with Envoy on Delta xDS and on SotW.
+"""
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+import yaml
+
+from bench.config_gen import gateway, service
+from protos import helloworld_pb2, helloworld_pb2_grpc
+from tests.harness import Backends, ControlPlane, Envoy, free_port, http_get, wait_until
+
+LOG_LEVEL = "warning"
+
+NEW = """
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: new-{k}, namespace: default}}
+spec:
+  hosts: [new-{k}.default.svc.cluster.local]
+  ports: [{{number: 50051, name: grpc, protocol: GRPC}}]
+  resolution: STATIC
+  endpoints: [{{address: 127.0.0.1, ports: {{grpc: {port}}}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: new-{k}, namespace: default}}
+spec:
+  hosts: [new-{k}.example.com]
+  gateways: [ingress]
+  http: [{{route: [{{destination: {{host: new-{k}}}}}]}}]
+"""
+
+
+def _docs(objects) -> str:  # noqa: ANN001
+    return yaml.safe_dump_all([{"apiVersion": o.api_version, "kind": o.kind,
+                                "metadata": {"name": o.name, "namespace": o.namespace}, "spec": dict(o.spec)}
+                               for o in objects], sort_keys=False)
+
+
+def write_config(directory: Path, n: int, *, gateway_port: int) -> None:
+    gw = gateway(gateway_port)
+    (directory / "gateway.yaml").write_text(_docs([gw]))
+    for start in range(0, n, 1000):
+        objs = [o for i in range(start, min(n, start + 1000)) for o in service(i)]
+        (directory / f"services-{start // 1000:03d}.yaml").write_text(_docs(objs))
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100.0  # utime + stime, in clock ticks (100 Hz)
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def _ok(channel: grpc.Channel) -> bool:
+    try:
+        helloworld_pb2_grpc.GreeterStub(channel).SayHello(helloworld_pb2.HelloRequest(name="scale"), timeout=1)
+        return True
+    except grpc.RpcError:
+        return False
+
+
+def run_one(*, n: int, ads: str, updates: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        config = workdir / "config"
+        config.mkdir()
+        gateway_port = free_port()
+        write_config(config, n, gateway_port=gateway_port)
+        with Backends(replica="scale", workdir=workdir, route_guide=False) as backend:
+            backend.wait_ready()
+            started = time.monotonic()
+            with ControlPlane(config_dirs=[config], workdir=workdir, debounce_quiet=0.1, log_level=LOG_LEVEL) as cp:
+                cp.wait_ready(timeout=600)
+                ready_s = time.monotonic() - started
+                with Envoy(control_plane=cp, workdir=workdir, ads=ads) as envoy:
+                    envoy.wait_ready(timeout=600)
+                    want = 3 * n
+                    wait_until(lambda: envoy.stats("cluster_manager.active_clusters").get(
+                        "cluster_manager.active_clusters", 0) >= want, timeout=600, interval=0.5,
+                        what=f"{want} clusters active in Envoy")
+                    envoy_ready_s = time.monotonic() - started
+                    time.sleep(2)
+                    idle0 = cpu_seconds(cp.proc.pid)
+                    time.sleep(5)
+                    idle_cpu = (cpu_seconds(cp.proc.pid) - idle0) / 5
+                    latencies = []
+                    cpu0 = cpu_seconds(cp.proc.pid)
+                    for k in range(updates):
+                        channel = grpc.insecure_channel(f"127.0.0.1:{gateway_port}",
+                                                        options=[("grpc.default_authority", f"new-{k}.example.com")])
+                        tmp_file = config / f"new-{k}.tmp"
+                        tmp_file.write_text(NEW.format(k=k, port=backend.greeter_port))
+                        t0 = time.perf_counter()
+                        tmp_file.rename(config / f"new-{k}.yaml")
+                        deadline = t0 + 60
+                        while not _ok(channel):
+                            if time.perf_counter() > deadline:
+                                raise TimeoutError(f"update {k} did not propagate within 60 s")
+                            time.sleep(0.005)
+                        latencies.append(time.perf_counter() - t0)
+                        channel.close()
+                        time.sleep(0.3)  # let the control plane settle (ACKs) before the next one
+                    cpu_per_update = (cpu_seconds(cp.proc.pid) - cpu0) / updates
+                    rss = rss_mb(cp.proc.pid)
+                    nacks = cp.debug("nacks")["nacks"]
+                    envoy_rejected = envoy.stats("update_rejected")
+    latencies.sort()
+    return {"services": n, "ads": ads, "updates": updates,
+            "p50_ms": round(statistics.median(latencies) * 1000, 1),
+            "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000, 1),
+            "max_ms": round(latencies[-1] * 1000, 1),
+            "control_plane_cpu_s_per_update": round(cpu_per_update, 3),
+            "control_plane_idle_cpu_s_per_s": round(idle_cpu, 4),
+            "control_plane_rss_mb": rss, "control_plane_ready_s": round(ready_s, 1),
+            "envoy_all_clusters_active_s": round(envoy_ready_s, 1), "nacks": len(nacks),
+            "envoy_update_rejected": sum(envoy_rejected.values())}
+
+
+def run(*, sizes: tuple[int, ...] = (100, 1000, 10000), modes: tuple[str, ...] = ("delta", "sotw"),
+        updates: int = 20) -> list[dict]:
+    out = []
+    for n in sizes:
+        for ads in modes:
+            out.append(run_one(n=n, ads=ads, updates=updates))
+    return out
