@@ -1,4 +1,4 @@
-"""``python -m bench [--quick] [--only translation|fanout|propagation]``: prints one JSON document."""
+"""``python -m bench [--quick] [--only translation|fanout|propagation|scale]``: prints one JSON document."""
 from __future__ import annotations
 
 import argparse
@@ -24,15 +24,16 @@ def machine() -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench")
     p.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
-    p.add_argument("--only", choices=["translation", "fanout", "propagation"])
+    p.add_argument("--only", choices=["translation", "fanout", "propagation", "scale"])
+    p.add_argument("--sizes", default="", help="comma-separated service counts for translation and scale")
     args = p.parse_args(argv)
     out: dict = {"machine": machine(), "quick": args.quick}
     started = time.time()
     if args.only in (None, "translation"):
         from bench import translation
         print("translation ...", file=sys.stderr, flush=True)
-        out["translation"] = translation.run(sizes=(1000,) if args.quick else (1000, 10000),
-                                             repeats=1 if args.quick else 3)
+        sizes = tuple(int(x) for x in args.sizes.split(",") if x) or ((100, 1000) if args.quick else (100, 1000, 10000))
+        out["translation"] = translation.run(sizes=sizes, repeats=3 if args.quick else 5)
     if args.only in (None, "fanout"):
         from bench import fanout
         print("fanout (and memory with 1,000 clients) ...", file=sys.stderr, flush=True)
@@ -41,6 +42,11 @@ def main(argv: list[str] | None = None) -> int:
         from bench import propagation
         print("propagation ...", file=sys.stderr, flush=True)
         out["propagation"] = propagation.run(routes=20 if args.quick else 100)
+    if args.only in (None, "scale"):
+        from bench import scale
+        print("scale (a real Envoy, Delta and SotW) ...", file=sys.stderr, flush=True)
+        sizes = tuple(int(x) for x in args.sizes.split(",") if x) or ((100, 1000) if args.quick else (100, 1000, 10000))
+        out["scale"] = scale.run(sizes=sizes, updates=10 if args.quick else 20)
     out["seconds"] = round(time.time() - started, 1)
     print(json.dumps(out, indent=2))
     return 0

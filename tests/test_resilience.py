@@ -273,9 +273,12 @@ async def test_floods_are_refused_with_resource_exhausted_and_nothing_stalls(con
         # an EDS request with a million names (over the 4 MB message limit before it is even parsed)
         err = await _refused(running.channel, _node(), T.ENDPOINT, [f"outbound|1||s{i}" for i in range(1_000_000)])
         assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-        # names just over the per-request limit, in a small message
-        err = await _refused(running.channel, _node(), T.ENDPOINT, [f"c{i}" for i in range(10_001)])
+        # listener names just over the per-request limit, in a small message
+        err = await _refused(running.channel, _node(generator="grpc"), T.LISTENER, [f"c{i}:1" for i in range(10_001)])
         assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "10000 per request" in err.details()
+        # endpoint names: a gateway at 10,000 services asks for 30,000; the limit is 100,000
+        err = await _refused(running.channel, _node(), T.ENDPOINT, [f"c{i}" for i in range(100_001)])
+        assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "100000 per request" in err.details()
         # huge node metadata
         err = await _refused(running.channel, _node(metadata_bytes=200_000), T.CLUSTER, [])
         assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "node" in err.details()

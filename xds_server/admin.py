@@ -50,7 +50,7 @@ def make_app(*, ads: AdsServer, controller: Controller, sources_ready: Callable[
         for node, snap in cache.classes.items():
             out.append({"flavour": node.flavour, "namespace": node.namespace, "labels": dict(node.labels),
                         "generation": snap.generation,
-                        "types": {type_urls.short(t): {"version": snap.versions.get(t, ""),
+                        "types": {type_urls.short(t): {"version": snap.version(t),
                                                        "names": sorted(rs)} for t, rs in snap.resources.items()}})
         return web.json_response({"snapshots": out})
 

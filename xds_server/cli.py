@@ -53,6 +53,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                            lease_namespace=args.lease_namespace, max_file_bytes=args.max_file_bytes,
                            max_node_classes=args.max_node_classes,
                            limits=Limits(names_per_request=args.max_names_per_request,
+                                         lookup_names_per_request=args.max_lookup_names_per_request,
                                          names_per_stream=args.max_names_per_stream))
     try:
         asyncio.run(serve(options))
@@ -142,9 +143,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--max-file-bytes", type=int, default=16 * 1024 * 1024, metavar="BYTES",
                    help="largest config file loaded (default 16 MiB)")
     s.add_argument("--max-names-per-request", type=int, default=10_000, metavar="N",
-                   help="resource names one DiscoveryRequest may carry (default 10000)")
-    s.add_argument("--max-names-per-stream", type=int, default=20_000, metavar="N",
-                   help="resource names one stream may subscribe to, over all types (default 20000)")
+                   help="listener/route names one request may carry (resolved one by one; default 10000)")
+    s.add_argument("--max-lookup-names-per-request", type=int, default=100_000, metavar="N",
+                   help="cluster/endpoint/secret names one request may carry (default 100000)")
+    s.add_argument("--max-names-per-stream", type=int, default=200_000, metavar="N",
+                   help="resource names one stream may subscribe to, over all types (default 200000)")
     s.add_argument("--max-node-classes", type=int, default=1000, metavar="N",
                    help="distinct node classes (flavour, namespace, selected gateways) served (default 1000)")
     s.set_defaults(func=cmd_serve)

@@ -92,7 +92,7 @@ class Snapshot:
     resolver: Callable[[str, str], Resource | None] | None = field(default=None, compare=False, repr=False)
     _resolved: "OrderedDict[tuple[str, str], Resource | None]" = field(default_factory=lambda: OrderedDict(),
                                                                         compare=False, repr=False)
-    _versions: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    _versions: dict = field(default_factory=dict, compare=False, repr=False)
 
     #: per type, the names whose resource changed from the previous translation's snapshot of this class
     #: (empty: the very same resources; None: unknown)
@@ -128,9 +128,18 @@ class Snapshot:
 
     @property
     def versions(self) -> Mapping[str, str]:
-        if not self._versions and self.resources:
-            self._versions.update({t: version_of(rs.values()) for t, rs in self.resources.items()})
+        for t in self.resources:
+            self.version(t)
         return self._versions
+
+    def version(self, type_url: str, names: frozenset[str] | None = None) -> str:
+        """The SotW version of a type (all of it, or the resources ``names`` selects), computed once per
+        snapshot and subscription: a thousand streams with the same subscription hash it once."""
+        key = type_url if names is None else (type_url, names)
+        found = self._versions.get(key)  # type: ignore[call-overload]
+        if found is None:
+            found = self._versions[key] = version_of(self.select(type_url, names))  # type: ignore[index]
+        return found
 
     def lookup(self, type_url: str, name: str) -> Resource | None:
         """One resource by name (resolving proxyless names on first use)."""
