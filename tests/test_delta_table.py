@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import pytest
 
 from translators import type_urls as T
-from xds_server.delta import DeltaRequest, DeltaTypeState, diff, on_request, record_sent
+from xds_server.delta import DeltaRequest, DeltaTypeState, View, diff, on_request, rebase, record_sent
 
 
 @dataclass(frozen=True)
@@ -22,10 +22,16 @@ class R:
     version: str
 
 
-def state(**kw: Any) -> DeltaTypeState:
+def state(*, have: dict[str, str] | None = None, in_flight: dict | None = None, **kw: Any) -> DeltaTypeState:
+    """A state whose client holds ``have`` (as overrides, no shared base); ``in_flight`` maps a nonce to
+    ``{name: (version sent, version before)}``."""
     st = DeltaTypeState()
     for k, v in kw.items():
         setattr(st, k, v)
+    st.view = View(None, dict(have or {}))
+    for nonce, carried in (in_flight or {}).items():
+        before = View(None, {**(have or {}), **{n: prev for n, (_, prev) in carried.items()}})
+        st.in_flight[nonce] = (before, {n: sent for n, (sent, _) in carried.items() if sent is not None})
     return st
 
 
@@ -69,7 +75,7 @@ REQUESTS = [
             {"nacked": True, "respond": False},
             {"have": {"a": "1", "b": "1"}, "rejected": {"b": "2"}, "nack_message": "bad b", "in_flight": {}}),
     ReqCase("ACK of an unknown nonce is stale", IN_FLIGHT, DeltaRequest(T.ENDPOINT, response_nonce="3"),
-            {"stale": True, "acked": False}, {"in_flight": {"7": {"b": ("2", "1")}}}),
+            {"stale": True, "acked": False}, {"have": {"a": "1", "b": "2"}}),
     ReqCase("NACK of an unknown nonce records nothing", IN_FLIGHT,
             DeltaRequest(T.ENDPOINT, response_nonce="3", error_message="old"), {"stale": True, "nacked": False},
             {"rejected": {}, "nack_message": ""}),
@@ -124,18 +130,35 @@ DIFFS = [
 @pytest.mark.parametrize("case", DIFFS, ids=[c.name for c in DIFFS])
 def test_diff(case: DiffCase) -> None:
     resources = {n: R(n, v) for n, v in case.current.items()}
-    send, remove = diff(case.state, everything=lambda: resources, lookup=resources.get, force=case.force)
+    send, remove, _ = diff(case.state, current=resources, lookup=resources.get, force=case.force)
     assert [r.name for r in send] == case.send
     assert remove == case.remove
 
 
+def test_diff_with_a_shared_base_looks_only_at_what_changed() -> None:
+    """Re-based on the snapshot's dict, the next diff examines only the names the snapshot says changed."""
+    old = {n: R(n, "1") for n in ("a", "b", "c")}
+    st = state(wildcard=True)
+    send, remove, examined = diff(st, current=old, lookup=old.get)
+    rebase(st, current=old, examined=examined, sent=send, removed=remove)
+    assert st.view.base is old and st.view.overrides == {}, "in sync: the view is the shared dict"
+    new = {"a": old["a"], "b": R("b", "2")}  # b changed, c removed
+    send, remove, examined = diff(st, current=new, lookup=new.get, changed=frozenset({"b", "c"}))
+    assert [r.name for r in send] == ["b"] and remove == ["c"] and examined == {"b", "c"}
+    rebase(st, current=new, examined=examined, sent=send, removed=remove)
+    assert st.view.base is new and st.view.overrides == {} and st.have == {"a": "1", "b": "2"}
+
+
 def test_record_sent_then_nack_round_trip() -> None:
     st = state(names={"a"}, have={"a": "1"})
-    record_sent(st, nonce="1", sent=[R("a", "2")], removed=[])
+    current = {"a": R("a", "2")}
+    send, remove, examined = diff(st, current=current, lookup=current.get)
+    before = rebase(st, current=current, examined=examined, sent=send, removed=remove)
+    record_sent(st, nonce="1", before=before, sent=send, removed=remove)
     assert st.have == {"a": "2"} and st.last_nonce == "1"
     st, outcome = on_request(st, DeltaRequest(T.ENDPOINT, response_nonce="1", error_message="no"))
     assert outcome.nacked and st.have == {"a": "1"} and st.rejected == {"a": "2"}
-    send, _ = diff(st, everything=dict, lookup={"a": R("a", "2")}.get)
+    send, _, _ = diff(st, current=current, lookup=current.get)
     assert send == [], "the NACKed version is never re-sent"
 
 

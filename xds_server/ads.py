@@ -35,7 +35,7 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import AsyncIterator
+from typing import AsyncIterator, Mapping
 
 import grpc
 from envoy.service.discovery.v3 import discovery_pb2
@@ -116,8 +116,8 @@ class StreamInfo:
     states: dict[str, TypeState] = field(default_factory=dict)
     #: Delta streams: per-type incremental state instead of ``states``
     deltas: dict[str, delta.DeltaTypeState] = field(default_factory=dict)
-    #: per type, the version of each resource as this stream last got it
-    sent: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: per type, what this stream last got: the snapshot's dict of that type (shared), or name -> Resource
+    sent: dict[str, Mapping[str, Resource]] = field(default_factory=dict)
     connected_at: float = field(default_factory=time.time)
 
     def as_dict(self) -> dict:
@@ -174,6 +174,19 @@ class AdsServer:
         self._nack_log = _NackLog(limits.nack_log_interval)
         self._ids = itertools.count(1)
         self._nonces = itertools.count(1)
+        self._subscriptions: dict[frozenset[str], frozenset[str]] = {}
+
+    def _intern(self, names: frozenset[str]) -> frozenset[str]:
+        """One object for identical subscriptions: a thousand Envoys of one class subscribe to the same
+        30,000 endpoint names, and hold one set between them."""
+        if len(names) < 64:
+            return names
+        found = self._subscriptions.get(names)
+        if found is None:
+            if len(self._subscriptions) >= 256:
+                self._subscriptions.clear()
+            found = self._subscriptions[names] = names
+        return found
 
     # ------------------------------------------------------------------ grpc wiring
     def handler(self) -> grpc.GenericRpcHandler:
@@ -286,6 +299,8 @@ class AdsServer:
         request = Request(type_url=req.type_url, version_info=req.version_info[:256],
                           resource_names=tuple(req.resource_names), response_nonce=req.response_nonce, error_message=error)
         decision, state = should_respond(info.states.get(req.type_url), request)
+        if state.names:
+            state = replace(state, names=self._intern(state.names))
         info.states[req.type_url] = state
         if decision is Decision.NACK or (decision is Decision.RESPOND and error is not None):
             self.nacks.append(NackRecord(time.time(), info.node_id[:256], req.type_url, state.nacked_version, error or ""))
@@ -324,8 +339,20 @@ class AdsServer:
             return frozenset()
         version = snapshot.version(type_url, state.names) if snapshot.resolver is None or state.names is None \
             else version_of(resources)
-        before = info.sent.get(type_url, {})
-        changed = frozenset(r.name for r in resources if before.get(r.name) != r.version)
+        # what the stream last got: a snapshot's own dict (shared by every stream of the class), or for
+        # resolved (proxyless) names a small dict of its own
+        current = snapshot.get(type_url)
+        before = info.sent.get(type_url)
+        if before is None:
+            changed = frozenset(r.name for r in resources)
+        elif before is current:
+            changed = frozenset()
+        elif snapshot.changed_from.get(type_url) is before and snapshot.changed.get(type_url) is not None:
+            hint = snapshot.changed[type_url]
+            changed = frozenset(n for n in hint if n in current and (state.names is None or n in state.names)
+                                and ((p := before.get(n)) is None or p.version != current[n].version))
+        else:
+            changed = frozenset(r.name for r in resources if (p := before.get(r.name)) is None or p.version != r.version)
         unchanged_version = version == state.last_version or version == state.nacked_version
         if not force and unchanged_version and not also:
             return frozenset()
@@ -337,7 +364,8 @@ class AdsServer:
                 return frozenset()
         nonce = str(next(self._nonces))
         await context.write(encode_response(version=version, type_url=type_url, nonce=nonce, resources=payload))
-        info.sent[type_url] = {r.name: r.version for r in resources}
+        resolved = snapshot.resolver is not None and state.names is not None and type_url in _RESOLVED_TYPES
+        info.sent[type_url] = {r.name: r for r in resources} if resolved else current
         info.states[type_url] = replace(state, last_version=version, last_nonce=nonce)
         return changed
 
@@ -395,6 +423,8 @@ class AdsServer:
                                      initial_versions=dict(req.initial_resource_versions),
                                      response_nonce=req.response_nonce, error_message=error)
         state, outcome = delta.on_request(info.deltas.get(req.type_url), request)
+        if state.names:
+            state.names = self._intern(state.names)
         info.deltas[req.type_url] = state
         if outcome.nacked:
             self.nacks.append(NackRecord(time.time(), info.node_id[:256], req.type_url, state.nacked_version,
@@ -419,16 +449,28 @@ class AdsServer:
     async def _delta_send(self, info: StreamInfo, type_url: str, snapshot: Snapshot, context, *,
                           force=(), always: bool = False) -> frozenset[str]:  # noqa: ANN001
         state = info.deltas[type_url]
-        if len(state.names) > self.limits.inline_names and snapshot.resolver is not None:
-            send, remove = await asyncio.to_thread(delta.diff, state, everything=lambda: snapshot.get(type_url),
-                                                   lookup=lambda n: snapshot.lookup(type_url, n), force=force)
+        current = snapshot.get(type_url)
+        # the snapshot knows which names changed since the dict the stream's view is based on
+        base = state.view.base
+        changed = None
+        if base is not None:
+            if current is base:
+                changed = frozenset()
+            elif snapshot.changed_from.get(type_url) is base:
+                changed = snapshot.changed.get(type_url)
+
+        def work() -> tuple[list, list[str], set[str]]:
+            return delta.diff(state, current=current, lookup=lambda n: snapshot.lookup(type_url, n), force=force,
+                              changed=changed)
+        if changed is None and len(state.names) > self.limits.inline_names and snapshot.resolver is not None:
+            send, remove, examined = await asyncio.to_thread(work)
         else:
-            send, remove = delta.diff(state, everything=lambda: snapshot.get(type_url),
-                                      lookup=lambda n: snapshot.lookup(type_url, n), force=force)
+            send, remove, examined = work()
+        before = delta.rebase(state, current=current, examined=examined, sent=send, removed=remove)
         if not send and not remove and not always:
             return frozenset()
         nonce = str(next(self._nonces))
         await context.write(encode_delta_response(system_version=str(snapshot.generation), type_url=type_url,
                                                   nonce=nonce, resources=send, removed=remove))
-        delta.record_sent(state, nonce=nonce, sent=send, removed=remove)
+        delta.record_sent(state, nonce=nonce, before=before, sent=send, removed=remove)
         return frozenset(r.name for r in send)

@@ -16,15 +16,22 @@ Follows Envoy's xds_protocol document, "Incremental xDS":
 * ``initial_resource_versions`` on a stream's first request says what the
   client kept across a reconnect; only what differs is sent, and what no
   longer exists is removed.
-* ACK and NACK are per nonce.  A NACK restores the client's previous view of
-  the resources that response carried, and the rejected versions are not
-  sent again; a newer version is (never a resend loop).
+* ACK and NACK are per nonce.  A NACK restores the client's view from before
+  that response, and the rejected versions are not sent again; a newer version
+  is (never a resend loop).
 * A subscribed name that does not exist is reported once in
   ``removed_resources`` ("does not exist"), not on every push.
 
+**What the client has** is kept as a *view*: a shared ``base`` (a snapshot's
+own dict of resources, shared by every stream of the node class) plus a few
+per-stream ``overrides``.  After each diff the view is re-based on the current
+snapshot's dict, so a thousand streams in sync hold one dict between them, and
+the next diff looks only at the names the snapshot says changed (plus
+overrides and forced names) instead of every resource.
+
 :func:`on_request` folds a request into a stream's :class:`DeltaTypeState`;
-:func:`diff` says what to send for a view of the current resources;
-:func:`record_sent` folds a response in.  None of them does I/O.
+:func:`diff` says what to send; :func:`rebase` and :func:`record_sent` fold a
+response in.  None of them does I/O.
 """
 from __future__ import annotations
 
@@ -38,28 +45,89 @@ from translators import type_urls
 IN_FLIGHT_LIMIT = 64
 
 
+@dataclass(frozen=True, slots=True)
+class View:
+    """What a client has: ``overrides[name]`` (None: nothing) where given, else ``base[name].version``."""
+
+    base: Mapping | None = None
+    overrides: Mapping[str, str | None] = field(default_factory=dict)
+
+    def get(self, name: str) -> str | None:
+        if name in self.overrides:
+            return self.overrides[name]
+        if self.base is not None:
+            r = self.base.get(name)
+            if r is not None:
+                return r.version
+        return None
+
+    def items(self, names: Iterable[str] | None = None) -> dict[str, str]:
+        """``name -> version`` of everything held (restricted to ``names``); O(size), for status views."""
+        out = {n: r.version for n, r in (self.base or {}).items()} if names is None else \
+            {n: v for n in names if (v := self.get(n)) is not None}
+        if names is None:
+            for n, v in self.overrides.items():
+                if v is None:
+                    out.pop(n, None)
+                else:
+                    out[n] = v
+        return out
+
+
 @dataclass(slots=True)
 class DeltaTypeState:
     wildcard: bool = False
-    #: names subscribed explicitly (besides the wildcard)
-    names: set[str] = field(default_factory=set)
-    #: what the client has: name -> version (as sent; a NACK restores the previous view)
-    have: dict[str, str] = field(default_factory=dict)
+    #: names subscribed explicitly (besides the wildcard); a frozenset, so identical subscriptions of many
+    #: streams can share one object
+    names: frozenset[str] = frozenset()
+    view: View = field(default_factory=View)
     #: versions the client rejected: not sent again
     rejected: dict[str, str] = field(default_factory=dict)
     #: names already reported as not existing
     told_absent: set[str] = field(default_factory=set)
-    #: nonce -> {name: (version sent or None for a removal, the version the client had before)}
-    in_flight: dict[str, dict[str, tuple[str | None, str | None]]] = field(default_factory=dict)
+    #: nonce -> (the view before that response, name -> version it carried)
+    in_flight: dict[str, tuple[View, dict[str, str]]] = field(default_factory=dict)
     last_nonce: str = ""
-    #: summary versions for status views: a hash of ``have`` after the last response, when ACKed, when NACKed
-    last_version: str = ""
-    acked_version: str = ""
-    nacked_version: str = ""
+    #: status: the view after the last response, the view when everything sent was ACKed, the NACKed one
+    sent_view: View | None = None
+    acked_view: View | None = None
+    nacked_view: View | None = None
     nack_message: str = ""
+    _versions: dict[int, tuple[View, str]] = field(default_factory=dict, repr=False)
 
     def subscribed(self, name: str) -> bool:
         return self.wildcard or name in self.names
+
+    @property
+    def have(self) -> dict[str, str]:
+        """Everything the client has that it subscribes to (O(size); tests and status)."""
+        return self.view.items(None if self.wildcard else self.names)
+
+    def version_of(self, view: View | None) -> str:
+        """A summary version of a view (what the client has of its subscription), for status views:
+        computed on demand and remembered per view."""
+        if view is None:
+            return ""
+        hit = self._versions.get(id(view))
+        if hit is None or hit[0] is not view:
+            items = view.items(None if self.wildcard else self.names)
+            hit = (view, summary_version(items))
+            if len(self._versions) > 8:
+                self._versions.clear()
+            self._versions[id(view)] = hit
+        return hit[1]
+
+    @property
+    def last_version(self) -> str:
+        return self.version_of(self.sent_view)
+
+    @property
+    def acked_version(self) -> str:
+        return self.version_of(self.acked_view)
+
+    @property
+    def nacked_version(self) -> str:
+        return self.version_of(self.nacked_view)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +167,10 @@ def summary_version(have: Mapping[str, str]) -> str:
     return h.hexdigest()[:16] if have else ""
 
 
+def _with(view: View, changes: Mapping[str, str | None]) -> View:
+    return View(view.base, {**view.overrides, **changes})
+
+
 def on_request(state: DeltaTypeState | None, req: DeltaRequest) -> tuple[DeltaTypeState, RequestOutcome]:
     """Fold one DeltaDiscoveryRequest into the stream's state for its type."""
     first = state is None
@@ -110,38 +182,43 @@ def on_request(state: DeltaTypeState | None, req: DeltaRequest) -> tuple[DeltaTy
             stale = True
         elif req.error_message is not None:
             nacked = True
-            for name, (sent, previous) in carried.items():
-                if sent is not None:
-                    st.rejected[name] = sent
-                if previous is None:
-                    st.have.pop(name, None)
-                else:
-                    st.have[name] = previous
-            st.nacked_version = st.last_version
+            before, sent = carried
+            st.rejected.update(sent)
+            st.nacked_view = st.sent_view
             st.nack_message = req.error_message
-            st.last_version = summary_version(st.have)
+            if req.response_nonce == st.last_nonce:
+                st.view = before  # the client kept what it had before this response
+            else:
+                st.view = View()  # an older response: what the client kept is not known; resend all
+            st.in_flight.clear()
+            st.sent_view = st.view
         else:
             acked = True
-            for name, (sent, _) in carried.items():
-                if sent is not None and st.rejected.get(name) == sent:
-                    st.rejected.pop(name, None)
+            for name, version in carried[1].items():
+                if st.rejected.get(name) == version:
+                    del st.rejected[name]
             if not st.in_flight:
-                st.acked_version = st.last_version
-                st.nacked_version = ""
+                st.acked_view = st.sent_view
+                st.nacked_view = None
                 st.nack_message = ""
     force: set[str] = set()
     changed = first
     if first:
-        st.have = {str(k): str(v) for k, v in req.initial_versions.items()}
-        st.last_version = st.acked_version = summary_version(st.have)
+        st.view = View(None, {str(k): str(v) for k, v in req.initial_versions.items()})
+        st.sent_view = st.acked_view = st.view
         if not req.subscribe and req.type_url in type_urls.WILDCARD_TYPES:
             st.wildcard = True  # the legacy wildcard: a first LDS/CDS request naming nothing
+    forget: dict[str, None] = {}
+    names = set(st.names) if req.subscribe or req.unsubscribe else None
     for name in req.subscribe:
         changed = True
         if name == "*":
+            if not st.wildcard and not first:
+                # the view vouches only for subscribed names: keep those, look at everything again
+                st.view = View(None, {n: v for n in st.names if (v := st.view.get(n)) is not None})
             st.wildcard = True
             continue
-        st.names.add(name)
+        names.add(name)
         st.told_absent.discard(name)
         if not (first and name in req.initial_versions):
             force.add(name)
@@ -150,62 +227,97 @@ def on_request(state: DeltaTypeState | None, req: DeltaRequest) -> tuple[DeltaTy
         if name == "*":
             st.wildcard = False
             continue
-        st.names.discard(name)
+        names.discard(name)
         st.told_absent.discard(name)
         force.discard(name)
         if not st.wildcard:
-            st.have.pop(name, None)  # the client forgets it; a later subscribe sends it again
+            forget[name] = None  # the client forgets it; a later subscribe sends it again
             st.rejected.pop(name, None)
+    if names is not None and names != st.names:
+        st.names = frozenset(names)
+    if forget:
+        st.view = _with(st.view, forget)
     return st, RequestOutcome(acked=acked, nacked=nacked, stale=stale, respond=changed, force=frozenset(force),
                               opened=first)
 
 
-def diff(st: DeltaTypeState, *, everything: Callable[[], Mapping[str, "object"]],
-         lookup: Callable[[str], "object | None"], force: Iterable[str] = ()) -> tuple[list, list[str]]:
-    """``(resources to send, names to remove)`` for the current view.
+def diff(st: DeltaTypeState, *, current: Mapping[str, object], lookup: Callable[[str], "object | None"],
+         force: Iterable[str] = (), changed: frozenset[str] | None = None) -> tuple[list, list[str], set[str]]:
+    """``(resources to send, names to remove, names examined)``.
 
-    ``everything()`` is every resource of the type (used for the wildcard); ``lookup(name)`` finds one
-    (proxyless names resolve lazily).  A resource has ``name`` and ``version``.
+    ``current`` is every resource of the type (a snapshot's dict); ``lookup(name)`` finds one by name
+    (proxyless names resolve lazily).  ``changed``: the names whose resource differs between the view's
+    base and ``current`` (the snapshot knows it); then only those, the overrides and ``force`` are
+    examined.  A resource has ``name`` and ``version``.
     """
     force = set(force)
+    view = st.view
+    if changed is not None and view.base is not None:
+        candidates = set(changed) | force | set(view.overrides)
+        if not st.wildcard:
+            candidates = {n for n in candidates if n in st.names or view.get(n) is not None}
+    else:
+        candidates = (set(current) if st.wildcard else set()) | st.names | \
+            {n for n, v in view.overrides.items() if v is not None} | \
+            (set(view.base) if view.base is not None and st.wildcard else set())
+        if view.base is not None and not st.wildcard:
+            candidates |= {n for n in st.names if n in view.base}
     send = []
     remove: list[str] = []
-    current: dict[str, object] = dict(everything()) if st.wildcard else {}
-    for name in st.names:
-        if name not in current:
-            found = lookup(name)
-            if found is not None:
-                current[name] = found
-    for name in sorted(current):
-        r = current[name]
-        version = r.version  # type: ignore[attr-defined]
-        if name in force or st.have.get(name) != version:
-            if name not in force and st.rejected.get(name) == version:
-                continue  # NACKed: never re-sent
-            send.append(r)
-    for name in sorted(st.have):
-        if name not in current:
+    for name in sorted(candidates):
+        subscribed = st.wildcard or name in st.names
+        r = None
+        if subscribed:
+            r = current.get(name)
+            if r is None and name in st.names:
+                r = lookup(name)
+        have = view.get(name)
+        if r is not None:
+            version = r.version  # type: ignore[attr-defined]
+            if name in force or have != version:
+                if name not in force and st.rejected.get(name) == version:
+                    continue  # NACKed: never re-sent
+                send.append(r)
+        elif have is not None:
             remove.append(name)
-    for name in sorted(st.names):
-        if name not in current and name not in st.have and name not in st.told_absent:
+        elif name in st.names and name not in st.told_absent:
             remove.append(name)  # "does not exist", told once
-    return send, remove
+    return send, remove, candidates
 
 
-def record_sent(st: DeltaTypeState, *, nonce: str, sent: Iterable, removed: Iterable[str]) -> None:
-    """Fold a response into the state (optimistically: the client has what we sent until it NACKs)."""
-    carried: dict[str, tuple[str | None, str | None]] = {}
-    for r in sent:
-        name, version = r.name, r.version  # type: ignore[attr-defined]
-        carried[name] = (version, st.have.get(name))
-        st.have[name] = version
+def rebase(st: DeltaTypeState, *, current: Mapping[str, object], examined: set[str], sent: Iterable,
+           removed: Iterable[str]) -> View:
+    """The client's view after ``sent``/``removed``, re-based on ``current``: only names whose version the
+    client holds differently from ``current`` stay as overrides.  Returns the view before."""
+    before = st.view
+    sent_by_name = {r.name: r for r in sent}  # type: ignore[attr-defined]
+    removed = set(removed)
+    overrides: dict[str, str | None] = {}
+    for name in examined | set(before.overrides):
+        if name in sent_by_name:
+            have = sent_by_name[name].version  # type: ignore[attr-defined]
+        elif name in removed:
+            have = None
+        else:
+            have = before.get(name)
+        r = current.get(name)
+        in_base = r.version if r is not None else None  # type: ignore[attr-defined]
+        if have != in_base:
+            overrides[name] = have
+    st.view = View(current, overrides)
+    return before
+
+
+def record_sent(st: DeltaTypeState, *, nonce: str, before: View, sent: Iterable, removed: Iterable[str]) -> None:
+    """A response went out: remember it until its ACK or NACK."""
+    carried = {r.name: r.version for r in sent}  # type: ignore[attr-defined]
+    for name in carried:
         st.told_absent.discard(name)
     for name in removed:
-        carried[name] = (None, st.have.pop(name, None))
         if name in st.names:
             st.told_absent.add(name)
-    st.in_flight[nonce] = carried
+    st.in_flight[nonce] = (before, carried)
     while len(st.in_flight) > IN_FLIGHT_LIMIT:
         st.in_flight.pop(next(iter(st.in_flight)))
     st.last_nonce = nonce
-    st.last_version = summary_version(st.have)
+    st.sent_view = st.view
