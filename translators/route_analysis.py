@@ -68,18 +68,9 @@ def _owner(route: ir.Route) -> str:
 
 def virtual_hosts(model: ir.Model, *, memo: dict | None = None) -> Iterable[tuple[ir.HttpListener, ir.VirtualHost]]:
     """Every merged virtual host of every Istio Gateway selection, once per distinct selection."""
-    seen: set[frozenset[str]] = set()
-    for g in model.gateways:
-        if g.gateway_api:
-            continue
-        labels, namespace = dict(g.selector), g.ref.namespace
-        selection = frozenset(x.key for x in model.gateways if x.selects(labels, namespace))
-        if selection in seen:
-            continue
-        seen.add(selection)
-        for listener in gateway_listeners(model, labels=labels, namespace=namespace, memo=memo):
-            for vhost in listener.virtual_hosts:
-                yield listener, vhost
+    for _, listener in _selections(model, memo):
+        for vhost in listener.virtual_hosts:
+            yield listener, vhost
 
 
 _MEMO_KEY = ("route-analysis",)
@@ -87,6 +78,8 @@ _RESULT_KEY = ("route-analysis-result",)
 
 
 def _selections(model: ir.Model, memo: dict | None) -> list[tuple[tuple, ir.HttpListener]]:
+    """The listeners of each distinct selection of Istio Gateways (the Envoy whose labels equal a
+    Gateway's selector)."""
     out = []
     seen: set[frozenset[str]] = set()
     for g in model.gateways:

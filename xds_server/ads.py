@@ -247,6 +247,15 @@ class AdsServer:
 
     async def _serve_stream(self, info: StreamInfo, requests: AsyncIterator[discovery_pb2.DiscoveryRequest],
                             context) -> None:
+        await self._serve(info, requests, context, on_request=self._on_request, push=self._push)
+
+    async def _serve_delta(self, info: StreamInfo, requests: AsyncIterator[discovery_pb2.DeltaDiscoveryRequest],
+                           context) -> None:
+        await self._serve(info, requests, context, on_request=self._on_delta_request, push=self._delta_push)
+
+    async def _serve(self, info: StreamInfo, requests: AsyncIterator, context, *, on_request, push) -> None:  # noqa: ANN001
+        """One stream, SotW or Delta: wait for the next request or a newer snapshot of the node's class,
+        whichever comes first; ``on_request`` and ``push`` decide what to send."""
         self.streams[info.stream_id] = info
         snapshot: Snapshot | None = None
         reader: asyncio.Task | None = None
@@ -281,11 +290,11 @@ class AdsServer:
                             waiter.cancel()
                         snapshot = await self.cache.wait(info.node, newer_than=None)
                         waiter = None
-                    await self._on_request(info, req, snapshot, context)
+                    await on_request(info, req, snapshot, context)
                 if waiter is not None and waiter in done:
                     snapshot = waiter.result()
                     waiter = None
-                    await self._push(info, snapshot, context)
+                    await push(info, snapshot, context)
         finally:
             for task in (reader, waiter):
                 if task is not None:
@@ -370,51 +379,6 @@ class AdsServer:
         return changed
 
     # ------------------------------------------------------------------ Delta (incremental) streams
-    async def _serve_delta(self, info: StreamInfo, requests: AsyncIterator[discovery_pb2.DeltaDiscoveryRequest],
-                           context) -> None:
-        """One Delta stream: the same loop as SotW, with :mod:`xds_server.delta` deciding what to send."""
-        self.streams[info.stream_id] = info
-        snapshot: Snapshot | None = None
-        reader: asyncio.Task | None = None
-        waiter: asyncio.Task | None = None
-        try:
-            it = requests.__aiter__()
-            reader = asyncio.ensure_future(it.__anext__())
-            while True:
-                pending = {reader}
-                if info.node is not None and snapshot is not None:
-                    if waiter is None:
-                        waiter = asyncio.ensure_future(self.cache.wait(info.node, newer_than=snapshot))
-                    pending.add(waiter)
-                done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                if reader in done:
-                    try:
-                        req = reader.result()
-                    except StopAsyncIteration:
-                        return
-                    reader = asyncio.ensure_future(it.__anext__())
-                    self._check_request(info, req)
-                    if info.node is None:
-                        if not req.HasField("node"):
-                            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first request must carry a node")
-                        self._identify(info, req)
-                    if req.type_url not in type_urls.SHORT_NAMES:
-                        continue
-                    if snapshot is None:
-                        snapshot = await self.cache.wait(info.node, newer_than=None)
-                    await self._on_delta_request(info, req, snapshot, context)
-                if waiter is not None and waiter in done:
-                    snapshot = waiter.result()
-                    waiter = None
-                    await self._delta_push(info, snapshot, context)
-        finally:
-            for task in (reader, waiter):
-                if task is not None:
-                    task.cancel()
-            self.streams.pop(info.stream_id, None)
-            if info.node is not None and not any(s.node == info.node for s in self.streams.values()):
-                self.cache.forget(info.node)
-
     async def _on_delta_request(self, info: StreamInfo, req: discovery_pb2.DeltaDiscoveryRequest,
                                 snapshot: Snapshot, context) -> None:
         error = sanitize(req.error_detail.message, limit=self.limits.nack_chars) if req.HasField("error_detail") else None
