@@ -25,6 +25,12 @@ class ConfigStore:
         #: the order in which origins first appeared: the first-loaded owner of a key keeps it
         self._order: dict[str, int] = {}
         self._loads = 0
+        #: the last merge, and what changed since: (origin, its objects before, its diagnostics before)
+        self._cached: tuple[list[ConfigObject], list[Diagnostic]] | None = None
+        self._position: dict[ObjectRef, int] = {}
+        self._owner: dict[ObjectRef, str] = {}
+        self._dirty: list[tuple[str, tuple | None, tuple]] | None = []
+        self._has_duplicates = False
         self.generation = 0
         self._listeners: list[Callable[[], None]] = []
 
@@ -36,10 +42,18 @@ class ConfigStore:
         diags = tuple(diagnostics)
         if self._by_origin.get(origin) == objs and self._origin_diags.get(origin, ()) == diags:
             return
+        self._note(origin)
         self._by_origin[origin] = objs
         self._origin_diags[origin] = diags
         self._first_seen(origin)
         self._changed()
+
+    def _note(self, origin: str) -> None:
+        """Remember what ``origin`` held before it changes (for the incremental merge)."""
+        if self._dirty is not None:
+            self._dirty.append((origin, self._by_origin.get(origin), self._origin_diags.get(origin, ())))
+            if len(self._dirty) > 64:
+                self._dirty = None  # many changes at once: merge everything
 
     def _first_seen(self, origin: str) -> None:
         if origin not in self._order:
@@ -51,6 +65,7 @@ class ConfigStore:
         diags = tuple(diagnostics)
         if self._origin_diags.get(origin, ()) == diags:
             return
+        self._note(origin)
         if diags:
             self._origin_diags[origin] = diags
             self._by_origin.setdefault(origin, ())
@@ -71,7 +86,10 @@ class ConfigStore:
         return sorted(self._by_origin)
 
     def remove(self, origin: str) -> None:
-        if self._by_origin.pop(origin, None) is not None or self._origin_diags.pop(origin, None) is not None:
+        if origin in self._by_origin or origin in self._origin_diags:
+            self._dirty = None  # positions shift: merge everything next time
+            self._by_origin.pop(origin, None)
+            self._origin_diags.pop(origin, None)
             self._order.pop(origin, None)
             self._changed()
 
@@ -79,6 +97,7 @@ class ConfigStore:
         """An origin failed to load: keep its previous objects, replace its diagnostics."""
         diags = tuple(diagnostics)
         if self._origin_diags.get(origin) != diags:
+            self._note(origin)
             self._origin_diags[origin] = diags
             self._by_origin.setdefault(origin, ())
             self._first_seen(origin)
@@ -91,7 +110,68 @@ class ConfigStore:
 
     def objects(self) -> tuple[list[ConfigObject], list[Diagnostic]]:
         """All objects (duplicates resolved: the first-loaded origin keeps a key) and the origin-level
-        diagnostics."""
+        diagnostics.
+
+        Incremental: after the last call, a new origin loaded last whose keys are all new is appended,
+        and an origin replaced with the same keys in the same order is patched in place; anything else
+        (a removal, a duplicate) merges everything again.
+        """
+        fast = self._patched()
+        if fast is not None:
+            return fast
+        result = self._merge()
+        self._remember(result)
+        return result
+
+    def _remember(self, result: tuple[list[ConfigObject], list[Diagnostic]]) -> None:
+        objects, diags = result
+        self._cached = (list(objects), list(diags))
+        self._position = {o.ref: i for i, o in enumerate(objects)}
+        self._owner = {}
+        for origin, objs in self._by_origin.items():
+            for o in objs:
+                self._owner.setdefault(o.ref, origin)
+        self._dirty = []
+        self._has_duplicates = any(d.code == "duplicate" for d in diags)
+
+    def _patched(self) -> tuple[list[ConfigObject], list[Diagnostic]] | None:
+        if self._cached is None or self._has_duplicates or self._dirty is None:
+            return None
+        if not self._dirty:
+            return list(self._cached[0]), list(self._cached[1])
+        objects = list(self._cached[0])
+        diags_changed = False
+        for origin, old_objs, old_diags in self._dirty:
+            new_objs = self._by_origin.get(origin)
+            if new_objs is None:
+                return None  # removed: positions shift
+            if old_diags != self._origin_diags.get(origin, ()):
+                diags_changed = True
+            if old_objs is None:  # a new origin: appended, if its keys are all new and it is the newest
+                if self._order.get(origin) != self._loads or any(o.ref in self._position for o in new_objs):
+                    return None
+                refs = [o.ref for o in new_objs]
+                if len(set(refs)) != len(refs):
+                    return None
+                for o in new_objs:
+                    self._position[o.ref] = len(objects)
+                    self._owner[o.ref] = origin
+                    objects.append(o)
+                continue
+            if [o.ref for o in old_objs] != [o.ref for o in new_objs] or \
+                    any(self._owner.get(o.ref) != origin for o in new_objs):
+                return None
+            for o in new_objs:
+                objects[self._position[o.ref]] = o
+        self._dirty = []
+        diags = self._cached[1]
+        if diags_changed:
+            diags = [d for origin in sorted(self._by_origin, key=lambda o: (self._order.get(o, 0), o))
+                     for d in self._origin_diags.get(origin, ())]
+        self._cached = (objects, diags)
+        return list(objects), list(diags)
+
+    def _merge(self) -> tuple[list[ConfigObject], list[Diagnostic]]:
         seen: dict[ObjectRef, ConfigObject] = {}
         diags: list[Diagnostic] = []
         for origin in sorted(self._by_origin, key=lambda o: (self._order.get(o, 0), o)):
