@@ -387,31 +387,36 @@ def unknown_fields(*, group: str, kind: str, doc_or_spec: Mapping[str, Any]) -> 
     return out
 
 
+_NOT_FOUND = object()
+
+
 def _walk(value: Mapping[str, Any], type_name: str, path: str, out: list[str]) -> None:
+    """Append the path of every key of ``value`` (a ``type_name``) that the API does not have.  Paths are
+    built only where one is reported or descended into: this runs over every object of every build."""
     fields = _TYPES[type_name]
     for key, child in value.items():
-        here = f"{path}.{key}" if path else str(key)
-        if not isinstance(key, str):
-            out.append(here)
+        if key.__class__ is not str:
+            out.append(f"{path}.{key}" if path else str(key))
             continue
-        if key in fields:
-            sub = fields[key]
-        elif "_" in key and (camel := _SNAKE.sub(lambda m: m.group(1).upper(), key)) in fields:
+        sub = fields.get(key, _NOT_FOUND)
+        if sub is _NOT_FOUND:
+            camel = _SNAKE.sub(lambda m: m.group(1).upper(), key) if "_" in key else None
+            if camel is None or camel not in fields:
+                out.append(f"{path}.{key}" if path else key)
+                continue
             sub = fields[camel]
-        else:
-            out.append(here)
+        if sub is None or child is None:
             continue
-        if sub is None:
-            continue
+        kind = child.__class__
         if sub.startswith("map:"):
-            if isinstance(child, Mapping):
+            if kind is dict:
                 for name, item in child.items():
-                    if isinstance(item, Mapping):
-                        _walk(item, sub[4:], f"{here}.{name}", out)
+                    if item.__class__ is dict:
+                        _walk(item, sub[4:], f"{path}.{key}.{name}", out)
             continue
-        if isinstance(child, Mapping):
-            _walk(child, sub, here, out)
-        elif isinstance(child, list):
+        if kind is dict:
+            _walk(child, sub, f"{path}.{key}" if path else key, out)
+        elif kind is list:
             for i, item in enumerate(child):
-                if isinstance(item, Mapping):
-                    _walk(item, sub, f"{here}[{i}]", out)
+                if item.__class__ is dict:
+                    _walk(item, sub, f"{path}.{key}[{i}]", out)

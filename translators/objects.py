@@ -7,12 +7,14 @@ keeps the file it came from so every diagnostic can name it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class ObjectRef:
-    """``kind/namespace/name``: the identity of a config object."""
+class ObjectRef(NamedTuple):
+    """``kind/namespace/name``: the identity of a config object.
+
+    A tuple, so that hashing and comparing it (done for every object of every translation) happens in
+    C rather than in a generated ``__hash__``; ordered by kind, namespace, name, group."""
 
     kind: str
     namespace: str

@@ -112,6 +112,7 @@ class EngineState:
     #: clusters by name, their sorted names, and what each host contributes
     clusters: dict[str, Cluster] = field(default_factory=dict)
     cluster_names: list[str] = field(default_factory=list)
+    cluster_list: list[Cluster] = field(default_factory=list)
     host_clusters: dict[str, tuple[str, ...]] = field(default_factory=dict)
     built: dict[str, tuple[Service, DestinationPolicy | None, list[Cluster]]] = field(default_factory=dict)
     #: diagnostics about one host (duplicate DestinationRules, outlier ejection, upstream credentials)
@@ -464,7 +465,7 @@ def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[Object
         st.cluster_changes[BLACKHOLE_CLUSTER] = BLACKHOLE if blackhole else None
         st.blackhole = blackhole
     if st.cluster_changes or fresh or not st.cluster_tuple:
-        st.cluster_tuple = tuple(st.clusters[n] for n in st.cluster_names) + ((BLACKHOLE,) if blackhole else ())
+        st.cluster_tuple = tuple(st.cluster_list) + ((BLACKHOLE,) if blackhole else ())
     clusters = st.cluster_tuple
 
     # -- the model, and what reads all of it
@@ -604,18 +605,24 @@ def _rebuild_host(st: EngineState, host: str, api_refs: set[tuple[int, str]]) ->
             policy = dr.policy_for(port=port, subset=subset) if dr else TrafficPolicy()
             own[name] = Cluster(name, host, port, subset, True, policy, "EDS", ())
     before = st.host_clusters.pop(host, ())
+    names, ordered = st.cluster_names, st.cluster_list  # parallel, sorted by name
     for name in before:
         if name not in own:
             del st.clusters[name]
             st.cluster_changes[name] = None
-            i = bisect.bisect_left(st.cluster_names, name)
-            if i < len(st.cluster_names) and st.cluster_names[i] == name:
-                del st.cluster_names[i]
+            i = bisect.bisect_left(names, name)
+            if i < len(names) and names[i] == name:
+                del names[i]
+                del ordered[i]
     for name, c in own.items():
         was = st.clusters.get(name)
-        if was is None:
-            bisect.insort(st.cluster_names, name)
         if was is not c:
+            i = bisect.bisect_left(names, name)
+            if was is None:
+                names.insert(i, name)
+                ordered.insert(i, c)
+            else:
+                ordered[i] = c
             st.cluster_changes[name] = c
         st.clusters[name] = c
     if own:
