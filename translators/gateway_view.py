@@ -37,7 +37,8 @@ class _PortView:
     """One port's merged virtual hosts for one selection, kept so that the next model recomputes only
     the hosts whose contributing VirtualServices changed."""
 
-    __slots__ = ("servers", "contrib", "host_hrs", "buckets", "vhosts", "hosts", "redirect", "tuple", "cors", "last")
+    __slots__ = ("servers", "contrib", "host_hrs", "buckets", "vhosts", "hosts", "redirect", "tuple", "cors", "last",
+                 "cors_hosts", "fault_hosts")
 
     def __init__(self, servers: list[tuple[ir.Gateway, ir.GatewayServer]]) -> None:
         self.servers = servers
@@ -51,6 +52,9 @@ class _PortView:
         self.tuple: tuple[ir.VirtualHost, ...] = ()
         self.cors = False
         self.last: tuple = ()  # the http_routes tuple the view is up to date with
+        #: hosts with a CORS route, and with a fault-injecting route (kept per host, not rescanned)
+        self.cors_hosts: set[str] = set()
+        self.fault_hosts: set[str] = set()
 
 
 def _contributions(hr: ir.HttpRoutes, servers: list[tuple[ir.Gateway, ir.GatewayServer]],
@@ -76,7 +80,7 @@ def _update_port(view: _PortView, http_routes: tuple[ir.HttpRoutes, ...], port: 
     if view.last is http_routes:
         return
     view.last = http_routes
-    current = {id(hr): hr for hr in http_routes}
+    current = dict(zip(map(id, http_routes), http_routes))
     added = [k for k in current if k not in view.contrib]
     gone = [k for k in view.contrib if k not in current]
     if not added and not gone:
@@ -93,7 +97,7 @@ def _update_port(view: _PortView, http_routes: tuple[ir.HttpRoutes, ...], port: 
         for host, _ in contrib:
             affected.add(host)
             view.host_hrs.setdefault(host, set()).add(k)
-    position = {id(hr): i for i, hr in enumerate(http_routes)} if affected else {}
+    position = dict(zip(map(id, http_routes), range(len(http_routes)))) if affected else {}
     for host in affected:
         bucket: list[ir.Route] = []
         for k in sorted(view.host_hrs.get(host, ()), key=position.__getitem__):
@@ -101,6 +105,12 @@ def _update_port(view: _PortView, http_routes: tuple[ir.HttpRoutes, ...], port: 
                 if h == host:
                     bucket.extend(r for r in routes if r not in bucket)
         had = host in view.vhosts
+        for flag, hosts in ((any(r.cors is not None for r in bucket), view.cors_hosts),
+                            (any(r.fault is not None for r in bucket), view.fault_hosts)):
+            if flag:
+                hosts.add(host)
+            else:
+                hosts.discard(host)
         if bucket:
             view.buckets[host] = bucket
             view.vhosts[host] = ir.VirtualHost(name=f"{host}:{port}", domains=(host,), routes=tuple(bucket),
@@ -113,8 +123,8 @@ def _update_port(view: _PortView, http_routes: tuple[ir.HttpRoutes, ...], port: 
             if had:
                 del view.vhosts[host]
                 view.hosts.pop(bisect.bisect_left(view.hosts, host))
-    view.tuple = tuple(view.vhosts[h] for h in view.hosts)
-    view.cors = any(r.cors is not None for v in view.tuple for r in v.routes)
+    view.tuple = tuple(map(view.vhosts.__getitem__, view.hosts))
+    view.cors = bool(view.cors_hosts)
 
 
 def gateway_listeners(model: ir.Model, *, labels: dict[str, str], namespace: str,
@@ -146,7 +156,8 @@ def gateway_listeners(model: ir.Model, *, labels: dict[str, str], namespace: str
             name=ir.gateway_listener_name(port, bind), port=port, route_config=ir.gateway_route_name(port, bind),
             protocols=protocols, virtual_hosts=vhosts, cors=cors,
             grpc_web="GRPC-WEB" in protocols or cors or any(f.selects(labels, namespace) for f in model.grpc_web),
-            tls_chains=_tls_chains(servers), https_redirect=view.redirect, address=bind or ir.DEFAULT_BIND))
+            tls_chains=_tls_chains(servers), https_redirect=view.redirect, address=bind or ir.DEFAULT_BIND,
+            fault=bool(view.fault_hosts)))
     return listeners
 
 

@@ -342,6 +342,8 @@ class HttpListener:
     tls_chains: tuple[TlsChain, ...] = ()
     https_redirect: bool = False
     address: str = DEFAULT_BIND  # servers[].bind
+    #: whether any route injects faults (None: derive it from the virtual hosts)
+    fault: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -135,27 +135,38 @@ def analyze(model: ir.Model, *, sources: Mapping[ObjectRef, str] | None = None,
             return list(last[2])
     shadowed: dict[tuple[str, ObjectRef | None, tuple[str, ...]], tuple[ir.Route, list[ir.Route], list[str]]] = {}
     preflight: dict[tuple[str, str], tuple[ir.Route, ir.Route, list[str]]] = {}
-    cache = memo.get(_MEMO_KEY, {}) if memo is not None else {}
-    used: dict[int, tuple] = {}
-    for listener, vhost in virtual_hosts(model, memo=memo):
-        hit = cache.get(id(vhost))
-        if hit is None or hit[0] is not vhost:
-            hit = (vhost, _findings(vhost.routes))
-        used[id(vhost)] = hit
-        shadow, pre = hit[1]
-        if not shadow and not pre:
-            continue
-        where = f"{vhost.domains[0]} (port {listener.port})"
-        for key, catch_all, hidden in shadow:
-            entry = shadowed.setdefault(key, (catch_all, hidden, []))
-            if where not in entry[2]:
-                entry[2].append(where)
-        for key, r, later in pre:
-            entry = preflight.setdefault(key, (r, later, []))
-            if where not in entry[2]:
-                entry[2].append(where)
+    previous = memo.get(_MEMO_KEY, {}) if memo is not None else {}
+    kept: dict[tuple, tuple] = {}
+    for n, (_, listener) in enumerate(_selections(model, memo)):
+        # per listener: the virtual hosts with findings; only hosts that are new objects are analysed
+        vhosts = listener.virtual_hosts
+        key = (n, listener.name)
+        last = previous.get(key)
+        if last is not None and last[0] is vhosts:
+            entry = last
+        else:
+            by_id = dict(zip(map(id, vhosts), vhosts))
+            before_ids, before_found = (last[1], last[2]) if last is not None else (frozenset(), {})
+            found = {i: hit for i, hit in before_found.items() if i in by_id and by_id[i] is hit[0]}
+            for i in by_id.keys() - before_ids:
+                v = by_id[i]
+                shadow, pre = _findings(v.routes)
+                if shadow or pre:
+                    found[i] = (v, (shadow, pre))
+            entry = (vhosts, frozenset(by_id), found)
+        kept[key] = entry
+        for vhost, (shadow, pre) in sorted(entry[2].values(), key=lambda h: h[0].domains[0]):  # the tuple's order
+            where = f"{vhost.domains[0]} (port {listener.port})"
+            for k, catch_all, hidden in shadow:
+                agg = shadowed.setdefault(k, (catch_all, hidden, []))
+                if where not in agg[2]:
+                    agg[2].append(where)
+            for k, r, later in pre:
+                agg = preflight.setdefault(k, (r, later, []))
+                if where not in agg[2]:
+                    agg[2].append(where)
     if memo is not None:
-        memo[_MEMO_KEY] = used  # one analysis per virtual host object, kept while the host is unchanged
+        memo[_MEMO_KEY] = kept
 
     out: list[Diagnostic] = []
     for (_, owner, _), (catch_all, hidden, wheres) in shadowed.items():

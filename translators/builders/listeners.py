@@ -134,7 +134,8 @@ def build_gateway_listener(listener: ir.HttpListener) -> listener_pb2.Listener:
         stat_prefix=listener.name,
         codec_type=hcm.HttpConnectionManager.AUTO,
         rds=hcm.Rds(config_source=ads_source(), route_config_name=listener.route_config),
-        http_filters=http_filters(fault=uses_fault(listener.virtual_hosts), grpc_web=listener.grpc_web,
+        http_filters=http_filters(fault=listener.fault if listener.fault is not None else
+                                  uses_fault(listener.virtual_hosts), grpc_web=listener.grpc_web,
                                   cors=listener.cors),
         strip_any_host_port=True,
         use_remote_address=wrappers_pb2.BoolValue(value=True),
