@@ -35,7 +35,7 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import AsyncIterator, Mapping
+from typing import AsyncIterator, Callable, Mapping
 
 import grpc
 from envoy.service.discovery.v3 import discovery_pb2
@@ -76,6 +76,11 @@ class Limits:
     nack_log_interval: float = 10.0
     #: names resolved on the event loop; larger selections run in a worker thread
     inline_names: int = 64
+    #: responses of at least this size are written ``big_writes`` at a time (each waits at most
+    #: ``big_write_wait`` seconds for its turn)
+    big_response_bytes: int = 1 << 20
+    big_writes: int = 4
+    big_write_wait: float = 2.0
 
 
 #: types whose names a proxyless client chooses and the server resolves one by one
@@ -175,6 +180,24 @@ class AdsServer:
         self._ids = itertools.count(1)
         self._nonces = itertools.count(1)
         self._subscriptions: dict[frozenset[str], frozenset[str]] = {}
+        self._big_writes = asyncio.Semaphore(limits.big_writes)
+
+    async def _write(self, context, resources: list[Resource], encode: Callable[[], bytes]) -> None:  # noqa: ANN001
+        """Encode and send one response.  Large ones (a full CDS or EDS at 10,000 services is ~15 MB) are
+        encoded and written a few at a time, so a thousand clients syncing at once do not each hold their
+        own copy in memory; a client that does not read delays the others by ``big_write_wait`` at most."""
+        if len(resources) < 1000 or sum(len(r.entry) for r in resources) < self.limits.big_response_bytes:
+            await context.write(encode())
+            return
+        try:
+            await asyncio.wait_for(self._big_writes.acquire(), self.limits.big_write_wait)
+        except asyncio.TimeoutError:
+            await context.write(encode())  # do not let a stalled client hold everyone up
+            return
+        try:
+            await context.write(encode())
+        finally:
+            self._big_writes.release()
 
     def _intern(self, names: frozenset[str]) -> frozenset[str]:
         """One object for identical subscriptions: a thousand Envoys of one class subscribe to the same
@@ -372,7 +395,8 @@ class AdsServer:
             if not payload:
                 return frozenset()
         nonce = str(next(self._nonces))
-        await context.write(encode_response(version=version, type_url=type_url, nonce=nonce, resources=payload))
+        await self._write(context, payload, lambda: encode_response(version=version, type_url=type_url,
+                                                                    nonce=nonce, resources=payload))
         resolved = snapshot.resolver is not None and state.names is not None and type_url in _RESOLVED_TYPES
         info.sent[type_url] = {r.name: r for r in resources} if resolved else current
         info.states[type_url] = replace(state, last_version=version, last_nonce=nonce)
@@ -434,7 +458,7 @@ class AdsServer:
         if not send and not remove and not always:
             return frozenset()
         nonce = str(next(self._nonces))
-        await context.write(encode_delta_response(system_version=str(snapshot.generation), type_url=type_url,
-                                                  nonce=nonce, resources=send, removed=remove))
+        await self._write(context, send, lambda: encode_delta_response(
+            system_version=str(snapshot.generation), type_url=type_url, nonce=nonce, resources=send, removed=remove))
         delta.record_sent(state, nonce=nonce, before=before, sent=send, removed=remove)
         return frozenset(r.name for r in send)
