@@ -58,14 +58,14 @@ class Translation:
     #: each flavour's shared dicts changed by (None: built from scratch)
     cluster_changes: dict | None = field(default=None, repr=False)
     shared_changes: dict[str, frozenset[str] | None] = field(default_factory=dict, repr=False)
-    _previous_shared: dict[str, Resources] = field(default_factory=dict, repr=False)
-    #: the shared dicts ``shared_changes`` are relative to (the previous translation's)
+    #: the previous translation's shared dicts: what ``shared`` patches, and what ``shared_changes`` is
+    #: relative to
     shared_base: dict[str, Resources] = field(default_factory=dict, repr=False)
     #: the previous translation's LDS/RDS/SDS per selection key, reused while its inputs are the same objects
     _previous_own: dict[tuple[str, ...], tuple[tuple, Resources]] = field(default_factory=dict, repr=False)
     _fingerprint: tuple | None = None
-    _tls_token: tuple | None = None
-    _tls_names_cache: frozenset | None = None
+    #: the clusters with TLS origination (their credentials are SDS resources a node gets)
+    _tls_clusters: tuple | None = None
     #: serialized gateway virtual hosts, reused by the next translation while their routes are the same objects
     vhosts: VhostCache = field(default_factory=dict, repr=False)
     #: merged virtual hosts per gateway selection, updated in place from one model to the next
@@ -91,7 +91,7 @@ class Translation:
         if out is not None:
             return out
         build = build_cluster if flavour == ENVOY else build_proxyless_cluster
-        prev = self._previous_shared.get(flavour)
+        prev = self.shared_base.get(flavour)
         changes = self.cluster_changes
         if prev is not None and changes is not None:
             if not changes:
@@ -148,25 +148,19 @@ class Translation:
         return {**self.shared(node.flavour), **own}
 
     @property
-    def tls_token(self) -> tuple:
-        """Identity of the clusters with TLS origination (their credentials are SDS resources a node gets):
-        carried over from the previous translation while no such cluster changed."""
-        if self._tls_token is None:
-            self._tls_token = tuple(id(c) for c in self.model.clusters if c.policy.tls is not None)
-        return self._tls_token
-
-    def _tls_names(self) -> frozenset[str]:
-        if self._tls_names_cache is None:
-            self._tls_names_cache = frozenset(c.name for c in self.model.clusters if c.policy.tls is not None) \
-                if self._tls_token is None or self._tls_token else frozenset()
-        return self._tls_names_cache
+    def tls_clusters(self) -> tuple:
+        """The clusters with TLS origination: carried over from the previous translation while no such
+        cluster changed, so finding them is not a scan of every cluster."""
+        if self._tls_clusters is None:
+            self._tls_clusters = tuple(c for c in self.model.clusters if c.policy.tls is not None)
+        return self._tls_clusters
 
     def fingerprint(self) -> tuple:
         """Identity of everything LDS/RDS/SDS depend on (IR objects are reused while unchanged)."""
         if self._fingerprint is None:
             m = self.model
             self._fingerprint = (tuple(map(id, m.gateways)), id(m.http_routes), tuple(map(id, m.http_routes)),
-                                 tuple(map(id, m.secrets)), self.tls_token, m.grpc_web)
+                                 tuple(map(id, m.secrets)), tuple(map(id, self.tls_clusters)), m.grpc_web)
         return self._fingerprint
 
     def _build_own(self, node: NodeInfo) -> Resources:
@@ -263,7 +257,7 @@ def translate(objects: Iterable[ConfigObject], *, accepted: Mapping[ObjectRef, C
                               statuses=compiled.statuses,
                               memo=compiled.memo, built=previous.built if previous else {},
                               cluster_changes=compiled.cluster_changes if previous else None,
-                              _previous_shared=previous._shared if previous else {},
+                              shared_base=previous._shared if previous else {},
                               _previous_vhosts=previous.vhosts if previous else {},
                               views=compiled.memo["engine"].views if "engine" in compiled.memo else {},
                               _previous_own={k: (previous.fingerprint(), v) for k, v in previous._by_gateways.items()}
@@ -274,8 +268,6 @@ def translate(objects: Iterable[ConfigObject], *, accepted: Mapping[ObjectRef, C
     changes = compiled.cluster_changes
     if previous is not None and changes is not None and not any(
             c is None or c.policy.tls is not None for c in changes.values()) and \
-            not any(n in changes for n in previous._tls_names()):
-        translation._tls_token = previous.tls_token  # no cluster with TLS changed or went away
-    translation.shared_base = translation._previous_shared
-    translation._previous_shared = {}
+            not any(c.name in changes for c in previous.tls_clusters):
+        translation._tls_clusters = previous.tls_clusters  # no cluster with TLS changed or went away
     return translation

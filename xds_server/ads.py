@@ -199,6 +199,11 @@ class AdsServer:
         finally:
             self._big_writes.release()
 
+    def _record_nack(self, info: StreamInfo, type_url: str, version: str, message: str) -> None:
+        """A NACK for ``/debug/nacks`` and the log (``message`` is already sanitized)."""
+        self.nacks.append(NackRecord(time.time(), info.node_id[:256], type_url, version, message))
+        self._nack_log.log(info.node_id, type_url, version, message)
+
     def _intern(self, names: frozenset[str]) -> frozenset[str]:
         """One object for identical subscriptions: a thousand Envoys of one class subscribe to the same
         30,000 endpoint names, and hold one set between them."""
@@ -335,8 +340,7 @@ class AdsServer:
             state = replace(state, names=self._intern(state.names))
         info.states[req.type_url] = state
         if decision is Decision.NACK or (decision is Decision.RESPOND and error is not None):
-            self.nacks.append(NackRecord(time.time(), info.node_id[:256], req.type_url, state.nacked_version, error or ""))
-            self._nack_log.log(info.node_id, req.type_url, state.nacked_version, error or "")
+            self._record_nack(info, req.type_url, state.nacked_version, error or "")
             info.sent.pop(req.type_url, None)  # the client dropped that response: the next one is complete
         if decision is Decision.RESPOND:
             changed = await self._send(info, req.type_url, snapshot, context, force=True)
@@ -375,12 +379,10 @@ class AdsServer:
         # resolved (proxyless) names a small dict of its own
         current = snapshot.get(type_url)
         before = info.sent.get(type_url)
+        hint = snapshot.changed_since(type_url, before)
         if before is None:
             changed = frozenset(r.name for r in resources)
-        elif before is current:
-            changed = frozenset()
-        elif snapshot.changed_from.get(type_url) is before and snapshot.changed.get(type_url) is not None:
-            hint = snapshot.changed[type_url]
+        elif hint is not None:
             changed = frozenset(n for n in hint if n in current and (state.names is None or n in state.names)
                                 and ((p := before.get(n)) is None or p.version != current[n].version))
         else:
@@ -415,9 +417,7 @@ class AdsServer:
             state.names = self._intern(state.names)
         info.deltas[req.type_url] = state
         if outcome.nacked:
-            self.nacks.append(NackRecord(time.time(), info.node_id[:256], req.type_url, state.nacked_version,
-                                         error or ""))
-            self._nack_log.log(info.node_id, req.type_url, state.nacked_version, error or "")
+            self._record_nack(info, req.type_url, state.nacked_version, error or "")
         if outcome.respond:
             changed = await self._delta_send(info, req.type_url, snapshot, context, force=outcome.force,
                                              always=outcome.opened)
@@ -439,13 +439,7 @@ class AdsServer:
         state = info.deltas[type_url]
         current = snapshot.get(type_url)
         # the snapshot knows which names changed since the dict the stream's view is based on
-        base = state.view.base
-        changed = None
-        if base is not None:
-            if current is base:
-                changed = frozenset()
-            elif snapshot.changed_from.get(type_url) is base:
-                changed = snapshot.changed.get(type_url)
+        changed = snapshot.changed_since(type_url, state.view.base)
 
         def work() -> tuple[list, list[str], set[str]]:
             return delta.diff(state, current=current, lookup=lambda n: snapshot.lookup(type_url, n), force=force,

@@ -39,7 +39,8 @@ class _ResourceTable:
     keeps its Resource, bytes and version without a loop over all of them.
     """
 
-    __slots__ = ("translation", "generation", "_memo", "previous", "wrapped", "previous_wrapped")
+    __slots__ = ("translation", "generation", "_memo", "previous", "wrapped", "previous_wrapped", "shared",
+                 "previous_shared")
 
     def __init__(self, translation: Translation, generation: int, previous: "_ResourceTable | None" = None) -> None:
         self.translation = translation
@@ -51,6 +52,9 @@ class _ResourceTable:
         #: id(messages dict) -> (messages dict, wrapped dict)
         self.wrapped: dict[int, tuple[dict, dict[str, Resource]]] = {}
         self.previous_wrapped = previous.wrapped if previous is not None else {}
+        #: (flavour, type) -> (messages dict, wrapped dict) of the shared CDS/EDS, the base of the next patch
+        self.shared: dict[tuple[str, str], tuple[dict, dict[str, Resource]]] = {}
+        self.previous_shared = previous.shared if previous is not None else {}
 
     def _wrap(self, name: str, type_url: str, msg: Message) -> Resource:
         key = id(msg)
@@ -72,7 +76,7 @@ class _ResourceTable:
         if hit is not None and hit[0] is messages:
             self.wrapped[id(messages)] = hit
             if type_url in _SHARED_TYPES:
-                self.wrapped[(flavour, type_url)] = hit  # type: ignore[index]
+                self.shared[(flavour, type_url)] = hit
             return hit[1], frozenset(), hit[1]
         changes = self.translation.shared_changes.get(flavour) if type_url in _SHARED_TYPES else None
         base = self._previous_shared_wrapped(type_url, flavour) if changes is not None else None
@@ -89,12 +93,12 @@ class _ResourceTable:
             changes = None
         self.wrapped[id(messages)] = (messages, out)
         if type_url in _SHARED_TYPES:
-            self.wrapped[(flavour, type_url)] = (messages, out)  # type: ignore[index]
+            self.shared[(flavour, type_url)] = (messages, out)
         return out, changes, base
 
     def _previous_shared_wrapped(self, type_url: str, flavour: str) -> dict[str, Resource] | None:
         """The previous table's wrapping of exactly the dict this translation's changes are relative to."""
-        hit = self.previous_wrapped.get((flavour, type_url))  # type: ignore[call-overload]
+        hit = self.previous_shared.get((flavour, type_url))
         base = self.translation.shared_base.get(flavour, {}).get(type_url)
         return hit[1] if hit is not None and base is not None and hit[0] is base else None
 

@@ -99,7 +99,9 @@ class Snapshot:
     changed: Mapping[str, frozenset[str] | None] = field(default_factory=dict, compare=False, repr=False)
     #: per type, the wrapped dict ``changed`` is relative to
     changed_from: Mapping[str, Mapping[str, Resource]] = field(default_factory=dict, compare=False, repr=False)
-    _missing: list = field(default_factory=list, compare=False, repr=False)
+    #: memo of :meth:`_sds_refs`, and of :meth:`delta_since` (the snapshot it was asked about, the answer)
+    _sds: list = field(default_factory=list, compare=False, repr=False)
+    _delta: list = field(default_factory=list, compare=False, repr=False)
 
     @classmethod
     def build(cls, resources: Mapping[str, Mapping[str, Resource]], *, generation: int = 0,
@@ -113,18 +115,34 @@ class Snapshot:
         (then callers look at everything)."""
         if since is None:
             return None
-        out: dict[str, frozenset[str]] = {}
+        if self._delta and self._delta[0] is since:
+            return self._delta[1]  # consistent() and the SDS references both ask
+        out: dict[str, frozenset[str]] | None = {}
         for t in set(self.resources) | set(since.resources):
             mine, theirs = self.resources.get(t, {}), since.resources.get(t, {})
-            if mine is theirs:
-                out[t] = frozenset()
-            elif self.changed_from.get(t) is theirs and self.changed.get(t) is not None:
-                out[t] = self.changed[t]  # type: ignore[assignment]
+            known = self.changed_since(t, theirs)
+            if known is not None:
+                out[t] = known
             elif len(mine) + len(theirs) <= 1024:
                 out[t] = frozenset(n for n in set(mine) | set(theirs) if mine.get(n) is not theirs.get(n))
             else:
-                return None
+                out = None
+                break
+        self._delta[:] = [since, out]
         return out
+
+    def changed_since(self, type_url: str, base: Mapping[str, Resource] | None) -> frozenset[str] | None:
+        """The names of ``type_url`` whose Resource differs from those in ``base`` (a dict of resources this
+        snapshot or an earlier one carried): empty when it is the very same dict, the recorded changes when
+        this snapshot's dict was patched from it, None when that is not known without comparing."""
+        if base is None:
+            return None
+        mine = self.resources.get(type_url, {})
+        if mine is base:
+            return frozenset()
+        if self.changed_from.get(type_url) is base:
+            return self.changed.get(type_url)
+        return None
 
     @property
     def versions(self) -> Mapping[str, str]:
@@ -224,27 +242,29 @@ class Snapshot:
     def _sds_refs(self, since: "Snapshot | None") -> tuple[set[str], dict[str, set[str]]]:
         """(SDS names listeners refer to, SDS name -> clusters referring to it); remembered, and derived from
         ``since`` by the clusters that changed while the listeners did not."""
-        if self._missing:
-            return self._missing[0]
+        if self._sds:
+            return self._sds[0]
         clusters = self.get(type_urls.CLUSTER)
         delta = self.delta_since(since)
-        if delta is not None and since is not None and since._missing:
-            listener_names, by_secret = since._missing[0]
+        if delta is not None and since is not None and since._sds:
+            listener_names, by_secret = since._sds[0]
             if delta.get(type_urls.LISTENER):
                 listener_names = sds_secret_names((r.message for r in self.get(type_urls.LISTENER).values()), ())
             changed = delta.get(type_urls.CLUSTER, frozenset())
             if changed:
                 by_secret = {k: v - changed for k, v in by_secret.items()}
-                for n in changed:
-                    if n in clusters:
-                        for secret in sds_secret_names((), (clusters[n].message,)):
-                            by_secret.setdefault(secret, set()).add(n)
+                _add_cluster_secrets(by_secret, ((n, clusters[n]) for n in changed if n in clusters))
                 by_secret = {k: v for k, v in by_secret.items() if v}
         else:
             listener_names = sds_secret_names((r.message for r in self.get(type_urls.LISTENER).values()), ())
             by_secret = {}
-            for n, r in clusters.items():
-                for secret in sds_secret_names((), (r.message,)):
-                    by_secret.setdefault(secret, set()).add(n)
-        self._missing.append((listener_names, by_secret))
+            _add_cluster_secrets(by_secret, clusters.items())
+        self._sds.append((listener_names, by_secret))
         return listener_names, by_secret
+
+
+def _add_cluster_secrets(by_secret: dict[str, set[str]], clusters: Iterable[tuple[str, Resource]]) -> None:
+    """Record, for each SDS secret the given clusters refer to, which clusters do."""
+    for name, r in clusters:
+        for secret in sds_secret_names((), (r.message,)):
+            by_secret.setdefault(secret, set()).add(name)
