@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install test unit e2e demo bench protos validate-examples clean fuzz
+.PHONY: install test unit e2e demo bench bench-peers bench-responsiveness protos validate-examples clean fuzz
 
 install: $(STAMP)
 
@@ -31,6 +31,22 @@ demo: install
 
 bench: install
 	$(PY) -m bench $(ARGS)
+
+## the scale propagation scenario against sovereign (own venv under bench/), side by side; N services (default 1000)
+PEERS_VENV ?= bench/.peers-venv
+SOVEREIGN_SPEC ?= sovereign[orjson]>=0.32,<0.33
+N ?= 1000
+$(PEERS_VENV)/.installed-stamp:
+	test -x $(PEERS_VENV)/bin/python || $(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install --quiet '$(SOVEREIGN_SPEC)'
+	touch $@
+
+bench-peers: install $(PEERS_VENV)/.installed-stamp
+	PEERS_VENV=$(PEERS_VENV) $(PY) -m bench.peers --services $(N) $(ARGS)
+
+## time to first ADS response for new clients while a full build of 10,000 services runs (and at idle)
+bench-responsiveness: install
+	$(PY) -m bench.responsiveness $(ARGS)
 
 protos: install
 	$(PY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. protos/helloworld.proto protos/route_guide.proto

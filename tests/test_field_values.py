@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 from translators.diagnostics import Severity
-from translators.istio import fields
+from translators import fields
 from translators.node import NodeInfo
 from translators.pipeline import translate
 from translators.render import render

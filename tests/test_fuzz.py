@@ -381,9 +381,9 @@ class Crash(AssertionError):
 
 @contextlib.contextmanager
 def _unmasked() -> Iterator[None]:
-    """Let exceptions through the translator's per-object safety net (``dialect.isolated``, if present),
+    """Let exceptions through the translator's per-object safety net (``diagnostics.isolated``),
     so a crash shows its real traceback instead of an ``internal`` diagnostic."""
-    from translators.istio import dialect
+    from translators import diagnostics as dialect
 
     original = getattr(dialect, "isolated", None)
     if original is None:

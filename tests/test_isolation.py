@@ -12,7 +12,7 @@ import asyncio
 import pytest
 
 from tests.test_ads_protocol import CLUSTERS, config
-from translators.istio import engine
+from translators import engine
 from translators.pipeline import translate
 from xds_server.cache import SnapshotCache
 from xds_server.controller import Controller

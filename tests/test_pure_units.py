@@ -7,8 +7,8 @@ from google.protobuf import struct_pb2
 
 from translators.diagnostics import Reporter
 from translators.ir import is_h2_port
-from translators.istio import fields
-from translators.istio.hosts import Registry, fqdn, intersect, matches, split_namespaced
+from translators import fields
+from translators.hosts import Registry, fqdn, intersect, matches, split_namespaced
 from translators.ir import Service, ServicePort
 from xds_server.nodes import node_info
 from xds_server.redact import redact

@@ -5,7 +5,7 @@ import trustme
 
 from translators import ir, type_urls
 from translators.diagnostics import Severity
-from translators.istio.hosts import split_namespaced
+from translators.hosts import split_namespaced
 from translators.gateway_view import _server_allows
 from translators.node import NodeInfo
 from translators.pipeline import translate

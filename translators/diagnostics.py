@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
 from translators.objects import ObjectRef
+
+T = TypeVar("T")
 
 
 class Severity(str, enum.Enum):
@@ -74,3 +76,17 @@ class Reporter:
     @property
     def failed(self) -> bool:
         return has_errors(self.items)
+
+    def info(self, field_path: str, message: str, *, code: str = "info") -> None:
+        self.items.append(Diagnostic(Severity.INFO, code, message, self.file, self.ref, field_path))
+
+
+def isolated(parser: Callable[..., T], obj: Any, rep: Reporter, *args: Any) -> T | None:
+    """Run one object's parser; an unexpected exception becomes an error on that object, never a crash
+    of the whole translation (the rest of the config still translates).  Callers look it up as
+    ``diagnostics.isolated`` at call time, so tests can unmask it."""
+    try:
+        return parser(obj, rep, *args)
+    except Exception as exc:  # noqa: BLE001 - one object must not take the others down
+        rep.error("", f"internal error translating {obj.ref}: {type(exc).__name__}: {exc}"[:500], code="internal")
+        return None

@@ -17,7 +17,7 @@ import bisect
 from collections import defaultdict
 
 from translators import ir
-from translators.istio.hosts import intersect
+from translators.hosts import intersect
 
 
 def _server_allows(server: ir.GatewayServer, *, vs_namespace: str, vs_host: str) -> list[str]:

@@ -26,8 +26,8 @@ from translators.gateway_view import gateway_listeners, passthrough_listeners
 from translators import ir
 from translators.ir import cluster_name
 from translators.gateway_api import DEFAULT_GATEWAY_CLASS
-from translators.istio.dialect import ParseMemo, compile_istio
-from translators.istio.hosts import Registry
+from translators.engine import ParseMemo, compile_config
+from translators.hosts import Registry
 from translators.node import ENVOY, GRPC, NodeInfo
 from translators.objects import ConfigObject, ObjectRef
 
@@ -251,7 +251,7 @@ class Translation:
 def translate(objects: Iterable[ConfigObject], *, accepted: Mapping[ObjectRef, ConfigObject] | None = None,
               previous: Translation | None = None, gateway_class: str = DEFAULT_GATEWAY_CLASS) -> Translation:
     """Translate ``objects``; with ``previous``, unchanged objects and clusters are not rebuilt."""
-    compiled = compile_istio(objects, accepted=accepted, memo=previous.memo if previous else None,
+    compiled = compile_config(objects, accepted=accepted, memo=previous.memo if previous else None,
                              gateway_class=gateway_class)
     translation = Translation(model=compiled.model, diagnostics=compiled.diagnostics, accepted=compiled.accepted,
                               statuses=compiled.statuses,

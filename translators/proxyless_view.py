@@ -16,7 +16,7 @@ rather than enumerated:
 from __future__ import annotations
 
 from translators import ir
-from translators.istio.hosts import Registry, matches
+from translators.hosts import Registry, matches
 
 INBOUND_PREFIX = "xds.istio.io/grpc/lds/inbound/"
 CLUSTER_DOMAIN = "." + ir.DOMAIN_SUFFIX

@@ -7,9 +7,9 @@ Terminate, ``certificateRefs`` to Secrets in the Gateway's namespace) by port an
 from __future__ import annotations
 
 from translators.diagnostics import Reporter
-from translators.gateway_api.conditions import condition
+from translators.conditions import condition
 from translators.ir import Gateway, GatewayServer, ServerTls
-from translators.istio import fields
+from translators import fields
 from translators.objects import ConfigObject
 
 PROTOCOLS = frozenset({"HTTP", "HTTPS"})

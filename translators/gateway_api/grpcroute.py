@@ -23,14 +23,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from translators.defaults import DEFAULT_RETRY
 from translators.diagnostics import Reporter
 from translators.gateway_api import CONTROLLER_NAME
-from translators.gateway_api.conditions import condition
+from translators.conditions import condition
 from translators.ir import (BLACKHOLE_CLUSTER, GATEWAY_API_KEY_PREFIX, HeaderMatch, HeaderOps, HttpRoutes, Route,
                             RouteMatch, StringMatch, WeightedCluster, cluster_name)
-from translators.istio import fields
-from translators.istio.hosts import Registry, fqdn
-from translators.istio.virtual_service import DEFAULT_RETRY
+from translators import fields
+from translators.hosts import Registry, fqdn
 from translators.objects import ConfigObject
 
 

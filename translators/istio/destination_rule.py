@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from translators.diagnostics import Reporter
 from translators.ir import OutlierDetection, Subset, TrafficPolicy, UpstreamTls
-from translators.istio import fields
+from translators import fields
 from translators.objects import ConfigObject, ObjectRef
 
 LB_SIMPLE = frozenset({"ROUND_ROBIN", "LEAST_REQUEST", "RANDOM", "LEAST_CONN", "PASSTHROUGH", "UNSPECIFIED"})

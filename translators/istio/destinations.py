@@ -14,9 +14,9 @@ from typing import Any, Mapping
 
 from translators.diagnostics import Reporter
 from translators.ir import DOMAIN_SUFFIX, cluster_name
-from translators.istio import fields
+from translators import fields
 from translators.istio.destination_rule import DestinationPolicy
-from translators.istio.hosts import Registry
+from translators.hosts import Registry
 
 
 class Destinations:

@@ -14,8 +14,8 @@ import re
 
 from translators.diagnostics import Reporter
 from translators.ir import DEFAULT_BIND, Gateway, GatewayServer, ServerTls
-from translators.istio import fields
-from translators.istio.hosts import split_namespaced
+from translators import fields
+from translators.hosts import split_namespaced
 from translators.objects import ConfigObject
 
 HTTP_PROTOCOLS = frozenset({"HTTP", "HTTP2", "GRPC", "GRPC-WEB", "HTTPS"})

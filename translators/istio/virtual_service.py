@@ -20,9 +20,10 @@ from typing import Any, Mapping
 from translators.diagnostics import Reporter
 from translators.ir import (CorsPolicy, DirectResponse, FaultPolicy, HeaderMatch, HeaderOps, HttpRoutes, Redirect,
                             RetryPolicy, Route, RouteMatch, StringMatch, TlsRoute, WeightedCluster)
-from translators.istio import fields
+from translators import fields
 from translators.istio.destinations import Destinations
-from translators.istio.hosts import fqdn
+from translators.defaults import DEFAULT_RETRY, GRPC_CODES
+from translators.hosts import fqdn
 from translators.objects import ConfigObject
 
 #: Envoy x-envoy-retry-on and x-envoy-retry-grpc-on values (router filter docs)
@@ -30,12 +31,7 @@ RETRY_ON_HTTP = frozenset({"5xx", "gateway-error", "reset", "reset-before-reques
                            "envoy-ratelimited", "retriable-4xx", "refused-stream", "retriable-status-codes",
                            "retriable-headers", "http3-post-connect-failure"})
 RETRY_ON_GRPC = frozenset({"cancelled", "deadline-exceeded", "internal", "resource-exhausted", "unavailable"})
-DEFAULT_RETRY = RetryPolicy(attempts=2, retry_on="connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes")
 
-GRPC_CODES = {name: i for i, name in enumerate((
-    "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
-    "PERMISSION_DENIED", "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-    "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"))}
 
 # unknown keys anywhere in a spec are warnings from translators.known_fields (called once per object
 # by the dialect); parsers only report malformed values of known fields

@@ -38,19 +38,23 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
-from translators import known_fields, route_analysis
-from translators.diagnostics import Diagnostic, Severity
+from translators import diagnostics, dialects, known_fields, route_analysis
+from translators.diagnostics import Diagnostic, Reporter, Severity
+from translators.gateway_api import DEFAULT_GATEWAY_CLASS
+from translators.gateway_api.dialect import KINDS as GATEWAY_API_KINDS
+from translators.gateway_api.dialect import compile_gateway_api
+from translators.hosts import Registry
 from translators.ir import (BLACKHOLE_CLUSTER, DOMAIN_SUFFIX, Cluster, Gateway, HttpRoutes, Model, Service,
                             TrafficPolicy, cluster_name)
-from translators.istio import API_GROUP, KINDS, envoy_filter
-from translators.istio import dialect as d
+from translators.istio import checks as istio_checks
+from translators.istio import envoy_filter
 from translators.istio.destination_rule import DestinationPolicy, parse_destination_rule
 from translators.istio.destinations import Destinations
 from translators.istio.gateway import parse_gateway
-from translators.istio.hosts import Registry
-from translators.istio.secret import parse_secret
-from translators.istio.service_entry import parse_kubernetes_service, parse_service_entry
+from translators.istio.service_entry import parse_service_entry
 from translators.istio.virtual_service import parse_virtual_service
+from translators.kubernetes.secret import parse_secret
+from translators.kubernetes.service import SERVICE_NAME_LABEL, parse_kubernetes_service
 from translators.objects import ConfigObject, ObjectRef
 
 #: buckets: which stage compiles an object
@@ -58,7 +62,6 @@ SE, SVC, SLICE, DR, VS, GW, SECRET, FILTER, IGNORED = ("ServiceEntry", "Service"
                                                         "VirtualService", "Gateway", "Secret", "EnvoyFilter", "ignored")
 GWAPI = "gwapi:"
 _RANK = {SE: 0, SVC: 1}  # ServiceEntries are registered before Kubernetes Services
-_SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 _tokens = itertools.count(1)
 #: the cluster refused Gateway API backends point at; one object, so it never looks changed
 BLACKHOLE = Cluster(BLACKHOLE_CLUSTER, "blackhole", 0, "", True, TrafficPolicy(), "EDS", ())
@@ -150,34 +153,28 @@ class Outcome:
 
 # ---------------------------------------------------------------------------------------------- helpers
 
-def _bucket_of(obj: ConfigObject) -> str:
-    g, k = obj.group, obj.kind
-    if g == API_GROUP and k in KINDS:
-        return k
-    if g == API_GROUP and k == "EnvoyFilter":
-        return FILTER
-    if g == "" and k in (SVC, SECRET):
-        return k
-    if g == "discovery.k8s.io" and k == SLICE:
-        return SLICE
-    if g == d.GATEWAY_API_GROUP and k in d.GATEWAY_API_KINDS:
-        return GWAPI + k
-    return IGNORED
+def _bucket_of(obj: ConfigObject) -> tuple[str, dialects.Dialect | None]:
+    found = dialects.lookup(obj)
+    return (found[1], found[0]) if found is not None else (IGNORED, None)
 
 
-def _own_diagnostics(obj: ConfigObject, bucket: str) -> tuple[list[Diagnostic], str]:
+def _own_diagnostics(obj: ConfigObject) -> tuple[list[Diagnostic], str]:
     """The diagnostics an object gets on its own (unknown fields, kind, apiVersion), and its bucket
     (IGNORED when it does not compile)."""
+    bucket, dialect = _bucket_of(obj)
     out: list[Diagnostic] = []
     if known_fields.known(group=obj.group, kind=obj.kind):
         out += [Diagnostic(Severity.WARNING, "unknown-field", f"unknown field for {obj.kind} ({obj.api_version}); "
                            "ignored", obj.source, obj.ref, p)
                 for p in known_fields.unknown_fields(group=obj.group, kind=obj.kind, doc_or_spec=obj.raw or obj.spec)]
-    if bucket == IGNORED:
-        if (obj.group, obj.kind) not in d.QUIET_KINDS:
-            out.append(d._untranslated_kind(obj))
+    if dialect is None:
+        unknown = dialects.untranslated_kind(obj)
+        if unknown is not None:
+            out.append(unknown)
         return out, IGNORED
-    if obj.group == API_GROUP and bucket in KINDS and not d._check_version(obj, out):
+    bad_version = dialects.check_version(obj, dialect)
+    if bad_version is not None:
+        out.append(bad_version)
         return out, IGNORED
     return out, bucket
 
@@ -201,31 +198,53 @@ def _refs(state: EngineState, bucket: str) -> list[ObjectRef]:
 
 
 class _Parser:
-    """Parses objects through the dialect's fallback (an object with errors keeps its last accepted
-    version), into Entries that carry their own diagnostics."""
+    """Parses objects into Entries that carry their own diagnostics.
+
+    **Last accepted version.**  An object whose new version has errors is not silently dropped and
+    does not take its routes down either: if an earlier version of the same object was accepted
+    (``accepted``, handed from one translation to the next), that version keeps serving and a warning
+    says so.
+    """
+
+    __slots__ = ("previous",)
 
     def __init__(self, accepted: Mapping[ObjectRef, ConfigObject]) -> None:
-        self.fb = d._Fallback(accepted, None)
+        self.previous = accepted
 
     def __call__(self, obj: ConfigObject, parser: Callable, own: list[Diagnostic], *,
                  destinations: Destinations | None = None, signature: Callable | None = None) -> Entry:
-        start = len(self.fb.diagnostics)
         if destinations is not None:
             destinations.recording = []
             destinations.looked_up = set()
         try:
-            result = self.fb._parse(obj, parser)
+            result, diags, accepted = self._parse(obj, parser)
         finally:
             recorded = destinations.recording if destinations is not None else None
             looked = destinations.looked_up if destinations is not None else None
             if destinations is not None:
                 destinations.recording = None
                 destinations.looked_up = None
-        entry = Entry(obj, result, own + self.fb.diagnostics[start:], own=own, accepted=self.fb.accepted.get(obj.ref))
+        entry = Entry(obj, result, own + diags, own=own, accepted=accepted)
         if recorded is not None:
             entry.referenced = frozenset(recorded)
             entry.signature = signature(frozenset(looked)) if signature is not None else ()
         return entry
+
+    def _parse(self, obj: ConfigObject, parser: Callable) -> tuple[Any, list[Diagnostic], ConfigObject | None]:
+        rep = Reporter(file=obj.source, ref=obj.ref)
+        result = diagnostics.isolated(parser, obj, rep)
+        if not rep.failed:
+            return result, rep.items, obj
+        prev = self.previous.get(obj.ref)
+        if prev is None or prev == obj:
+            return None, rep.items, None
+        rep_prev = Reporter(file=prev.source, ref=prev.ref)
+        result = diagnostics.isolated(parser, prev, rep_prev)
+        if rep_prev.failed:
+            return None, rep.items, None
+        return result, rep.items + [Diagnostic(
+            Severity.WARNING, "kept-previous", "the new version has errors; the last accepted version keeps serving",
+            obj.source, obj.ref, "")], prev
 
 
 # ---------------------------------------------------------------------------------------------- the engine
@@ -257,7 +276,7 @@ def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[Object
     own: dict[ObjectRef, list[Diagnostic]] = {}
     for ref in changed:
         obj = new[ref]
-        own[ref], b = _own_diagnostics(obj, _bucket_of(obj))
+        own[ref], b = _own_diagnostics(obj)
         st.bucket[ref] = b
         _insort(st.order.setdefault(b, []), ref)
         touched.setdefault(b, set()).add(ref)
@@ -268,12 +287,12 @@ def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[Object
     # -- services: ServiceEntries, Services and their EndpointSlices -> the registry
     for ref in touched.get(SLICE, ()):
         for obj in (old.get(ref), new.get(ref) if st.bucket.get(ref) == SLICE else None):
-            owner = obj.labels.get(_SERVICE_NAME_LABEL) if obj is not None else None
+            owner = obj.labels.get(SERVICE_NAME_LABEL) if obj is not None else None
             if owner:
                 group = st.slices.setdefault((obj.namespace, owner), [])
                 (_insort if obj is new.get(ref) else _remove)(group, ref)
-    owners = {(o.namespace, o.labels[_SERVICE_NAME_LABEL]) for r in touched.get(SLICE, ())
-              for o in (old.get(r), new.get(r)) if o is not None and o.labels.get(_SERVICE_NAME_LABEL)}
+    owners = {(o.namespace, o.labels[SERVICE_NAME_LABEL]) for r in touched.get(SLICE, ())
+              for o in (old.get(r), new.get(r)) if o is not None and o.labels.get(SERVICE_NAME_LABEL)}
     svc_refs = set(touched.get(SE, ())) | set(touched.get(SVC, ()))
     svc_refs |= {ObjectRef(SVC, ns, name) for ns, name in owners if st.bucket.get(ObjectRef(SVC, ns, name)) == SVC}
     hosts_changed: set[str] = set()
@@ -382,7 +401,7 @@ def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[Object
     secrets_changed = SECRET in touched
     if secrets_changed or GW in touched:
         st.credential_diags = []
-        d._check_credentials(gateways, secrets, [new[r] for r in _refs(st, GW)], st.credential_diags)
+        istio_checks.check_credentials(gateways, secrets, [new[r] for r in _refs(st, GW)], st.credential_diags)
     grpc_web = tuple(e.result for r in _refs(st, FILTER) if (e := st.entries[r]).result is not None)
 
     # -- VirtualServices: the changed ones, and those that looked up a host whose shape changed
@@ -427,11 +446,11 @@ def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[Object
     http_routes: tuple[HttpRoutes, ...] = st.http_routes
 
     # -- Gateway API: re-run over its (few) objects; it resolves backends against the registry
-    gwapi = {k: [new[r] for r in _refs(st, GWAPI + k)] for k in d.GATEWAY_API_KINDS}
+    gwapi = {k: [new[r] for r in _refs(st, GWAPI + k)] for k in GATEWAY_API_KINDS}
     api_diags: list[Diagnostic] = []
     statuses: dict[ObjectRef, dict] = {}
     api_referenced: set[tuple[str, int, str]] = set()
-    api_gateways, api_routes = d._gateway_api(gwapi, registry=registry, referenced=api_referenced,
+    api_gateways, api_routes = compile_gateway_api(gwapi, registry=registry, referenced=api_referenced,
                                               gateway_class=gateway_class, diags=api_diags, statuses=statuses)
     gateways += api_gateways
     if api_routes:
@@ -482,7 +501,7 @@ def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[Object
     for per_host in st.host_diags.values():
         diags += per_host
     diags += api_diags
-    d._istio_statuses(diags, statuses)
+    istio_checks.istio_statuses(diags, statuses)
     diags += route_analysis.analyze(model, sources=_Sources(new), memo=st.views)
     for ref in itertools.chain(previous, recheck, svc_refs, dr_refs):
         e = st.entries.get(ref)
@@ -583,6 +602,23 @@ def _unindex_vs(st: EngineState, ref: ObjectRef, entry: Entry) -> set[str]:
     return changed
 
 
+def _clusters_of(host: str, svc: Service, dr: DestinationPolicy | None) -> list[Cluster]:
+    """One cluster per service port, and one per DestinationRule subset of it."""
+    out = []
+    discovery = "STRICT_DNS" if svc.resolution == "DNS" else "EDS"
+    for port in svc.ports:
+        port_endpoints = tuple(e for e in svc.endpoints if e.service_port in (0, port.number))
+        subsets = [("", ())] + [(s.name, s.labels) for s in (dr.subsets if dr else ())]
+        for subset, selector in subsets:
+            name = cluster_name(port=port.number, subset=subset, host=host)
+            policy = dr.policy_for(port=port.number, subset=subset) if dr else TrafficPolicy()
+            eps = tuple(e for e in port_endpoints if e.matches(selector)) if selector else port_endpoints
+            out.append(Cluster(name, host, port.number, subset, port.h2, policy, discovery, eps))
+    return out
+
+
+
+
 def _service_clusters(st: EngineState, host: str) -> list[Cluster]:
     svc = st.by_host.get(host)
     if svc is None:
@@ -591,7 +627,7 @@ def _service_clusters(st: EngineState, host: str) -> list[Cluster]:
     dr = st.policies.get(host)
     hit = st.built.get(host)
     if hit is None or hit[0] is not svc or hit[1] is not dr:
-        hit = st.built[host] = (svc, dr, d._service_clusters(host, svc, dr))
+        hit = st.built[host] = (svc, dr, _clusters_of(host, svc, dr))
     return hit[2]
 
 
@@ -637,9 +673,9 @@ def _host_checks_only(st: EngineState, host: str, secrets: list, objects: Mappin
     obj = objects.get(dr.ref)
     out: list[Diagnostic] = []
     if obj is not None:
-        d._check_upstream_credentials({host: dr}, secrets, [obj], out)
+        istio_checks.check_upstream_credentials({host: dr}, secrets, [obj], out)
     mine = [st.clusters[n] for n in st.host_clusters.get(host, ())]
-    out += d._ejection_warnings(mine, {host: dr}, [obj] if obj is not None else [])
+    out += istio_checks.ejection_warnings(mine, {host: dr}, [obj] if obj is not None else [])
     return out
 
 
@@ -655,3 +691,30 @@ def _host_checks(st: EngineState, host: str, secrets: list, objects: Mapping[Obj
     if duplicates is None:
         duplicates = [x for x in st.host_diags.get(host, ()) if x.code == "duplicate"]
     _set_host_diag(st, host, duplicates + _host_checks_only(st, host, secrets, objects))
+
+
+#: what one translation hands the next: the engine state and the token that proves it is the latest
+ParseMemo = dict[str, Any]
+
+
+@dataclass(slots=True)
+class Compiled:
+    model: Model
+    diagnostics: list[Diagnostic]
+    accepted: dict[ObjectRef, ConfigObject] = field(default_factory=dict)
+    memo: ParseMemo = field(default_factory=dict)
+    #: status documents to write back (Gateway API objects, and Istio objects with errors)
+    statuses: dict[ObjectRef, dict] = field(default_factory=dict)
+    #: clusters changed since the previous compile, name -> Cluster or None (removed); None: all of them
+    cluster_changes: dict | None = None
+
+
+def compile_config(objects: Iterable[ConfigObject], *, accepted: Mapping[ObjectRef, ConfigObject] | None = None,
+                   memo: ParseMemo | None = None, gateway_class: str = DEFAULT_GATEWAY_CLASS) -> Compiled:
+    """Every object of every dialect into one IR model, incrementally: ``memo`` is the previous result's,
+    and only what changed since is recompiled."""
+    memo = memo or {}
+    out = compile_objects(objects, accepted=accepted, state=memo.get("engine"), token=memo.get("token"),
+                          gateway_class=gateway_class)
+    return Compiled(out.model, out.diagnostics, out.accepted, {"engine": out.state, "token": out.token},
+                    out.statuses, out.cluster_changes)

@@ -1,0 +1,259 @@
+"""ADS responsiveness during a full build: how long a newly connecting client waits for its first response.
+
+``xds-server serve`` (as ``bench/scale.py`` starts it) on N = 10,000 ``config_gen`` services.  One long-lived
+SotW ADS client, subscribed like a gateway Envoy (CDS and LDS wildcard, ACKing, responses kept as bytes),
+keeps the gateway node class in the cache, so every build prepares that class's snapshot.  Then:
+
+* **idle**: a fresh ADS client every ~20 ms for ``--idle-seconds``: its own channel and connection, one
+  ``StreamAggregatedResources`` stream, one LDS request (wildcard) with a gateway node; the time is from the
+  call until the first ``DiscoveryResponse`` arrives.  Then the stream and channel are closed.
+* **build**: every config file is replaced (atomic renames, in one burst) by the same N services under other
+  names (``svc-N`` .. ``svc-2N-1``): every object is new and every old one goes away, so nothing of the
+  previous translation can be reused: a build of the whole config.  Fresh clients keep coming every ~20 ms
+  from just before the renames until the server reports the translation done (``/debug/diagnostics``
+  ``translations``), and a client counts as "during the build" if it started between the renames and that.
+
+Also: the latency of ``GET /healthz`` on the admin port, polled every ~10 ms from a thread.  The admin server
+runs on the same asyncio event loop as the ADS server, so its worst latency is an upper bound on the loop's
+worst stall (plus one HTTP round trip); it is not the loop's own measurement.
+
+``python -m bench.responsiveness [--services 10000] [--interval 0.02] [--idle-seconds 10]``
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import grpc
+from envoy.config.core.v3 import base_pb2
+from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+from google.protobuf import struct_pb2
+
+from bench import scale
+from bench.config_gen import service
+from translators import type_urls as T
+from tests.harness import ControlPlane, http_get
+
+_RAW = {"request_serializer": discovery_pb2.DiscoveryRequest.SerializeToString,
+        "response_deserializer": discovery_pb2.DiscoveryResponse.FromString}
+_METHOD = "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"
+
+
+def _node(node_id: str) -> base_pb2.Node:
+    meta = struct_pb2.Struct()
+    meta.update({"labels": {"istio": "ingressgateway"}, "NAMESPACE": "default"})
+    return base_pb2.Node(id=node_id, metadata=meta)
+
+
+def _channel(address: str) -> grpc.aio.Channel:
+    # its own subchannel pool: a new TCP connection and HTTP/2 handshake per client, like a new Envoy
+    return grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1),
+                                                       ("grpc.max_receive_message_length", 1 << 30)])
+
+
+async def first_response(address: str, k: int, type_url: str, timeout: float = 120.0) -> float:
+    """Seconds from opening the channel until the first response on a new ADS stream."""
+    t0 = time.perf_counter()
+    channel = _channel(address)
+    try:
+        call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).StreamAggregatedResources()
+        req = discovery_pb2.DiscoveryRequest(type_url=type_url, resource_names=[], node=_node(f"probe-{k}"))
+        await call.write(req)
+        resp = await asyncio.wait_for(call.read(), timeout)
+        elapsed = time.perf_counter() - t0
+        if resp is grpc.aio.EOF:
+            raise RuntimeError(f"probe {k}: stream closed without a response")
+        call.cancel()
+        return elapsed
+    finally:
+        await channel.close()
+
+
+class Gateway:
+    """A long-lived SotW ADS client for the gateway class: CDS + LDS wildcard, ACKs every response."""
+
+    def __init__(self, address: str) -> None:
+        self.channel = grpc.aio.insecure_channel(address, options=[("grpc.max_receive_message_length", 1 << 30)])
+        # raw bytes: the client does not parse 15 MB of clusters
+        self.call = self.channel.stream_stream(_METHOD, request_serializer=discovery_pb2.DiscoveryRequest.SerializeToString,
+                                               response_deserializer=lambda b: b)()
+        self.versions: dict[str, str] = {}
+        self.synced = asyncio.Event()
+
+    async def run(self) -> None:
+        await self.call.write(discovery_pb2.DiscoveryRequest(type_url=T.CLUSTER, node=_node("gateway-1")))
+        await self.call.write(discovery_pb2.DiscoveryRequest(type_url=T.LISTENER))
+        while True:
+            raw = await self.call.read()
+            if raw is grpc.aio.EOF:
+                return
+            resp = discovery_pb2.DiscoveryResponse()
+            resp.ParseFromString(raw)  # upb parses lazily enough: Any payloads stay bytes
+            self.versions[resp.type_url] = resp.version_info
+            await self.call.write(discovery_pb2.DiscoveryRequest(type_url=resp.type_url, version_info=resp.version_info,
+                                                                 response_nonce=resp.nonce))
+            if T.CLUSTER in self.versions and T.LISTENER in self.versions:
+                self.synced.set()
+
+    async def close(self) -> None:
+        self.call.cancel()
+        await self.channel.close()
+
+
+class HealthProbe(threading.Thread):
+    """``GET /healthz`` every ``interval`` seconds; records (start time, latency)."""
+
+    def __init__(self, url: str, interval: float = 0.01) -> None:
+        super().__init__(daemon=True)
+        self.url, self.interval = url, interval
+        self.samples: list[tuple[float, float]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            t0 = time.perf_counter()
+            try:
+                http_get(self.url, timeout=60)
+            except Exception:  # noqa: BLE001
+                pass
+            self.samples.append((t0, time.perf_counter() - t0))
+            time.sleep(self.interval)
+
+
+def _stats(xs: list[float]) -> dict:
+    if not xs:
+        return {"count": 0}
+    xs = sorted(xs)
+    return {"count": len(xs), "p50_ms": round(statistics.median(xs) * 1000, 1),
+            "p99_ms": round(xs[min(len(xs) - 1, int(len(xs) * 0.99))] * 1000, 1),
+            "max_ms": round(xs[-1] * 1000, 1)}
+
+
+async def _probe_for(address: str, type_url: str, interval: float, stop: asyncio.Event, counter: list[int],
+                     out: list[tuple[float, float]], errors: list[str]) -> None:
+    tasks = []
+
+    async def one(k: int, started: float) -> None:
+        try:
+            out.append((started, await first_response(address, k, type_url)))
+        except Exception as exc:  # noqa: BLE001
+            errors.append(f"{type(exc).__name__}: {exc}"[:200])
+
+    nxt = time.perf_counter()
+    while not stop.is_set():
+        counter[0] += 1
+        tasks.append(asyncio.create_task(one(counter[0], time.perf_counter())))
+        nxt += interval
+        await asyncio.sleep(max(0.0, nxt - time.perf_counter()))
+    await asyncio.gather(*tasks)
+
+
+async def _run(cp: ControlPlane, config: Path, n: int, *, interval: float, idle_seconds: float,
+               type_url: str) -> dict:
+    address = cp.xds_address
+    gw = Gateway(address)
+    gw_task = asyncio.create_task(gw.run())
+    await asyncio.wait_for(gw.synced.wait(), 600)
+    await asyncio.sleep(2)
+    counter = [0]
+    health = HealthProbe(f"{cp.admin_url}/healthz")
+    health.start()
+
+    # idle
+    idle: list[tuple[float, float]] = []
+    errors: list[str] = []
+    stop = asyncio.Event()
+    t_idle = time.perf_counter()
+    prober = asyncio.create_task(_probe_for(address, type_url, interval, stop, counter, idle, errors))
+    await asyncio.sleep(idle_seconds)
+    stop.set()
+    await prober
+    t_idle_end = time.perf_counter()
+    await asyncio.sleep(1)
+
+    # the full build: replace every services file by the same N services under other names
+    translations0 = await asyncio.to_thread(cp.translations)
+    tmps = []
+    for start in range(0, n, 1000):
+        objs = [o for i in range(start, min(n, start + 1000)) for o in service(n + i)]
+        tmp = config / f"services-{start // 1000:03d}.tmp"
+        tmp.write_text(scale._docs(objs))
+        tmps.append(tmp)
+    during: list[tuple[float, float]] = []
+    stop = asyncio.Event()
+    prober = asyncio.create_task(_probe_for(address, type_url, interval, stop, counter, during, errors))
+    await asyncio.sleep(0.5)
+    t_build = time.perf_counter()
+    for tmp in tmps:
+        tmp.rename(tmp.with_suffix(".yaml"))
+    deadline = t_build + 600
+    while (await asyncio.to_thread(cp.translations)) <= translations0:
+        if time.perf_counter() > deadline:
+            raise TimeoutError("the full build did not finish within 600 s")
+        await asyncio.sleep(0.05)
+    t_built = time.perf_counter()
+    translations_seen = await asyncio.to_thread(cp.translations)
+    await asyncio.sleep(1.0)
+    stop.set()
+    await prober
+    health.stop.set()
+    health.join(timeout=60)
+    await gw.close()
+    gw_task.cancel()
+
+    in_build = [lat for s, lat in during if t_build <= s <= t_built]
+    health_idle = [lat for s, lat in health.samples if t_idle <= s <= t_idle_end]
+    health_build = [lat for s, lat in health.samples if t_build <= s <= t_built]
+    clusters = (await asyncio.to_thread(cp.debug, "snapshots"))
+    return {"services": n, "probe_type": T.short(type_url) if hasattr(T, "short") else type_url,
+            "interval_ms": round(interval * 1000), "build_window_s": round(t_built - t_build, 2),
+            "translations_during_build": translations_seen - translations0,
+            "idle": _stats([lat for _, lat in idle]),
+            "during_build": _stats(in_build),
+            "healthz_idle": _stats(health_idle), "healthz_during_build": _stats(health_build),
+            "probe_errors": len(errors), "first_errors": errors[:3],
+            "snapshot_classes": len(clusters) if isinstance(clusters, (list, dict)) else None}
+
+
+def run(*, n: int = 10000, interval: float = 0.02, idle_seconds: float = 10.0, type_url: str = T.LISTENER) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        config = workdir / "config"
+        config.mkdir()
+        scale.write_config(config, n, gateway_port=scale.free_port())
+        started = time.monotonic()
+        with ControlPlane(config_dirs=[config], workdir=workdir, debounce_quiet=0.1, log_level="info") as cp:
+            cp.wait_ready(timeout=600)
+            ready_s = time.monotonic() - started
+            out = asyncio.run(_run(cp, config, n, interval=interval, idle_seconds=idle_seconds, type_url=type_url))
+            out["control_plane_ready_s"] = round(ready_s, 1)
+            out["control_plane_rss_mb"] = scale.rss_mb(cp.proc.pid)
+            out["translation_log"] = [line.split("] ", 1)[-1][:160] for line in cp.log().splitlines()
+                                      if "translation " in line and " took " in line][-3:]
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.responsiveness")
+    p.add_argument("--services", type=int, default=10000)
+    p.add_argument("--interval", type=float, default=0.02, help="seconds between new clients")
+    p.add_argument("--idle-seconds", type=float, default=10.0)
+    p.add_argument("--type", choices=["lds", "cds"], default="lds",
+                   help="what the new client asks for first (wildcard; cds: a 30,000-cluster response at 10,000)")
+    args = p.parse_args(argv)
+    type_url = {"lds": T.LISTENER, "cds": T.CLUSTER}[args.type]
+    from bench.__main__ import machine
+    out = run(n=args.services, interval=args.interval, idle_seconds=args.idle_seconds, type_url=type_url)
+    print(json.dumps({"machine": machine(), "responsiveness": out}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
