@@ -24,7 +24,8 @@ def machine() -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench")
     p.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run")
-    p.add_argument("--only", choices=["translation", "fanout", "propagation", "scale"])
+    p.add_argument("--only", choices=["translation", "fanout", "propagation", "scale", "peers", "responsiveness"],
+                   help="peers and responsiveness run only when named (make bench-peers / bench-responsiveness)")
     p.add_argument("--sizes", default="", help="comma-separated service counts for translation and scale")
     args = p.parse_args(argv)
     out: dict = {"machine": machine(), "quick": args.quick}
@@ -47,6 +48,18 @@ def main(argv: list[str] | None = None) -> int:
         print("scale (a real Envoy, Delta and SotW) ...", file=sys.stderr, flush=True)
         sizes = tuple(int(x) for x in args.sizes.split(",") if x) or ((100, 1000) if args.quick else (100, 1000, 10000))
         out["scale"] = scale.run(sizes=sizes, updates=10 if args.quick else 20)
+    if args.only == "peers":  # needs bench/.peers-venv (make bench-peers)
+        from bench import peers
+        from bench import scale
+        n = int((args.sizes or ("100" if args.quick else "1000")).split(",")[0])
+        rows = [dict(scale.run_one(n=n, ads=m, updates=10 if args.quick else 20), server="xds-server")
+                for m in ("delta", "sotw")]
+        rows.append(peers.run_sovereign(n=n, updates=10 if args.quick else 20, workers=1))
+        out["peers"] = rows
+    if args.only == "responsiveness":
+        from bench import responsiveness
+        n = int((args.sizes or ("1000" if args.quick else "10000")).split(",")[0])
+        out["responsiveness"] = responsiveness.run(n=n, idle_seconds=3 if args.quick else 10)
     out["seconds"] = round(time.time() - started, 1)
     print(json.dumps(out, indent=2))
     return 0

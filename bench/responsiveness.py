@@ -37,7 +37,7 @@ from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from google.protobuf import struct_pb2
 
 from bench import scale
-from bench.config_gen import service
+from bench.config_gen import gateway, service
 from translators import type_urls as T
 from tests.harness import ControlPlane, http_get
 
@@ -80,6 +80,11 @@ class Gateway:
     """A long-lived SotW ADS client for the gateway class: CDS + LDS wildcard, ACKs every response."""
 
     def __init__(self, address: str) -> None:
+        #: (marker that must be absent, marker that must be present): set before a rebuild
+        self.expect: tuple[bytes, bytes, bytes] | None = None
+        self.rebuilt = asyncio.Event()
+        self.cds_times: list[float] = []
+        self.busy_max = 0.0
         self.channel = grpc.aio.insecure_channel(address, options=[("grpc.max_receive_message_length", 1 << 30)])
         # raw bytes: the client does not parse 15 MB of clusters
         self.call = self.channel.stream_stream(_METHOD, request_serializer=discovery_pb2.DiscoveryRequest.SerializeToString,
@@ -94,9 +99,18 @@ class Gateway:
             raw = await self.call.read()
             if raw is grpc.aio.EOF:
                 return
+            t0 = time.perf_counter()
             resp = discovery_pb2.DiscoveryResponse()
-            resp.ParseFromString(raw)  # upb parses lazily enough: Any payloads stay bytes
+            resp.ParseFromString(raw)
             self.versions[resp.type_url] = resp.version_info
+            if resp.type_url == T.CLUSTER:
+                self.cds_times.append(time.perf_counter())
+                if self.expect is not None:
+                    gone, first, last = self.expect
+                    if gone not in raw and first in raw and last in raw:
+                        self.rebuilt.set()
+            # this client shares the bench's event loop with the probes: its work delays their clocks
+            self.busy_max = max(self.busy_max, time.perf_counter() - t0)
             await self.call.write(discovery_pb2.DiscoveryRequest(type_url=resp.type_url, version_info=resp.version_info,
                                                                  response_nonce=resp.nonce))
             if T.CLUSTER in self.versions and T.LISTENER in self.versions:
@@ -136,6 +150,25 @@ def _stats(xs: list[float]) -> dict:
             "max_ms": round(xs[-1] * 1000, 1)}
 
 
+def _timeline(probes: list[tuple[float, float]], health: list[tuple[float, float]], t0: float, t1: float,
+              step: float = 0.5) -> list[dict]:
+    out = []
+    b = t0
+    while b < t1:
+        ps = [lat for s, lat in probes if b <= s < b + step]
+        hs = [lat for s, lat in health if b <= s < b + step]
+        out.append({"at_s": round(b - t0, 1), "clients": len(ps),
+                    "worst_first_response_ms": round(max(ps) * 1000) if ps else None,
+                    "worst_healthz_ms": round(max(hs) * 1000) if hs else None})
+        b += step
+    return out
+
+
+def _worst_at(samples: list[tuple[float, float]], t0: float, t1: float) -> float | None:
+    inside = [(lat, s) for s, lat in samples if t0 <= s <= t1]
+    return round(max(inside)[1] - t0, 2) if inside else None
+
+
 async def _probe_for(address: str, type_url: str, interval: float, stop: asyncio.Event, counter: list[int],
                      out: list[tuple[float, float]], errors: list[str]) -> None:
     tasks = []
@@ -156,7 +189,7 @@ async def _probe_for(address: str, type_url: str, interval: float, stop: asyncio
 
 
 async def _run(cp: ControlPlane, config: Path, n: int, *, interval: float, idle_seconds: float,
-               type_url: str) -> dict:
+               type_url: str, layout: str) -> dict:
     address = cp.xds_address
     gw = Gateway(address)
     gw_task = asyncio.create_task(gw.run())
@@ -178,29 +211,32 @@ async def _run(cp: ControlPlane, config: Path, n: int, *, interval: float, idle_
     t_idle_end = time.perf_counter()
     await asyncio.sleep(1)
 
-    # the full build: replace every services file by the same N services under other names
+    # the full build: the same N services under other names, every object new, every old one gone
+    gw.expect = (b"|svc-0.default.svc", f"|svc-{n}.default.svc".encode(), f"|svc-{2 * n - 1}.default.svc".encode())
     translations0 = await asyncio.to_thread(cp.translations)
-    tmps = []
-    for start in range(0, n, 1000):
-        objs = [o for i in range(start, min(n, start + 1000)) for o in service(n + i)]
-        tmp = config / f"services-{start // 1000:03d}.tmp"
-        tmp.write_text(scale._docs(objs))
-        tmps.append(tmp)
+    cds0 = len(gw.cds_times)
+    renames = []
+    if layout == "single":
+        tmp = config / "services.tmp"
+        tmp.write_text(scale._docs([o for i in range(n) for o in service(n + i)]))
+        renames.append((tmp, config / "services.yaml"))
+    else:
+        for start in range(0, n, 1000):
+            objs = [o for i in range(start, min(n, start + 1000)) for o in service(n + i)]
+            tmp = config / f"services-{start // 1000:03d}.tmp"
+            tmp.write_text(scale._docs(objs))
+            renames.append((tmp, tmp.with_suffix(".yaml")))
     during: list[tuple[float, float]] = []
     stop = asyncio.Event()
     prober = asyncio.create_task(_probe_for(address, type_url, interval, stop, counter, during, errors))
     await asyncio.sleep(0.5)
     t_build = time.perf_counter()
-    for tmp in tmps:
-        tmp.rename(tmp.with_suffix(".yaml"))
-    deadline = t_build + 600
-    while (await asyncio.to_thread(cp.translations)) <= translations0:
-        if time.perf_counter() > deadline:
-            raise TimeoutError("the full build did not finish within 600 s")
-        await asyncio.sleep(0.05)
+    for tmp, final in renames:
+        tmp.rename(final)
+    await asyncio.wait_for(gw.rebuilt.wait(), 600)
     t_built = time.perf_counter()
-    translations_seen = await asyncio.to_thread(cp.translations)
     await asyncio.sleep(1.0)
+    translations_seen = await asyncio.to_thread(cp.translations)
     stop.set()
     await prober
     health.stop.set()
@@ -211,28 +247,43 @@ async def _run(cp: ControlPlane, config: Path, n: int, *, interval: float, idle_
     in_build = [lat for s, lat in during if t_build <= s <= t_built]
     health_idle = [lat for s, lat in health.samples if t_idle <= s <= t_idle_end]
     health_build = [lat for s, lat in health.samples if t_build <= s <= t_built]
-    clusters = (await asyncio.to_thread(cp.debug, "snapshots"))
     return {"services": n, "probe_type": T.short(type_url) if hasattr(T, "short") else type_url,
             "interval_ms": round(interval * 1000), "build_window_s": round(t_built - t_build, 2),
-            "translations_during_build": translations_seen - translations0,
+            "layout": layout, "translations_during_build": translations_seen - translations0,
+            "gateway_cds_pushes_during_build": len(gw.cds_times) - cds0,
+            "gateway_client_busy_max_ms": round(gw.busy_max * 1000, 1),
             "idle": _stats([lat for _, lat in idle]),
             "during_build": _stats(in_build),
             "healthz_idle": _stats(health_idle), "healthz_during_build": _stats(health_build),
+            # when, from the renames, the slowest new client started and the slowest /healthz was sent
+            "during_build_worst_started_at_s": _worst_at(during, t_build, t_built),
+            "healthz_worst_started_at_s": _worst_at(health.samples, t_build, t_built),
             "probe_errors": len(errors), "first_errors": errors[:3],
-            "snapshot_classes": len(clusters) if isinstance(clusters, (list, dict)) else None}
+            # per 0.5 s of the build (from the renames): new clients started, their worst wait, worst /healthz;
+            # and when the gateway client got each CDS push
+            "timeline": _timeline(during, health.samples, t_build, t_built),
+            "gateway_cds_push_at_s": [round(t - t_build, 2) for t in gw.cds_times[cds0:]]}
 
 
-def run(*, n: int = 10000, interval: float = 0.02, idle_seconds: float = 10.0, type_url: str = T.LISTENER) -> dict:
+def run(*, n: int = 10000, interval: float = 0.02, idle_seconds: float = 10.0, type_url: str = T.LISTENER,
+        layout: str = "single") -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         config = workdir / "config"
         config.mkdir()
-        scale.write_config(config, n, gateway_port=scale.free_port())
+        gateway_port = scale.free_port()
+        if layout == "single":  # one file: the rebuild is one rename, one parse, one translation
+            (config / "gateway.yaml").write_text(scale._docs([gateway(gateway_port)]))
+            (config / "services.yaml").write_text(scale._docs([o for i in range(n) for o in service(i)]))
+        else:  # scale.py's layout: files of 1,000 services, replaced one by one in a burst
+            scale.write_config(config, n, gateway_port=gateway_port)
         started = time.monotonic()
-        with ControlPlane(config_dirs=[config], workdir=workdir, debounce_quiet=0.1, log_level="info") as cp:
+        with ControlPlane(config_dirs=[config], workdir=workdir, debounce_quiet=0.1, log_level="info",
+                          extra_args=["--max-file-bytes", str(256 << 20)]) as cp:
             cp.wait_ready(timeout=600)
             ready_s = time.monotonic() - started
-            out = asyncio.run(_run(cp, config, n, interval=interval, idle_seconds=idle_seconds, type_url=type_url))
+            out = asyncio.run(_run(cp, config, n, interval=interval, idle_seconds=idle_seconds, type_url=type_url,
+                                 layout=layout))
             out["control_plane_ready_s"] = round(ready_s, 1)
             out["control_plane_rss_mb"] = scale.rss_mb(cp.proc.pid)
             out["translation_log"] = [line.split("] ", 1)[-1][:160] for line in cp.log().splitlines()
@@ -247,10 +298,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--idle-seconds", type=float, default=10.0)
     p.add_argument("--type", choices=["lds", "cds"], default="lds",
                    help="what the new client asks for first (wildcard; cds: a 30,000-cluster response at 10,000)")
+    p.add_argument("--layout", choices=["single", "files"], default="single",
+                   help="single: all services in one file, replaced by one rename (one full translation); "
+                        "files: scale.py's files of 1,000 services, all replaced in one burst")
     args = p.parse_args(argv)
     type_url = {"lds": T.LISTENER, "cds": T.CLUSTER}[args.type]
     from bench.__main__ import machine
-    out = run(n=args.services, interval=args.interval, idle_seconds=args.idle_seconds, type_url=type_url)
+    out = run(n=args.services, interval=args.interval, idle_seconds=args.idle_seconds, type_url=type_url,
+              layout=args.layout)
     print(json.dumps({"machine": machine(), "responsiveness": out}, indent=2))
     return 0
 

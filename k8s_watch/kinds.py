@@ -27,6 +27,8 @@ class WatchedKind:
 ISTIO = "networking.istio.io"
 GATEWAY_API = "gateway.networking.k8s.io"
 ISTIO_VERSIONS = ("v1", "v1beta1", "v1alpha3")
+EMISSARY = "getambassador.io"
+EMISSARY_VERSIONS = ("v3alpha1", "v2")
 
 KINDS: tuple[WatchedKind, ...] = (
     WatchedKind("Gateway", ISTIO, ISTIO_VERSIONS, "gateways"),
@@ -40,4 +42,9 @@ KINDS: tuple[WatchedKind, ...] = (
     WatchedKind("Service", "", ("v1",), "services"),
     WatchedKind("Secret", "", ("v1",), "secrets", field_selector="type=kubernetes.io/tls"),
     WatchedKind("EndpointSlice", "discovery.k8s.io", ("v1",), "endpointslices"),
+    WatchedKind("Mapping", EMISSARY, EMISSARY_VERSIONS, "mappings"),
+    WatchedKind("Host", EMISSARY, EMISSARY_VERSIONS, "hosts"),
+    WatchedKind("TLSContext", EMISSARY, EMISSARY_VERSIONS, "tlscontexts"),
+    WatchedKind("Module", EMISSARY, EMISSARY_VERSIONS, "modules"),
+    WatchedKind("Listener", EMISSARY, ("v3alpha1",), "listeners"),
 )

@@ -21,7 +21,9 @@ pytestmark = pytest.mark.e2e
 GWAPI = "gateway.networking.k8s.io/v1"
 GROUPS = {"gateway.networking.k8s.io": [("v1", ["gateways", "grpcroutes", "gatewayclasses"]),
                                         ("v1beta1", ["referencegrants"])],
-          "discovery.k8s.io": [("v1", ["endpointslices"])]}
+          "discovery.k8s.io": [("v1", ["endpointslices"])],
+          "getambassador.io": [("v3alpha1", ["mappings", "hosts", "listeners", "tlscontexts", "modules"])]}
+EMISSARY = "getambassador.io/v3alpha1"
 
 
 def service(name: str, ns: str, rv: str) -> dict:
@@ -60,6 +62,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
         a = stack.enter_context(Backends(replica="a", workdir=workdir, route_guide=False)).wait_ready()
         b = stack.enter_context(Backends(replica="b", workdir=workdir, route_guide=False)).wait_ready()
         gateway_port = free_port()
+        emissary_port = free_port()
         scripts = {
             "gatewayclasses": Script(lists=[("1", [obj("GatewayClass", "xds-server", namespace="", rv="1", api_version=GWAPI,
                                                        spec={"controllerName": "xds-server.io/gateway-controller"})])]),
@@ -85,6 +88,22 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
                      "backendRefs": [{"name": "api-v2", "namespace": "backend", "port": 50051}]}])])]),
             "referencegrants": Script(lists=[("6", [])]),
             "secrets": Script(lists=[("7", [])]),
+            # Emissary, watched alongside: a Listener, a Host and the gRPC guide's Mapping, plus an invalid one
+            "listeners": Script(lists=[("8", [obj("Listener", "http", namespace="ambassador", rv="8", api_version=EMISSARY,
+                                                  spec={"port": emissary_port, "protocol": "HTTP", "securityModel": "XFP",
+                                                        "hostBinding": {"namespace": {"from": "ALL"}}})])]),
+            "hosts": Script(lists=[("9", [obj("Host", "example-host", namespace="backend", rv="9", api_version=EMISSARY,
+                                              spec={"hostname": "*",
+                                                    "requestPolicy": {"insecure": {"action": "Route"}}})])]),
+            "mappings": Script(lists=[("10", [
+                obj("Mapping", "grpc-py", namespace="backend", rv="10", api_version=EMISSARY,
+                    spec={"hostname": "*", "grpc": True, "prefix": "/helloworld.Greeter/",
+                          "rewrite": "/helloworld.Greeter/", "service": "api-v2:50051"}),
+                obj("Mapping", "broken", namespace="backend", rv="10", api_version=EMISSARY,
+                    spec={"hostname": "*", "prefix": "/broken/", "service": "api-v1",
+                          "load_balancer": {"policy": "rr"}})])]),
+            "tlscontexts": Script(lists=[("11", [])]),
+            "modules": Script(lists=[("12", [])]),
         }
         api = stack.enter_context(FakeApiServer(groups=GROUPS, scripts=scripts))
         kubeconfig = workdir / "kubeconfig"
@@ -102,7 +121,8 @@ current-context: fake
         channel = stack.enter_context(grpc.insecure_channel(f"127.0.0.1:{gateway_port}",
                                                             options=[("grpc.use_local_subchannel_pool", 1)]))
         wait_until(lambda: say_hello(channel, timeout=2)[1] in ("a", "b"), timeout=30, what="GRPCRoute routing")
-        yield {"api": api, "cp": cp, "envoy": envoy, "channel": channel, "a": a, "workdir": workdir}
+        yield {"api": api, "cp": cp, "envoy": envoy, "channel": channel, "a": a, "workdir": workdir,
+               "emissary_port": emissary_port, "stack": stack}
 
 
 def test_grpc_route_method_match_with_80_20_weights(cluster) -> None:
@@ -161,3 +181,20 @@ def test_endpoint_slice_scale_up_used_within_2s(cluster) -> None:
         wait_until(lambda: say_hello(channel, metadata=[("x-scale", "yes")], timeout=2)[1] == "c", timeout=5,
                    interval=0.01, what="the new endpoint")
         assert time.monotonic() - started < 2.0
+
+
+def test_emissary_mapping_from_the_api_server_routes_and_invalid_mapping_gets_status(cluster) -> None:
+    """``--kubernetes`` also watches getambassador.io: an Envoy bootstrapped for Emissary gets the Mapping's
+    route (to api-v2, replica b), and the invalid Mapping gets Emissary's status shape (Inactive, with why)."""
+    envoy = cluster["stack"].enter_context(Envoy(control_plane=cluster["cp"], workdir=cluster["workdir"], labels={
+        "xds-server.io/dialect": "emissary", "xds-server.io/ambassador-id": "default"}, namespace="backend"))
+    envoy.wait_ready()
+    with grpc.insecure_channel(f"127.0.0.1:{cluster['emissary_port']}") as channel:
+        wait_until(lambda: say_hello(channel, timeout=2)[1] == "b", timeout=30, what="Emissary Mapping routing")
+        assert {say_hello(channel, timeout=2)[1] for _ in range(10)} == {"b"}
+    api = cluster["api"]
+    wait_until(lambda: any(p.endswith("/mappings/broken/status") for p, _, _, _ in api.status_patches), timeout=15,
+               what="status of the invalid Mapping")
+    [body] = [b for p, _, _, b in api.status_patches if p.endswith("/mappings/broken/status")][-1:]
+    assert body["status"]["state"] == "Inactive"
+    assert "spec.load_balancer.policy" in body["status"]["reason"] and "rr" in body["status"]["reason"]

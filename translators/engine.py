@@ -40,6 +40,10 @@ from typing import Any, Callable, Iterable, Mapping
 
 from translators import diagnostics, dialects, known_fields, route_analysis
 from translators.diagnostics import Diagnostic, Reporter, Severity
+from translators.emissary import DEFAULT_AMBASSADOR_ID
+from translators.emissary import dialect as emissary
+from translators.emissary.resources import (parse_host, parse_listener, parse_mapping, parse_module,
+                                            parse_tls_context)
 from translators.gateway_api import DEFAULT_GATEWAY_CLASS
 from translators.gateway_api.dialect import KINDS as GATEWAY_API_KINDS
 from translators.gateway_api.dialect import compile_gateway_api
@@ -61,6 +65,9 @@ from translators.objects import ConfigObject, ObjectRef
 SE, SVC, SLICE, DR, VS, GW, SECRET, FILTER, IGNORED = ("ServiceEntry", "Service", "EndpointSlice", "DestinationRule",
                                                         "VirtualService", "Gateway", "Secret", "EnvoyFilter", "ignored")
 GWAPI = "gwapi:"
+EMISSARY = "emissary:"
+_EMISSARY_PARSERS = {"Mapping": parse_mapping, "Host": parse_host, "TLSContext": parse_tls_context,
+                     "Module": parse_module, "Listener": parse_listener}
 _RANK = {SE: 0, SVC: 1}  # ServiceEntries are registered before Kubernetes Services
 _tokens = itertools.count(1)
 #: the cluster refused Gateway API backends point at; one object, so it never looks changed
@@ -91,6 +98,7 @@ class Entry:
 @dataclass(slots=True)
 class EngineState:
     gateway_class: str
+    ambassador_ids: tuple[str, ...] = (DEFAULT_AMBASSADOR_ID,)
     token: int = 0
     objects: dict[ObjectRef, ConfigObject] = field(default_factory=dict)
     bucket: dict[ObjectRef, str] = field(default_factory=dict)
@@ -137,6 +145,9 @@ class EngineState:
     tls_hosts: set[str] = field(default_factory=set)
     #: merged gateway virtual hosts per selection (translators.gateway_view), shared with the builders
     views: dict = field(default_factory=dict)
+    #: the Emissary join's last output, and its cluster requests by host
+    emissary: emissary.Output | None = None
+    emissary_clusters: dict[str, dict[str, emissary.ClusterRequest]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -250,12 +261,14 @@ class _Parser:
 # ---------------------------------------------------------------------------------------------- the engine
 
 def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[ObjectRef, ConfigObject] | None,
-                    state: EngineState | None, token: int | None, gateway_class: str) -> Outcome:
+                    state: EngineState | None, token: int | None, gateway_class: str,
+                    ambassador_ids: tuple[str, ...] = (DEFAULT_AMBASSADOR_ID,)) -> Outcome:
     """Compile ``objects`` into the IR, reusing ``state`` when it is the one ``token`` names."""
     objects = objects if isinstance(objects, list) else list(objects)
-    fresh = state is None or state.gateway_class != gateway_class or token is None or state.token != token
+    fresh = state is None or state.gateway_class != gateway_class or token is None or state.token != token or \
+        state.ambassador_ids != ambassador_ids
     if fresh:
-        state = EngineState(gateway_class=gateway_class)
+        state = EngineState(gateway_class=gateway_class, ambassador_ids=ambassador_ids)
     st = state
     st.cluster_changes = {}
     st.token = 0  # in progress: a failure half-way leaves a state no translation can reuse
@@ -459,6 +472,42 @@ def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[Object
     ref_hosts |= {h for h, _, _ in st.api_referenced ^ api_refs}
     st.api_referenced = api_refs
 
+    # -- Emissary: each object parses on its own; the join re-runs when one of them, or a host, changed
+    emissary_touched = False
+    for kind, parser in _EMISSARY_PARSERS.items():
+        for ref in touched.get(EMISSARY + kind, ()):
+            emissary_touched = True
+            if st.bucket.get(ref) == EMISSARY + kind:
+                st.entries[ref] = parse(new[ref], parser, own[ref])
+    has_emissary = any(st.order.get(EMISSARY + k) for k in _EMISSARY_PARSERS)
+    if emissary_touched or ((membership or svc_affected) and has_emissary) or st.emissary is None:
+        specs = {k: [e.result for r in _refs(st, EMISSARY + k) if (e := st.entries[r]).result is not None]
+                 for k in _EMISSARY_PARSERS}
+        em = emissary.compile_emissary(mappings=specs["Mapping"], hosts=specs["Host"], contexts=specs["TLSContext"],
+                                       modules=specs["Module"], listeners=specs["Listener"],
+                                       ambassador_ids=st.ambassador_ids, registry=registry, sources=_Sources(new))
+        previous_em = st.emissary
+        if previous_em is not None:  # unchanged gateways and routes keep their identity (views, RDS bytes)
+            old_gw = {g.ref: g for g in previous_em.gateways}
+            em.gateways = [old_gw[g.ref] if old_gw.get(g.ref) == g else g for g in em.gateways]
+            old_hr = {hr.ref: hr for hr in previous_em.http_routes}
+            em.http_routes = [old_hr[hr.ref] if old_hr.get(hr.ref) == hr else hr for hr in em.http_routes]
+            if em.http_routes == previous_em.http_routes:
+                em.http_routes = previous_em.http_routes
+        st.emissary = em
+        by_host: dict[str, dict[str, emissary.ClusterRequest]] = {}
+        for req in em.clusters.values():
+            by_host.setdefault(req.host, {})[req.name] = req
+        for host in by_host.keys() | st.emissary_clusters.keys():
+            if by_host.get(host) != st.emissary_clusters.get(host):
+                ref_hosts.add(host)
+        st.emissary_clusters = by_host
+    em = st.emissary
+    if em.gateways:
+        gateways += em.gateways
+    if em.http_routes:
+        http_routes = http_routes + tuple(em.http_routes)
+
     # -- clusters and the checks that concern one host
     rebuild = svc_affected | policy_affected | ref_hosts
     if secrets_changed:  # upstream credential warnings read the Secrets: the hosts with TLS origination
@@ -474,7 +523,7 @@ def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[Object
     for h, p, s in api_refs:
         api_by_host.setdefault(h, set()).add((p, s))
     for host in rebuild:
-        _rebuild_host(st, host, api_by_host.get(host, set()))
+        _rebuild_host(st, host, api_by_host.get(host, set()), st.emissary_clusters.get(host))
         _host_checks(st, host, secrets, new, duplicates.get(host))
     for host, dups in duplicates.items():
         if host not in rebuild:
@@ -501,7 +550,9 @@ def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[Object
     for per_host in st.host_diags.values():
         diags += per_host
     diags += api_diags
+    diags += em.diagnostics
     istio_checks.istio_statuses(diags, statuses)
+    emissary.statuses(diags, statuses)
     diags += route_analysis.analyze(model, sources=_Sources(new), memo=st.views)
     for ref in itertools.chain(previous, recheck, svc_refs, dr_refs):
         e = st.entries.get(ref)
@@ -631,9 +682,19 @@ def _service_clusters(st: EngineState, host: str) -> list[Cluster]:
     return hit[2]
 
 
-def _rebuild_host(st: EngineState, host: str, api_refs: set[tuple[int, str]]) -> None:
-    """The clusters of ``host``: one per service port and subset, plus placeholders for what routes name."""
+def _rebuild_host(st: EngineState, host: str, api_refs: set[tuple[int, str]],
+                  requests: Mapping[str, "emissary.ClusterRequest"] | None = None) -> None:
+    """The clusters of ``host``: one per service port and subset, plus placeholders for what routes name,
+    plus what Emissary Mappings ask for (with the registry's endpoints of that port)."""
     own = {c.name: c for c in _service_clusters(st, host)}
+    for name, req in (requests or {}).items():
+        endpoints = req.endpoints
+        if endpoints is None:
+            svc = st.by_host.get(host)
+            endpoints = tuple(e for e in svc.endpoints if e.service_port in (0, req.port)) if svc is not None else ()
+        c = Cluster(name, host, req.port, req.subset, req.h2, req.policy, req.discovery, endpoints)
+        was = st.clusters.get(name)
+        own[name] = was if was == c else c
     dr = st.policies.get(host)
     for port, subset in sorted(set(st.referenced.get(host, {})) | api_refs):
         name = cluster_name(port=port, subset=subset, host=host)
@@ -710,11 +771,12 @@ class Compiled:
 
 
 def compile_config(objects: Iterable[ConfigObject], *, accepted: Mapping[ObjectRef, ConfigObject] | None = None,
-                   memo: ParseMemo | None = None, gateway_class: str = DEFAULT_GATEWAY_CLASS) -> Compiled:
+                   memo: ParseMemo | None = None, gateway_class: str = DEFAULT_GATEWAY_CLASS,
+                   ambassador_ids: tuple[str, ...] = (DEFAULT_AMBASSADOR_ID,)) -> Compiled:
     """Every object of every dialect into one IR model, incrementally: ``memo`` is the previous result's,
     and only what changed since is recompiled."""
     memo = memo or {}
     out = compile_objects(objects, accepted=accepted, state=memo.get("engine"), token=memo.get("token"),
-                          gateway_class=gateway_class)
+                          gateway_class=gateway_class, ambassador_ids=tuple(ambassador_ids))
     return Compiled(out.model, out.diagnostics, out.accepted, {"engine": out.state, "token": out.token},
                     out.statuses, out.cluster_changes)

@@ -17,6 +17,8 @@ from translators.objects import ObjectRef
 DOMAIN_SUFFIX = "svc.cluster.local"
 GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
 GATEWAY_API_KEY_PREFIX = "gateway.networking.k8s.io:"
+#: the node label that picks a dialect's gateways (``xds-server bootstrap envoy --dialect emissary``)
+DIALECT_LABEL = "xds-server.io/dialect"
 #: a cluster with no endpoints: where refused backendRefs send their share (callers get UNAVAILABLE)
 BLACKHOLE_CLUSTER = "blackhole|refused-backend"
 
@@ -128,6 +130,12 @@ class ServerTls:
     max_version: str = ""
     cipher_suites: tuple[str, ...] = ()
     subject_alt_names: tuple[str, ...] = ()
+    #: ALPN offered to clients (empty: h2 and http/1.1)
+    alpn: tuple[str, ...] = ()
+    #: the Secret whose CA validates client certificates (empty: ``ca.crt`` of the credential, or NAME-cacert)
+    ca_credential: str = ""
+    #: MUTUAL: whether a client certificate is required (False: validated when presented)
+    require_client_certificate: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +150,8 @@ class UpstreamTls:
     sni: str = ""
     subject_alt_names: tuple[str, ...] = ()
     insecure_skip_verify: bool = False
+    #: the Secret whose CA validates the backend (empty: ``ca.crt`` of the credential, or NAME-cacert)
+    ca_credential: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,14 +180,28 @@ class OutlierDetection:
 
 
 @dataclass(frozen=True, slots=True)
+class CircuitBreaker:
+    """One Envoy circuit-breaker threshold set (None: unlimited)."""
+
+    priority: str = "DEFAULT"  # DEFAULT | HIGH
+    max_connections: int | None = None
+    max_pending_requests: int | None = None
+    max_requests: int | None = None
+    max_retries: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class TrafficPolicy:
-    lb: str | None = None  # ROUND_ROBIN | LEAST_REQUEST | RANDOM | RING_HASH
+    lb: str | None = None  # ROUND_ROBIN | LEAST_REQUEST | RANDOM | RING_HASH | MAGLEV
     hash_header: str | None = None  # consistentHash.httpHeaderName (with lb RING_HASH)
     http2_max_requests: int | None = None
     max_requests_per_connection: int | None = None
     idle_timeout_s: float | None = None
     outlier: OutlierDetection | None = None
     tls: UpstreamTls | None = None
+    connect_timeout_s: float | None = None
+    #: explicit circuit breakers (None: unlimited, with ``http2_max_requests``)
+    circuit_breakers: tuple[CircuitBreaker, ...] | None = None
 
     def merged(self, override: "TrafficPolicy | None") -> "TrafficPolicy":
         """Istio's subset semantics: fields set on the subset win, the rest inherit."""
@@ -305,6 +329,12 @@ class Route:
     hash_header: str | None = None  # from the destination's DestinationRule consistentHash
     cors: CorsPolicy | None = None
     source: ObjectRef | None = None
+    idle_timeout_s: float | None = None
+    #: (RE2 pattern, substitution) applied to the path
+    regex_rewrite: tuple[str, str] | None = None
+    #: hash on a cookie, generated when absent: (name, path, ttl seconds or None)
+    hash_cookie: tuple[str, str, float | None] | None = None
+    hash_source_ip: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,15 +396,22 @@ class Gateway:
     selector: tuple[tuple[str, str], ...]
     servers: tuple[GatewayServer, ...]
     gateway_api: bool = False
+    #: the dialect whose Envoys this gateway serves, by their ``DIALECT_LABEL`` ("" for Istio)
+    dialect: str = ""
 
     @property
     def key(self) -> str:
-        return f"{GATEWAY_API_KEY_PREFIX}{self.ref.namespace}/{self.ref.name}" if self.gateway_api \
-            else f"{self.ref.namespace}/{self.ref.name}"
+        if self.gateway_api:
+            return f"{GATEWAY_API_KEY_PREFIX}{self.ref.namespace}/{self.ref.name}"
+        if self.dialect:
+            return f"{self.dialect}:{self.ref.name}"
+        return f"{self.ref.namespace}/{self.ref.name}"
 
     def selects(self, labels: dict[str, str], namespace: str) -> bool:
         if self.gateway_api:  # the label Gateway API implementations put on their proxies, in the Gateway's namespace
             return labels.get(GATEWAY_NAME_LABEL) == self.ref.name and namespace == self.ref.namespace
+        if labels.get(DIALECT_LABEL, "") != self.dialect:
+            return False  # an Envoy bootstrapped for Emissary never gets Istio's gateways, nor the reverse
         if GATEWAY_NAME_LABEL in labels and not self.selector:
             return False  # an Envoy serving a Gateway API Gateway never gets Istio's catch-all gateways
         return all(labels.get(k) == v for k, v in self.selector)

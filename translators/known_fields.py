@@ -331,7 +331,366 @@ _TYPES: dict[str, dict[str, str | None]] = {
     "core.Secret": {"data": None, "stringData": None, "type": None, "immutable": None},
 }
 
+#: getambassador.io v3alpha1 and v2 merged (a field known in either version is known): emissary-ingress/emissary
+#: pkg/api/getambassador.io/{v3alpha1,v2}/*.go JSON tags; "IR-only" entries are keys Emissary's Python IR reads
+#: that the Go structs do not declare (most Module keys, health-check details)
+_TYPES.update({
+    # ---- roots (spec of each kind) -------------------------------------------
+
+    # ---- Mapping --------------------------------------------------------------
+    # v3alpha1.MappingSpec + v2.MappingSpec (crd_mapping.go)
+    "emissary.MappingSpec": {
+        "ambassador_id": None,            # AmbassadorID: string or []string
+        "prefix": None,
+        "prefix_regex": None,
+        "prefix_exact": None,
+        "service": None,
+        "add_request_headers": None,      # map[string]AddedHeader (string | {value, append})
+        "add_response_headers": None,     # map[string]AddedHeader
+        "add_linkerd_headers": None,
+        "auto_host_rewrite": None,
+        "case_sensitive": None,
+        "dns_type": None,
+        "docs": "emissary.DocsInfo",
+        "enable_ipv4": None,
+        "enable_ipv6": None,
+        "circuit_breakers": "emissary.CircuitBreaker",   # []*CircuitBreaker
+        "keepalive": "emissary.KeepAlive",
+        "cors": "emissary.CORS",
+        "retry_policy": "emissary.RetryPolicy",
+        "respect_dns_ttl": None,
+        "grpc": None,
+        "host_redirect": None,
+        "host_rewrite": None,
+        "method": None,
+        "method_regex": None,
+        "outlier_detection": None,
+        "path_redirect": None,
+        "prefix_redirect": None,
+        "regex_redirect": "emissary.RegexMap",
+        "redirect_response_code": None,
+        "priority": None,
+        "precedence": None,
+        "cluster_tag": None,
+        "remove_request_headers": None,   # []string (v2: string or []string)
+        "remove_response_headers": None,
+        "resolver": None,
+        "rewrite": None,
+        "regex_rewrite": "emissary.RegexMap",
+        "shadow": None,
+        "connect_timeout_ms": None,
+        "cluster_idle_timeout_ms": None,
+        "cluster_max_connection_lifetime_ms": None,
+        "timeout_ms": None,
+        "idle_timeout_ms": None,
+        "tls": None,                      # v3alpha1: string; v2: BoolOrString
+        "health_checks": "emissary.HealthCheck",         # v3alpha1 []HealthCheck
+        "v3health_checks": "emissary.HealthCheck",       # v2 round-trip spelling
+        "use_websocket": None,
+        "allow_upgrade": None,
+        "weight": None,
+        "bypass_auth": None,
+        "auth_context_extensions": None,  # map[string]string
+        "bypass_error_response_overrides": None,
+        "error_response_overrides": "emissary.ErrorResponseOverride",
+        "modules": None,                  # []UntypedDict
+        "host": None,                     # deprecated in v3alpha1 (DeprecatedHost)
+        "host_regex": None,
+        "hostname": None,                 # v3alpha1 only
+        "headers": None,                  # map[string]string (v2: BoolOrString)
+        "regex_headers": None,
+        "labels": None,                   # DomainMap (free-form nested rate-limit labels)
+        "envoy_override": None,           # UntypedDict
+        "load_balancer": "emissary.LoadBalancer",
+        "query_parameters": None,
+        "regex_query_parameters": None,
+        "stats_name": None,               # v3alpha1
+        "v3StatsName": None,              # v2 round-trip spelling
+        "v2ExplicitTLS": "emissary.V2ExplicitTLS",
+        "v2BoolHeaders": None,
+        "v2BoolQueryParameters": None,
+    },
+    # v3alpha1.RegexMap / v2.RegexMap (crd_mapping.go)
+    "emissary.RegexMap": {"pattern": None, "substitution": None},
+    # v3alpha1.DocsInfo / v2.DocsInfo (crd_mapping.go)
+    "emissary.DocsInfo": {"path": None, "url": None, "ignored": None,
+                          "display_name": None, "timeout_ms": None},
+    # v3alpha1.AddedHeader / v2.AddedHeaderFull (crd_mapping.go) -- object form only
+    "emissary.AddedHeader": {"value": None, "append": None, "v2Representation": None},
+    # v3alpha1.KeepAlive / v2.KeepAlive (crd_mapping.go)
+    "emissary.KeepAlive": {"probes": None, "idle_time": None, "interval": None},
+    # v3alpha1.CORS / v2.CORS (crd_mapping.go)
+    "emissary.CORS": {
+        "origins": None,          # []string (v2: string comma-separated or []string)
+        "methods": None,          # v2: StringOrStringList
+        "headers": None,
+        "credentials": None,
+        "exposed_headers": None,
+        "max_age": None,
+        "v2CommaSeparatedOrigins": None,
+    },
+    # v3alpha1.RetryPolicy / v2.RetryPolicy (crd_mapping.go)
+    "emissary.RetryPolicy": {
+        "retry_on": None,
+        "num_retries": None,
+        "per_try_timeout": None,
+        "retry_back_off": "emissary.RetryBackOff",
+    },
+    # v3alpha1.RetryBackOff / v2.RetryBackOff (crd_mapping.go, newer commits)
+    "emissary.RetryBackOff": {"base_interval": None, "max_interval": None},
+    # v3alpha1.LoadBalancer / v2.LoadBalancer (crd_mapping.go)
+    "emissary.LoadBalancer": {
+        "policy": None,
+        "cookie": "emissary.LoadBalancerCookie",
+        "header": None,
+        "source_ip": None,
+    },
+    # v3alpha1.LoadBalancerCookie / v2.LoadBalancerCookie (crd_mapping.go)
+    "emissary.LoadBalancerCookie": {"name": None, "path": None, "ttl": None},
+    # v3alpha1.CircuitBreaker / v2.CircuitBreaker (common.go)
+    "emissary.CircuitBreaker": {
+        "priority": None,
+        "max_connections": None,
+        "max_pending_requests": None,
+        "max_requests": None,
+        "max_retries": None,
+    },
+    # v3alpha1.ErrorResponseOverride (common.go)
+    "emissary.ErrorResponseOverride": {
+        "on_status_code": None,
+        "body": "emissary.ErrorResponseOverrideBody",
+    },
+    # v3alpha1.ErrorResponseOverrideBody (common.go)
+    "emissary.ErrorResponseOverrideBody": {
+        "text_format": None,
+        "json_format": None,      # map[string]string
+        "text_format_source": "emissary.ErrorResponseTextFormatSource",
+        "content_type": None,
+    },
+    # v3alpha1.ErrorResponseTextFormatSource (common.go)
+    "emissary.ErrorResponseTextFormatSource": {"filename": None},
+    # v3alpha1.V2ExplicitTLS (common.go)
+    "emissary.V2ExplicitTLS": {"tls": None, "serviceScheme": None},
+    # v3alpha1.HealthCheck (Go struct not located in the index; keys taken from
+    # python/ambassador/src/ambassador/ir/irhealthchecks.py, which reads them)
+    "emissary.HealthCheck": {
+        "unhealthy_threshold": None,
+        "healthy_threshold": None,
+        "interval": None,          # duration string, IR default "5s"
+        "timeout": None,           # duration string, IR default "3s"
+        "health_check": "emissary.HealthCheckSpecifier",
+    },
+    # v3alpha1.HealthCheckSpecifier (per irhealthchecks.py: exactly one of grpc/http)
+    "emissary.HealthCheckSpecifier": {
+        "grpc": "emissary.GRPCHealthCheck",
+        "http": "emissary.HTTPHealthCheck",
+    },
+    # v3alpha1.GRPCHealthCheck (per irhealthchecks.py)
+    "emissary.GRPCHealthCheck": {"upstream_name": None, "authority": None},
+    # v3alpha1.HTTPHealthCheck (per irhealthchecks.py)
+    "emissary.HTTPHealthCheck": {
+        "path": None,
+        "hostname": None,
+        "remove_request_headers": None,
+        "add_request_headers": None,      # map[string]AddedHeader
+        "expected_statuses": "emissary.HealthCheckStatusRange",
+    },
+    # v3alpha1.HealthCheckStatusRange (per irhealthchecks.py; inclusive min..max)
+    "emissary.HealthCheckStatusRange": {"min": None, "max": None},
+
+    # ---- Host -----------------------------------------------------------------
+    # v3alpha1.HostSpec / v2.HostSpec (crd_host.go, host_types.go)
+    "emissary.HostSpec": {
+        "ambassador_id": None,
+        "hostname": None,
+        "selector": "emissary.LabelSelector",          # deprecated
+        "mappingSelector": "emissary.LabelSelector",
+        "acmeProvider": "emissary.ACMEProviderSpec",
+        "tlsSecret": "emissary.SecretReference",
+        "requestPolicy": "emissary.RequestPolicy",
+        "previewUrl": "emissary.PreviewURLSpec",
+        "tlsContext": "emissary.LocalObjectReference",
+        "tls": "emissary.TLSConfig",
+    },
+    # metav1.LabelSelector
+    "emissary.LabelSelector": {
+        "matchLabels": None,                           # map[string]string
+        "matchExpressions": "emissary.LabelSelectorRequirement",
+    },
+    # metav1.LabelSelectorRequirement
+    "emissary.LabelSelectorRequirement": {"key": None, "operator": None, "values": None},
+    # corev1.SecretReference
+    "emissary.SecretReference": {"name": None, "namespace": None},
+    # corev1.LocalObjectReference
+    "emissary.LocalObjectReference": {"name": None},
+    # v3alpha1.ACMEProviderSpec (crd_host.go)
+    "emissary.ACMEProviderSpec": {
+        "authority": None,
+        "email": None,
+        "privateKeySecret": "emissary.LocalObjectReference",
+        "registration": None,
+    },
+    # v3alpha1.RequestPolicy (crd_host.go)
+    "emissary.RequestPolicy": {"insecure": "emissary.InsecureRequestPolicy"},
+    # v3alpha1.InsecureRequestPolicy (crd_host.go)
+    "emissary.InsecureRequestPolicy": {"action": None, "additionalPort": None},
+    # v3alpha1.PreviewURLSpec (crd_host.go)
+    "emissary.PreviewURLSpec": {"enabled": None, "type": None},
+    # v3alpha1.TLSConfig (crd_host.go) -- inline Host.spec.tls
+    "emissary.TLSConfig": {
+        "cert_chain_file": None,
+        "private_key_file": None,
+        "ca_secret": None,
+        "cacert_chain_file": None,
+        "crl_secret": None,
+        "alpn_protocols": None,
+        "cert_required": None,
+        "min_tls_version": None,
+        "max_tls_version": None,
+        "cipher_suites": None,
+        "ecdh_curves": None,
+        "redirect_cleartext_from": None,
+        "sni": None,
+    },
+
+    # ---- TLSContext -----------------------------------------------------------
+    # v3alpha1.TLSContextSpec / v2.TLSContextSpec (crd_tlscontext.go)
+    "emissary.TLSContextSpec": {
+        "ambassador_id": None,
+        "hosts": None,
+        "secret": None,
+        "cert_chain_file": None,
+        "private_key_file": None,
+        "ca_secret": None,
+        "cacert_chain_file": None,
+        "crl_secret": None,
+        "alpn_protocols": None,
+        "cert_required": None,
+        "min_tls_version": None,
+        "max_tls_version": None,
+        "cipher_suites": None,
+        "ecdh_curves": None,
+        "signature_algorithms": None,
+        "secret_namespacing": None,
+        "redirect_cleartext_from": None,
+        "sni": None,
+    },
+
+    # ---- Module ---------------------------------------------------------------
+    # v3alpha1.ModuleSpec / v2.ModuleSpec (crd_module.go). config is free-form
+    # (UntypedDict) except for the Module named "ambassador" -> emissary.AmbassadorConfig.
+    "emissary.ModuleSpec": {"ambassador_id": None, "config": "emissary.AmbassadorConfig"},
+    # v3alpha1.AmbassadorConfigSpec (crd_module.go) + IR-only keys read by
+    # python/ambassador/src/ambassador/ir/irambassador.py (AModTransparentKeys etc.)
+    "emissary.AmbassadorConfig": {
+        # Go struct AmbassadorConfigSpec
+        "ambassador_id": None,
+        "admin_port": None,
+        "diag_port": None,
+        "server_name": None,
+        "service_port": None,
+        "features": "emissary.Features",
+        "lua_scripts": None,
+        "envoy_log_type": None,
+        "envoy_log_path": None,
+        "load_balancer": "emissary.LoadBalancer",
+        "circuit_breakers": "emissary.CircuitBreaker",  # Go: single struct; IR: list
+        "error_response_overrides": "emissary.ErrorResponseOverride",
+        "header_case_overrides": None,
+        "retry_policy": "emissary.RetryPolicy",
+        "cors": "emissary.CORS",
+        "cluster_request_timeout_ms": None,
+        "cluster_idle_timeout_ms": None,
+        "cluster_max_connection_lifetime_ms": None,
+        "regex_type": None,
+        "regex_max_size": None,
+        # IR-only (irambassador.py AModTransparentKeys and explicit handling)
+        "add_linkerd_headers": None,
+        "auth_enabled": None,
+        "allow_chunked_length": None,
+        "buffer_limit_bytes": None,
+        "debug_mode": None,
+        "default_label_domain": None,
+        "default_labels": None,
+        "defaults": None,               # free-form {class: {key: value}}
+        "diagnostics": None,
+        "enable_http10": None,
+        "enable_ipv4": None,
+        "enable_ipv6": None,
+        "envoy_log_format": None,
+        "envoy_validation_timeout": None,
+        "forward_client_cert_details": None,
+        "headers_with_underscores_action": None,
+        "keepalive": "emissary.KeepAlive",
+        "listener_idle_timeout_ms": None,
+        "liveness_probe": None,
+        "readiness_probe": None,
+        "max_request_headers_kb": None,
+        "merge_slashes": None,
+        "reject_requests_with_escaped_slashes": None,
+        "preserve_external_request_id": None,
+        "proper_case": None,
+        "prune_unreachable_routes": None,
+        "resolver": None,
+        "runtime_flags": None,
+        "set_current_client_cert_details": None,
+        "statsd": None,
+        "strip_matching_host_port": None,
+        "suppress_envoy_headers": None,
+        "use_ambassador_namespace_for_service_resolution": None,
+        "use_proxy_proto": None,
+        "use_remote_address": None,
+        "x_forwarded_proto_redirect": None,
+        "xff_num_trusted_hops": None,
+        "enable_grpc_http11_bridge": None,
+        "enable_grpc_web": None,
+        "grpc_stats": "emissary.GRPCStats",
+        "gzip": None,
+        "buffer": None,
+        "ip_allow": None,
+        "ip_deny": None,
+    },
+    # IR-only: irambassador.py grpc_stats handling
+    "emissary.GRPCStats": {"all_methods": None, "services": None, "upstream_stats": None},
+    # v3alpha1.Features (crd_module.go)
+    "emissary.Features": {
+        "diagnostics": None,
+        "linkerd_headers": None,
+        "grpc_http11_bridge": None,
+        "grpc_web": None,
+        "http10": None,
+        "ipv4_dns": None,
+        "ipv6_dns": None,
+        "liveness_probe": None,
+        "readiness_probe": None,
+        "xff_num_trusted_hops": None,
+        "proxy_proto": None,
+        "remote_address": None,
+        "x_forwarded_proto_redirect": None,
+    },
+
+    # ---- Listener -------------------------------------------------------------
+    # v3alpha1.ListenerSpec (listener_types.go)
+    "emissary.ListenerSpec": {
+        "ambassador_id": None,
+        "port": None,
+        "protocol": None,
+        "protocolStack": None,
+        "securityModel": None,
+        "l7Depth": None,
+        "hostBinding": "emissary.HostBindingType",
+    },
+    # v3alpha1.HostBindingType (listener_types.go)
+    "emissary.HostBindingType": {
+        "namespace": "emissary.NamespaceBindingType",
+        "selector": "emissary.LabelSelector",
+    },
+    # v3alpha1.NamespaceBindingType (listener_types.go)
+    "emissary.NamespaceBindingType": {"from": None}
+})
+
 ISTIO_GROUP = "networking.istio.io"
+EMISSARY_GROUP = "getambassador.io"
 GATEWAY_API_GROUP = "gateway.networking.k8s.io"
 
 #: (group, kind) -> (type of the payload, whether the payload is the spec or the top level of the document)
@@ -344,6 +703,11 @@ _ROOTS: dict[tuple[str, str], tuple[str, bool]] = {
     (GATEWAY_API_GROUP, "GRPCRoute"): ("gw.GRPCRouteSpec", True),
     (GATEWAY_API_GROUP, "HTTPRoute"): ("gw.HTTPRouteSpec", True),
     (GATEWAY_API_GROUP, "ReferenceGrant"): ("gw.ReferenceGrantSpec", True),
+    (EMISSARY_GROUP, "Mapping"): ("emissary.MappingSpec", True),
+    (EMISSARY_GROUP, "Host"): ("emissary.HostSpec", True),
+    (EMISSARY_GROUP, "TLSContext"): ("emissary.TLSContextSpec", True),
+    (EMISSARY_GROUP, "Module"): ("emissary.ModuleSpec", True),
+    (EMISSARY_GROUP, "Listener"): ("emissary.ListenerSpec", True),
     ("", "Service"): ("core.ServiceSpec", True),
     ("discovery.k8s.io", "EndpointSlice"): ("discovery.EndpointSlice", False),
     ("", "Secret"): ("core.Secret", False),
@@ -420,3 +784,8 @@ def _walk(value: Mapping[str, Any], type_name: str, path: str, out: list[str]) -
             for i, item in enumerate(child):
                 if item.__class__ is dict:
                     _walk(item, sub, f"{path}.{key}[{i}]", out)
+
+
+def fields_of(type_name: str) -> frozenset[str]:
+    """The field names of one type of the trees (``emissary.MappingSpec``); empty for an unknown type."""
+    return frozenset(_TYPES.get(type_name, ()))

@@ -190,7 +190,7 @@ class Translation:
                     continue  # a port is HTTP or PASSTHROUGH, not both; the HTTP listener wins
                 listeners[t.name] = build_tcp_listener(t)
             for c in self.model.clusters:
-                if c.policy.tls is not None and c.policy.tls.credential_name:
+                if c.policy.tls is not None and (c.policy.tls.credential_name or c.policy.tls.ca_credential):
                     store.add_upstream_credential(c.policy.tls)
             secrets = store.resources
         return {type_urls.LISTENER: listeners, type_urls.ROUTE: routes, type_urls.SECRET: secrets}
@@ -249,10 +249,11 @@ class Translation:
 
 
 def translate(objects: Iterable[ConfigObject], *, accepted: Mapping[ObjectRef, ConfigObject] | None = None,
-              previous: Translation | None = None, gateway_class: str = DEFAULT_GATEWAY_CLASS) -> Translation:
+              previous: Translation | None = None, gateway_class: str = DEFAULT_GATEWAY_CLASS,
+              ambassador_ids: tuple[str, ...] = ("default",)) -> Translation:
     """Translate ``objects``; with ``previous``, unchanged objects and clusters are not rebuilt."""
     compiled = compile_config(objects, accepted=accepted, memo=previous.memo if previous else None,
-                             gateway_class=gateway_class)
+                             gateway_class=gateway_class, ambassador_ids=ambassador_ids)
     translation = Translation(model=compiled.model, diagnostics=compiled.diagnostics, accepted=compiled.accepted,
                               statuses=compiled.statuses,
                               memo=compiled.memo, built=previous.built if previous else {},

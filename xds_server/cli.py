@@ -7,6 +7,7 @@ Stable contract (scripts and docs outside this repo depend on it)::
     xds-server validate DIR...
     xds-server render DIR... --node-id ID [--label k=v ...] [--namespace NS]
     xds-server bootstrap envoy --node-id ID --label k=v [--xds-address H:P] [--gateway NAME --namespace NS] [--ads delta|sotw]
+    xds-server bootstrap envoy --node-id ID --dialect emissary [--ambassador-id ID] [--namespace NS]
     xds-server bootstrap grpc --node-id ID [--namespace NS] [--xds-address H:P] [-o FILE]
 """
 from __future__ import annotations
@@ -50,6 +51,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                            admin_address=args.admin_address, debounce_quiet=args.debounce_quiet,
                            debounce_max=args.debounce_max, kubernetes=args.kubernetes, kubeconfig=args.kubeconfig,
                            namespaces=args.namespace, gateway_class=args.gateway_class,
+                           ambassador_ids=tuple(args.ambassador_id or ["default"]),
                            lease_namespace=args.lease_namespace, max_file_bytes=args.max_file_bytes,
                            max_node_classes=args.max_node_classes,
                            limits=Limits(names_per_request=args.max_names_per_request,
@@ -62,10 +64,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _translate_or_exit(objects):  # noqa: ANN001, ANN202
+def _translate_or_exit(objects, ambassador_ids=("default",)):  # noqa: ANN001, ANN202
     """Translation for the one-shot commands: a bug is one clear line and exit 2, never a traceback."""
     try:
-        return translate(objects)
+        return translate(objects, ambassador_ids=tuple(ambassador_ids))
     except Exception as exc:  # noqa: BLE001
         print(redact(f"xds-server: internal error while translating: {type(exc).__name__}: {exc}")[:2000],
               file=sys.stderr)
@@ -74,7 +76,7 @@ def _translate_or_exit(objects):  # noqa: ANN001, ANN202
 
 def cmd_validate(args: argparse.Namespace) -> int:
     objects, diags = load_dirs([Path(d) for d in args.dirs], max_file_bytes=args.max_file_bytes)
-    translation = _translate_or_exit(objects)
+    translation = _translate_or_exit(objects, args.ambassador_id or ["default"])
     diags = diags + translation.diagnostics
     shown = [d for d in diags if d.severity is not Severity.INFO or args.verbose]
     for d in sorted(shown, key=lambda d: (d.file, str(d.object_ref or ""), d.field_path)):
@@ -87,7 +89,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_render(args: argparse.Namespace) -> int:
     objects, diags = load_dirs([Path(d) for d in args.dirs], max_file_bytes=args.max_file_bytes)
-    translation = _translate_or_exit(objects)
+    translation = _translate_or_exit(objects, args.ambassador_id or ["default"])
     node = NodeInfo.of(flavour=args.flavour, namespace=args.namespace, labels=_labels(args.label))
     out = {"node": {"id": args.node_id, "flavour": node.flavour, "namespace": node.namespace, "labels": dict(node.labels)}}
     out.update(render(translation, node))
@@ -117,6 +119,11 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     labels = _labels(args.label)
     if args.gateway:
         labels["gateway.networking.k8s.io/gateway-name"] = args.gateway
+    if args.dialect == "emissary":
+        labels["xds-server.io/dialect"] = "emissary"
+        labels["xds-server.io/ambassador-id"] = args.ambassador_id or "default"
+    elif args.ambassador_id:
+        raise SystemExit("--ambassador-id goes with --dialect emissary")
     doc = envoy_bootstrap(node_id=args.node_id, labels=labels, namespace=args.namespace,
                           xds_address=args.xds_address, admin_address=args.envoy_admin_address, ads=args.ads)
     sys.stdout.write(dump_yaml(doc))
@@ -133,6 +140,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, then ~/.kube/config)")
     s.add_argument("--namespace", action="append", default=[], metavar="NS", help="watch only these namespaces")
     s.add_argument("--gateway-class", default="xds-server", help="serve Gateway API Gateways of this class")
+    s.add_argument("--ambassador-id", action="append", metavar="ID",
+                   help="serve Emissary objects of this ambassador_id (repeatable; default: default)")
     s.add_argument("--lease-namespace", default=os.environ.get("POD_NAMESPACE", "default"),
                    help="namespace of the status-writer Lease")
     s.add_argument("--xds-address", default="127.0.0.1:18000")
@@ -155,6 +164,7 @@ def parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="lint config; exit 1 on any error")
     v.add_argument("dirs", nargs="+", metavar="DIR")
     v.add_argument("--verbose", action="store_true", help="also print info diagnostics")
+    v.add_argument("--ambassador-id", action="append", metavar="ID", help="Emissary ambassador_id (default: default)")
     v.add_argument("--max-file-bytes", type=int, default=16 * 1024 * 1024, metavar="BYTES")
     v.set_defaults(func=cmd_validate)
 
@@ -164,6 +174,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
     r.add_argument("--namespace", default="default")
     r.add_argument("--flavour", choices=[ENVOY, GRPC], default=ENVOY)
+    r.add_argument("--ambassador-id", action="append", metavar="ID", help="Emissary ambassador_id (default: default)")
     r.add_argument("--max-file-bytes", type=int, default=16 * 1024 * 1024, metavar="BYTES")
     r.set_defaults(func=cmd_render)
 
@@ -176,6 +187,10 @@ def parser() -> argparse.ArgumentParser:
     be.add_argument("--xds-address", default="127.0.0.1:18000")
     be.add_argument("--envoy-admin-address", default="127.0.0.1:9901")
     be.add_argument("--gateway", metavar="NAME", help="serve the Gateway API Gateway NAME (in --namespace)")
+    be.add_argument("--dialect", choices=["istio", "emissary"], default="istio",
+                    help="whose gateways this Envoy serves: Istio Gateways (selected by --label) and Gateway API "
+                    "(--gateway), or Emissary's Listeners/Hosts/Mappings")
+    be.add_argument("--ambassador-id", metavar="ID", help="with --dialect emissary: the ambassador_id (default: default)")
     be.add_argument("--ads", choices=["delta", "sotw"], default="delta",
                     help="ADS flavour: incremental (default; Envoy applies only what changed) or state of the world")
     be.set_defaults(func=cmd_bootstrap)

@@ -45,8 +45,10 @@ class Controller:
     def __init__(self, *, store: ConfigStore, cache: SnapshotCache, quiet: float = 0.1, max_delay: float = 1.0,
                  leading: float = 0.01,
                  clock: Callable[[], float] = time.monotonic, gateway_class: str = DEFAULT_GATEWAY_CLASS,
-                 on_translated: Callable[[Translation, list[ConfigObject]], None] | None = None) -> None:
+                 on_translated: Callable[[Translation, list[ConfigObject]], None] | None = None,
+                 ambassador_ids: tuple[str, ...] = ("default",)) -> None:
         self.gateway_class = gateway_class
+        self.ambassador_ids = tuple(ambassador_ids)
         #: called in a worker thread after each publish (status writing); failures are logged
         self.on_translated = on_translated
         self.store = store
@@ -131,7 +133,7 @@ class Controller:
         short-lived acyclic objects, and gen-2 collections over them cost about a third of a large build."""
         with gc_paused():
             translation = translate(objects, accepted=self._accepted, previous=self._previous,
-                                    gateway_class=self.gateway_class)
+                                    gateway_class=self.gateway_class, ambassador_ids=self.ambassador_ids)
             return translation, self.cache.prepare(translation, generation=generation)
 
     def _log_new(self, diags: list[Diagnostic]) -> None:

@@ -38,6 +38,8 @@ class ServeOptions:
     kubeconfig: str | None = None
     namespaces: Sequence[str] = ()
     gateway_class: str = "xds-server"
+    #: the Emissary ambassador_ids this server answers for (Emissary's AMBASSADOR_ID)
+    ambassador_ids: Sequence[str] = ("default",)
     lease_namespace: str = "default"
     #: per-client limits of the ADS server
     limits: Limits = Limits()
@@ -97,7 +99,8 @@ async def serve(options: ServeOptions, *, stop_event: asyncio.Event | None = Non
         def hook(translation, objects):  # noqa: ANN001 - runs in a worker thread
             writer.write(translation.statuses, {o.ref: o for o in objects})
     controller = Controller(store=store, cache=cache, quiet=options.debounce_quiet, max_delay=options.debounce_max,
-                            gateway_class=options.gateway_class, on_translated=hook)
+                            gateway_class=options.gateway_class, on_translated=hook,
+                            ambassador_ids=tuple(options.ambassador_ids))
     ads = AdsServer(cache=cache, limits=options.limits)
     source = FileSource(dirs=options.config_dirs, store=store, max_file_bytes=options.max_file_bytes)
 

@@ -31,6 +31,7 @@ _LB = {
     "ROUND_ROBIN": cluster_pb2.Cluster.ROUND_ROBIN,
     "RANDOM": cluster_pb2.Cluster.RANDOM,
     "RING_HASH": cluster_pb2.Cluster.RING_HASH,
+    "MAGLEV": cluster_pb2.Cluster.MAGLEV,
 }
 
 
@@ -112,12 +113,21 @@ def _template(policy: ir.TrafficPolicy, h2: bool, discovery: str) -> cluster_pb2
     """Everything a cluster gets from its policy and protocol: built once per distinct combination
     (a thousand services with the same DestinationRule shape share one template)."""
     shape = ir.Cluster("", "", 0, "", h2, policy, discovery, ())
-    out = cluster_pb2.Cluster(
-        connect_timeout=duration(CONNECT_TIMEOUT_S),
-        lb_policy=_LB[policy.lb],
-        circuit_breakers=circuit_breaker_pb2.CircuitBreakers(thresholds=[circuit_breaker_pb2.CircuitBreakers.Thresholds(
+    if policy.circuit_breakers is not None:
+        thresholds = [circuit_breaker_pb2.CircuitBreakers.Thresholds(
+            priority=base_pb2.HIGH if cb.priority == "HIGH" else base_pb2.DEFAULT,
+            max_connections=_u32(UNLIMITED if cb.max_connections is None else cb.max_connections),
+            max_pending_requests=_u32(UNLIMITED if cb.max_pending_requests is None else cb.max_pending_requests),
+            max_requests=_u32(UNLIMITED if cb.max_requests is None else cb.max_requests),
+            max_retries=_u32(UNLIMITED if cb.max_retries is None else cb.max_retries)) for cb in policy.circuit_breakers]
+    else:
+        thresholds = [circuit_breaker_pb2.CircuitBreakers.Thresholds(
             priority=base_pb2.DEFAULT, max_connections=_u32(UNLIMITED), max_pending_requests=_u32(UNLIMITED),
-            max_requests=_u32(policy.http2_max_requests or UNLIMITED), max_retries=_u32(UNLIMITED))]),
+            max_requests=_u32(policy.http2_max_requests or UNLIMITED), max_retries=_u32(UNLIMITED))]
+    out = cluster_pb2.Cluster(
+        connect_timeout=duration(CONNECT_TIMEOUT_S if policy.connect_timeout_s is None else policy.connect_timeout_s),
+        lb_policy=_LB[policy.lb],
+        circuit_breakers=circuit_breaker_pb2.CircuitBreakers(thresholds=thresholds),
     )
     out.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(pack(_protocol_options(shape)))
     if discovery == "STRICT_DNS":
@@ -154,8 +164,12 @@ def upstream_tls(cluster: ir.Cluster, t: ir.UpstreamTls) -> tls_pb2.UpstreamTlsC
         if t.mode == "MUTUAL":
             common.tls_certificate_sds_secret_configs.append(secret_pb2.SdsSecretConfig(name=name, sds_config=ads_source()))
         if not t.insecure_skip_verify:
+            ca = ir.sds_name(t.ca_credential) if t.ca_credential else name
             common.validation_context_sds_secret_config.CopyFrom(
-                secret_pb2.SdsSecretConfig(name=name + "-cacert", sds_config=ads_source()))
+                secret_pb2.SdsSecretConfig(name=ca + "-cacert", sds_config=ads_source()))
+    elif t.ca_credential and not t.insecure_skip_verify:
+        common.validation_context_sds_secret_config.CopyFrom(
+            secret_pb2.SdsSecretConfig(name=ir.sds_name(t.ca_credential) + "-cacert", sds_config=ads_source()))
     else:
         if t.mode == "MUTUAL":
             common.tls_certificates.append(common_pb2.TlsCertificate(

@@ -74,20 +74,20 @@ def downstream_tls(chain: ir.TlsChain) -> tls_pb2.DownstreamTlsContext:
     t = chain.tls
     common = tls_pb2.CommonTlsContext(
         tls_certificate_sds_secret_configs=[_sds(ir.sds_name(t.credential_name))],
-        alpn_protocols=["h2", "http/1.1"],
+        alpn_protocols=list(t.alpn) or ["h2", "http/1.1"],
         tls_params=common_pb2.TlsParameters(tls_minimum_protocol_version=_TLS_VERSION[t.min_version],
                                             tls_maximum_protocol_version=_TLS_VERSION[t.max_version],
                                             cipher_suites=list(t.cipher_suites)))
     ctx = tls_pb2.DownstreamTlsContext(common_tls_context=common)
     if t.mode == "MUTUAL":
-        ctx.require_client_certificate.value = True
+        ctx.require_client_certificate.value = t.require_client_certificate
         default = common_pb2.CertificateValidationContext(match_typed_subject_alt_names=[
             common_pb2.SubjectAltNameMatcher(san_type=common_pb2.SubjectAltNameMatcher.DNS,
                                              matcher=string_pb2.StringMatcher(exact=san))
             for san in t.subject_alt_names])
         ctx.common_tls_context.combined_validation_context.CopyFrom(tls_pb2.CommonTlsContext.CombinedCertificateValidationContext(
             default_validation_context=default,
-            validation_context_sds_secret_config=_sds(ir.sds_name(t.credential_name) + "-cacert")))
+            validation_context_sds_secret_config=_sds(ir.sds_name(t.ca_credential or t.credential_name) + "-cacert")))
     return ctx
 
 

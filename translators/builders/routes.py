@@ -141,6 +141,15 @@ def _action(r: ir.Route, *, proxyless: bool) -> rc.RouteAction:
             response_headers_to_remove=list(c.response_headers.remove)) for c in r.clusters)
     if r.hash_header:
         action.hash_policy.append(rc.RouteAction.HashPolicy(header=rc.RouteAction.HashPolicy.Header(header_name=r.hash_header)))
+    if r.hash_cookie is not None:
+        name, path, ttl = r.hash_cookie
+        cookie = rc.RouteAction.HashPolicy.Cookie(name=name, path=path)
+        if ttl is not None:
+            cookie.ttl.CopyFrom(duration(ttl))
+        action.hash_policy.append(rc.RouteAction.HashPolicy(cookie=cookie))
+    if r.hash_source_ip:
+        action.hash_policy.append(rc.RouteAction.HashPolicy(
+            connection_properties=rc.RouteAction.HashPolicy.ConnectionProperties(source_ip=True)))
     if proxyless:
         if r.timeout_s:  # gRFC A31: the route timeout is max_stream_duration
             action.max_stream_duration.max_stream_duration.CopyFrom(duration(r.timeout_s))
@@ -154,6 +163,11 @@ def _action(r: ir.Route, *, proxyless: bool) -> rc.RouteAction:
         action.retry_policy.CopyFrom(_retry(r.retries))
     if r.rewrite_uri is not None:
         action.prefix_rewrite = r.rewrite_uri
+    if r.regex_rewrite is not None:
+        action.regex_rewrite.pattern.regex = r.regex_rewrite[0]
+        action.regex_rewrite.substitution = r.regex_rewrite[1]
+    if r.idle_timeout_s is not None:
+        action.idle_timeout.CopyFrom(duration(r.idle_timeout_s))
     if r.rewrite_authority:
         action.host_rewrite_literal = r.rewrite_authority
     if r.mirror_cluster:

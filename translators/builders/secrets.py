@@ -40,17 +40,22 @@ class SecretStore:
         other = self._by_name.get(f"{credential}-cacert")
         return other.ca_pem if other is not None else b""
 
+    def _named_ca(self, name: str) -> bytes:
+        """A Secret named as a CA (Emissary's ``ca_secret``): its ca.crt, else its tls.crt."""
+        s = self._by_name.get(name)
+        return (s.ca_pem or s.cert_pem) if s is not None else b""
+
     def add_server_credential(self, tls: ir.ServerTls) -> bool:
         """Add what a TLS server needs; False when its Secret (or MUTUAL's CA) is missing."""
         secret = self._by_name.get(tls.credential_name)
         if secret is None or not secret.cert_pem:
             return False
         if tls.mode == "MUTUAL":
-            ca = self._ca(tls.credential_name)
+            ca_name = tls.ca_credential or tls.credential_name
+            ca = self._named_ca(ca_name) if tls.ca_credential else self._ca(tls.credential_name)
             if not ca:
                 return False
-            self.resources[ir.sds_name(tls.credential_name) + "-cacert"] = build_ca_secret(
-                credential=tls.credential_name, ca_pem=ca)
+            self.resources[ir.sds_name(ca_name) + "-cacert"] = build_ca_secret(credential=ca_name, ca_pem=ca)
         self.resources[ir.sds_name(secret.name)] = build_certificate_secret(secret)
         return True
 
@@ -58,6 +63,12 @@ class SecretStore:
         secret = self._by_name.get(tls.credential_name)
         if secret is not None and secret.cert_pem:
             self.resources[ir.sds_name(secret.name)] = build_certificate_secret(secret)
+        if tls.ca_credential:
+            ca = self._named_ca(tls.ca_credential)
+            if ca:
+                self.resources[ir.sds_name(tls.ca_credential) + "-cacert"] = build_ca_secret(
+                    credential=tls.ca_credential, ca_pem=ca)
+            return
         ca = self._ca(tls.credential_name)
         if ca:
             self.resources[ir.sds_name(tls.credential_name) + "-cacert"] = build_ca_secret(

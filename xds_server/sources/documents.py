@@ -124,6 +124,10 @@ def to_config_objects(doc: Any, *, source: str, where: str = "object") -> tuple[
 def _collect(doc: Any, *, file: str, where: str, objects: list[ConfigObject], diags: list[Diagnostic]) -> None:
     if doc is None:
         return
+    if isinstance(doc, list):  # a YAML list of objects (Emissary's fixtures): as a kind: List
+        for i, item in enumerate(doc):
+            _collect(item, file=file, where=f"{where} [{i}]", objects=objects, diags=diags)
+        return
     if not isinstance(doc, dict):
         diags.append(_error(file, f"{where}: expected a mapping with apiVersion and kind, got {type(doc).__name__}"))
         return
@@ -147,6 +151,9 @@ def _collect(doc: Any, *, file: str, where: str, objects: list[ConfigObject], di
     if not isinstance(api_version, str) or not api_version:
         diags.append(_error(file, f"{where} ({kind}) has no apiVersion", field="apiVersion"))
         return
+    if meta is None and api_version.startswith(EMISSARY_GROUP + "/") and isinstance(doc.get("name"), str):
+        doc = _crd_form(doc)  # Emissary's flat form: name (and spec fields) at the top level
+        meta = doc["metadata"]
     if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not meta.get("name"):
         diags.append(_error(file, f"{where} ({kind}) has no metadata.name", field="metadata.name"))
         return
@@ -169,3 +176,45 @@ def _collect(doc: Any, *, file: str, where: str, objects: list[ConfigObject], di
                                 labels={str(k): str(v) for k, v in labels.items()},
                                 annotations={str(k): str(v) for k, v in annotations.items()},
                                 source=file, raw=doc))
+    embedded = annotations.get(EMISSARY_ANNOTATION)
+    if isinstance(embedded, str) and group in ("", "networking.k8s.io", "extensions"):
+        _annotation_objects(embedded, namespace=str(namespace), file=f"{file} ({ref} annotation {EMISSARY_ANNOTATION})",
+                            objects=objects, diags=diags)
+
+
+#: Emissary's API group, whose objects may be written flat, and the annotation that embeds them in Services
+EMISSARY_GROUP = "getambassador.io"
+EMISSARY_ANNOTATION = "getambassador.io/config"
+#: the top-level keys of Emissary's flat form that are metadata, not spec
+_FLAT_METADATA = frozenset({"apiVersion", "kind", "name", "namespace", "metadata_labels", "generation"})
+
+
+def _crd_form(doc: dict) -> dict:
+    """``apiVersion, kind, name, namespace?, metadata_labels?, FIELDS...`` -> the CRD form Emissary's own
+    loader normalizes both forms to."""
+    meta: dict[str, Any] = {"name": doc["name"]}
+    if doc.get("namespace") is not None:
+        meta["namespace"] = doc["namespace"]
+    if isinstance(doc.get("metadata_labels"), dict):
+        meta["labels"] = doc["metadata_labels"]
+    return {"apiVersion": doc["apiVersion"], "kind": doc["kind"], "metadata": meta,
+            "spec": {k: v for k, v in doc.items() if k not in _FLAT_METADATA}}
+
+
+def _annotation_objects(text: str, *, namespace: str, file: str, objects: list[ConfigObject],
+                        diags: list[Diagnostic]) -> None:
+    """Emissary objects embedded in a Service's (or Ingress's) ``getambassador.io/config`` annotation, in
+    the annotated object's namespace unless they name their own."""
+    try:
+        docs = _load_documents(text)
+    except (yaml.YAMLError, ValueError, RecursionError, MemoryError) as exc:
+        diags.append(_error(file, f"invalid YAML in the annotation: {str(exc)[:200]}"))
+        return
+    for i, doc in enumerate(docs):
+        if isinstance(doc, dict) and isinstance(doc.get("apiVersion"), str) and \
+                doc["apiVersion"].startswith(EMISSARY_GROUP + "/") and "metadata" not in doc:
+            doc = dict(doc)
+            doc.setdefault("namespace", namespace)
+        elif isinstance(doc, dict) and isinstance(doc.get("metadata"), dict) and "namespace" not in doc["metadata"]:
+            doc = {**doc, "metadata": {**doc["metadata"], "namespace": namespace}}
+        _collect(doc, file=file, where=f"document {i + 1}", objects=objects, diags=diags)
