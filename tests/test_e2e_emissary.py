@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import socket
 import ssl
 import struct
@@ -127,6 +128,11 @@ spec: {{ca_secret: upstream-ca, sni: greeter.internal}}
 ---
 apiVersion: getambassador.io/v3alpha1
 kind: TLSContext
+metadata: {{name: upstream-verified-bundle, namespace: default}}
+spec: {{ca_secret: upstream-ca-bundle, sni: greeter.internal}}
+---
+apiVersion: getambassador.io/v3alpha1
+kind: TLSContext
 metadata: {{name: upstream-wrong-ca, namespace: default}}
 spec: {{ca_secret: other-ca, sni: greeter.internal}}
 ---
@@ -140,6 +146,12 @@ kind: Mapping
 metadata: {{name: upstream-tls, namespace: default}}
 spec: {{hostname: upstream.example.com, grpc: true, prefix: /helloworld.Greeter/, service: grpc-tls,
         tls: upstream-verified}}
+---
+apiVersion: getambassador.io/v3alpha1
+kind: Mapping
+metadata: {{name: upstream-tls-bundle, namespace: default}}
+spec: {{hostname: bundle.example.com, grpc: true, prefix: /helloworld.Greeter/, service: grpc-tls,
+        tls: upstream-verified-bundle}}
 ---
 apiVersion: getambassador.io/v3alpha1
 kind: Mapping
@@ -201,10 +213,11 @@ def tls_secret(name: str, cert: trustme.LeafCert) -> str:
             f"stringData:\n  tls.crt: |\n{_block(chain)}\n  tls.key: |\n{_block(cert.private_key_pem.bytes())}\n")
 
 
-def ca_secret(name: str, ca: trustme.CA) -> str:
-    """Emissary's form of a CA Secret: ``kubectl create secret generic NAME --from-file=tls.crt=ca.pem``."""
+def ca_secret(name: str, ca: trustme.CA, *, key: str = "tls.crt") -> str:
+    """A CA-only Secret.  ``tls.crt`` is Emissary's form (``kubectl create secret generic NAME
+    --from-file=tls.crt=ca.pem``, what a ``ca_secret`` reads); ``ca.crt`` is Istio's."""
     return (f"apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: default}}\ntype: Opaque\n"
-            f"stringData:\n  tls.crt: |\n{_block(ca.cert_pem.bytes())}\n")
+            f"stringData:\n  {key}: |\n{_block(ca.cert_pem.bytes())}\n")
 
 
 class Env:
@@ -243,7 +256,9 @@ class Env:
                                                                        origin=WEB_ORIGIN))
             (self.config / "secrets.yaml").write_text("---\n".join([
                 tls_secret("edge-cert", self.edge_cert), ca_secret("upstream-ca", self.ca),
-                ca_secret("other-ca", self.other_ca)]))
+                ca_secret("upstream-ca-bundle", self.ca, key="ca.crt"),
+                # ca.crt, so that a refusal is Envoy's validation failing, whatever becomes of tls.crt-only Secrets
+                ca_secret("other-ca", self.other_ca, key="ca.crt")]))
             self.cp = self.stack.enter_context(ControlPlane(config_dirs=[self.config], workdir=self.workdir)).wait_ready()
             self.envoy = self.stack.enter_context(Envoy(control_plane=self.cp, workdir=self.workdir, node_id="emissary-1",
                                                         labels=LABELS, namespace="default"))
@@ -337,10 +352,17 @@ def test_upstream_tls_validated_with_ca_secret(env: Env) -> None:
     assert env.call(authority="upstream.example.com", timeout=5) == "tls-backend"
 
 
+def test_upstream_tls_validated_with_a_ca_crt_secret(env: Env) -> None:
+    """The same, with the CA in ``ca.crt`` (Istio's form of a CA Secret)."""
+    assert env.call(authority="bundle.example.com", timeout=5) == "tls-backend"
+
+
 def test_upstream_tls_with_the_wrong_ca_secret_is_refused(env: Env) -> None:
     with pytest.raises(grpc.RpcError) as exc:
         env.call(authority="wrong-ca.example.com", timeout=5)
     assert exc.value.code() == grpc.StatusCode.UNAVAILABLE
+    # refused by certificate validation: Envoy has the (wrong) CA
+    assert "kubernetes://other-ca-cacert" in json.dumps(_sds_secrets(env))
 
 
 def test_upstream_tls_without_ca_secret_is_not_verified(env: Env) -> None:
@@ -348,12 +370,19 @@ def test_upstream_tls_without_ca_secret_is_not_verified(env: Env) -> None:
     assert env.call(authority="unverified.example.com", timeout=5) == "tls-backend"
 
 
-def test_upstream_tls_envoy_config_verifies_with_the_ca(env: Env) -> None:
+def _sds_secrets(env: Env) -> list[str]:
+    """Names of the SDS secrets Envoy has (active or warming)."""
     dump = env.envoy.config_dump()
-    import json
-    text = json.dumps(dump)
-    assert "kubernetes://upstream-ca-cacert" in text
-    assert "greeter.internal" in text
+    names = []
+    for section in dump["configs"]:
+        if section.get("@type", "").endswith("SecretsConfigDump"):
+            for key in ("dynamic_active_secrets", "dynamic_warming_secrets"):
+                names += [s["name"] for s in section.get(key, [])]
+    return names
+
+
+def test_upstream_tls_envoy_has_the_ca_secret(env: Env) -> None:
+    assert "kubernetes://upstream-ca-cacert" in _sds_secrets(env), _sds_secrets(env)
 
 
 # --------------------------------------------------------------------------- 6. canary

@@ -27,6 +27,7 @@ from xds_server.snapshot import Snapshot
 
 GATEWAY_NODE = NodeInfo.of(labels={"istio": "ingressgateway"})
 PROXYLESS_NODE = NodeInfo.of(flavour=GRPC)
+EMISSARY_NODE = NodeInfo.of(labels={"xds-server.io/dialect": "emissary", "xds-server.io/ambassador-id": "default"})
 N = 6
 #: names a proxyless client asks for (resolved lazily, so they are compared by name)
 PROXYLESS_NAMES = [f"svc-{i}.default.svc.cluster.local:50051" for i in range(N + 2)] + ["svc-1:50051", "svc-2"]
@@ -115,6 +116,21 @@ spec:
   hosts: [k8s.example.com]
   gateways: [ingress]
   http: [{route: [{destination: {host: k8s-svc}}]}]
+---
+apiVersion: getambassador.io/v3alpha1
+kind: Host
+metadata: {name: em-host, namespace: default}
+spec: {hostname: "*", requestPolicy: {insecure: {action: Route}}}
+---
+apiVersion: getambassador.io/v3alpha1
+kind: Mapping
+metadata: {name: em-grpc, namespace: default}
+spec: {hostname: "*", grpc: true, prefix: /helloworld.Greeter/, rewrite: "", service: "k8s-svc:50051"}
+---
+apiVersion: getambassador.io/v3alpha1
+kind: Mapping
+metadata: {name: em-canary, namespace: default}
+spec: {hostname: "*", grpc: true, prefix: /helloworld.Greeter/, rewrite: "", service: "svc-1.default:50051", weight: 10}
 """, file="k8s.yaml")[0]
 
 
@@ -141,6 +157,18 @@ def _k8s_port(raw: dict) -> None:
     raw["spec"]["ports"] = [{"name": "grpc", "port": 50052}]
 
 
+def _mapping_weight(raw: dict) -> None:
+    raw["spec"]["weight"] = 40
+
+
+def _mapping_lb(raw: dict) -> None:
+    raw["spec"]["load_balancer"] = {"policy": "ring_hash", "header": "x-user"}
+
+
+def _mapping_prefix(raw: dict) -> None:
+    raw["spec"]["prefix"] = "/other.Service/"
+
+
 #: an edit: (kind, index of the service, mutation); drawn at random
 EDITS = st.one_of(
     st.tuples(st.just("ServiceEntry"), st.integers(0, N - 1), st.sampled_from(
@@ -160,7 +188,11 @@ EDITS = st.one_of(
                      ("kubernetes", "EndpointSlice", _raw(_slice_ready)),
                      ("kubernetes", "Service", _raw(_k8s_port)),
                      ("kubernetes", "EndpointSlice", "delete"), ("kubernetes", "EndpointSlice", "restore"),
-                     ("kubernetes", "Service", "delete"), ("kubernetes", "Service", "restore")]),
+                     ("kubernetes", "Service", "delete"), ("kubernetes", "Service", "restore"),
+                     ("kubernetes", "Mapping", _raw(_mapping_weight)), ("kubernetes", "Mapping", _raw(_mapping_lb)),
+                     ("kubernetes", "Mapping", _raw(_mapping_prefix)), ("kubernetes", "Mapping", "delete"),
+                     ("kubernetes", "Mapping", "restore"), ("kubernetes", "Host", "delete"),
+                     ("kubernetes", "Host", "restore")]),
 )
 
 
@@ -174,7 +206,7 @@ def snapshot_bytes(objects: list[ConfigObject], translation, cache: SnapshotCach
     async def build() -> None:
         c = cache if cache is not None else SnapshotCache()
         c.publish(translation, generation=generation)
-        for node in (GATEWAY_NODE, PROXYLESS_NODE):
+        for node in (GATEWAY_NODE, PROXYLESS_NODE, EMISSARY_NODE):
             snap = c.get(node)
             assert snap is not None, f"no consistent snapshot for {node}"
             assert snap.consistent(secrets=False) == []
