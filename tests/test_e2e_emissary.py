@@ -510,9 +510,9 @@ def test_redirect_host_does_not_redirect_the_guides_route_host(env: Env, tmp_pat
         finally:
             conn.close()
 
-    with ControlPlane(config_dirs=[config], workdir=tmp_path).wait_ready() as cp, \
-            Envoy(control_plane=cp, workdir=tmp_path, node_id="emissary-2", labels=LABELS) as envoy:
-        envoy.wait_ready()
+    with contextlib.ExitStack() as stack:
+        cp = stack.enter_context(ControlPlane(config_dirs=[config], workdir=tmp_path)).wait_ready()
+        stack.enter_context(Envoy(control_plane=cp, workdir=tmp_path, node_id="emissary-2", labels=LABELS)).wait_ready()
         wait_until(lambda: get("secure-only.example.com")[0] == 301, timeout=20, what="the Redirect Host's redirect")
         status, location = get("secure-only.example.com")
         assert location is not None and location.startswith("https://secure-only.example.com/"), location

@@ -17,7 +17,7 @@ import bisect
 from collections import defaultdict
 
 from translators import ir
-from translators.hosts import intersect
+from translators.hosts import intersect, matches
 
 
 def _server_allows(server: ir.GatewayServer, *, vs_namespace: str, vs_host: str) -> list[str]:
@@ -38,7 +38,26 @@ class _PortView:
     the hosts whose contributing VirtualServices changed."""
 
     __slots__ = ("servers", "contrib", "host_hrs", "buckets", "vhosts", "hosts", "redirect", "tuple", "cors", "last",
-                 "cors_hosts", "fault_hosts")
+                 "cors_hosts", "fault_hosts", "redirect_of")
+
+    def redirects(self, host: str) -> bool:
+        if not self.redirect:
+            return False
+        hit = self.redirect_of.get(host)
+        if hit is None:
+            best: tuple[int, int] | None = None
+            hit = False
+            for _, s in self.servers:
+                for _, h in s.hosts:
+                    if not matches(h, host):
+                        continue
+                    rank = (1, 0) if h == host else (0, len(h))
+                    if best is None or rank > best:
+                        best, hit = rank, s.https_redirect
+                    elif rank == best:
+                        hit = hit or s.https_redirect
+            self.redirect_of[host] = hit
+        return hit
 
     def __init__(self, servers: list[tuple[ir.Gateway, ir.GatewayServer]]) -> None:
         self.servers = servers
@@ -49,6 +68,9 @@ class _PortView:
         self.vhosts: dict[str, ir.VirtualHost] = {}
         self.hosts: list[str] = []  # sorted hosts with routes
         self.redirect = any(s.https_redirect for _, s in servers)
+        #: whether a host's requests are redirected to https: decided by the most specific server host
+        #: admitting it (a Host that routes cleartext is not redirected by another Host's redirect)
+        self.redirect_of: dict[str, bool] = {}
         self.tuple: tuple[ir.VirtualHost, ...] = ()
         self.cors = False
         self.last: tuple = ()  # the http_routes tuple the view is up to date with
@@ -114,7 +136,7 @@ def _update_port(view: _PortView, http_routes: tuple[ir.HttpRoutes, ...], port: 
         if bucket:
             view.buckets[host] = bucket
             view.vhosts[host] = ir.VirtualHost(name=f"{host}:{port}", domains=(host,), routes=tuple(bucket),
-                                               require_tls=view.redirect)
+                                               require_tls=view.redirects(host))
             if not had:
                 bisect.insort(view.hosts, host)
         else:

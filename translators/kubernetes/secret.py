@@ -100,6 +100,12 @@ def parse_secret(obj: ConfigObject, rep: Reporter) -> TlsSecret | None:
             matches = False
         if not matches:
             rep.error(where["tls.key"], "does not match the certificate in tls.crt (its first certificate)")
+    ca_only = kind != "kubernetes.io/tls" and "tls.crt" in values and "tls.key" not in values \
+        and "ca.crt" not in values
+    if ca_only:
+        # a CA bundle in tls.crt alone (Emissary's ca_secret: ``kubectl create secret generic NAME
+        # --from-file=tls.crt=ca.pem``): a CA, never a serving certificate
+        return None if rep.failed else TlsSecret(obj.name, obj.namespace, b"", b"", values["tls.crt"])
     if ("tls.crt" in values) != ("tls.key" in values):
         rep.error("data", "tls.crt and tls.key must be given together")
     if kind == "kubernetes.io/tls" and "tls.crt" not in values:
