@@ -36,7 +36,7 @@ INVALID = {
         "filter-oauth2-okta-mapping",  # load_balancer: {source_ip: false}
         "filter-oauth2-uaa-mapping")),  # policy: some_policy
 }
-READ = {"Mapping": r.MAPPING_FIELDS | {"health_checks", "v3health_checks"}, "Host": r.HOST_FIELDS,
+READ = {"Mapping": r.MAPPING_FIELDS, "Host": r.HOST_FIELDS,
         "TLSContext": r.TLS_CONTEXT_FIELDS, "Listener": r.LISTENER_FIELDS}
 
 

@@ -191,6 +191,23 @@ class CircuitBreaker:
 
 
 @dataclass(frozen=True, slots=True)
+class HealthCheck:
+    """An active health check Envoy runs against every endpoint of a cluster."""
+
+    kind: str  # GRPC | HTTP | TCP
+    interval_s: float = 3.0
+    timeout_s: float = 1.0
+    unhealthy_threshold: int = 3
+    healthy_threshold: int = 1
+    #: GRPC: the ``grpc.health.v1`` service name ("" asks about the server as a whole) and ``:authority``
+    grpc_service: str = ""
+    authority: str = ""
+    #: HTTP: the path, and the accepted status ranges ``[start, end)`` (empty: 200 only)
+    http_path: str = "/"
+    expected_statuses: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class TrafficPolicy:
     lb: str | None = None  # ROUND_ROBIN | LEAST_REQUEST | RANDOM | RING_HASH | MAGLEV
     hash_header: str | None = None  # consistentHash.httpHeaderName (with lb RING_HASH)
@@ -202,6 +219,7 @@ class TrafficPolicy:
     connect_timeout_s: float | None = None
     #: explicit circuit breakers (None: unlimited, with ``http2_max_requests``)
     circuit_breakers: tuple[CircuitBreaker, ...] | None = None
+    health_checks: tuple[HealthCheck, ...] | None = None
 
     def merged(self, override: "TrafficPolicy | None") -> "TrafficPolicy":
         """Istio's subset semantics: fields set on the subset win, the rest inherit."""

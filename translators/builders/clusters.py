@@ -11,7 +11,8 @@ from __future__ import annotations
 from functools import lru_cache
 
 from envoy.config.cluster.v3 import circuit_breaker_pb2, cluster_pb2, outlier_detection_pb2
-from envoy.config.core.v3 import base_pb2, protocol_pb2
+from envoy.config.core.v3 import base_pb2, health_check_pb2, protocol_pb2
+from envoy.type.v3 import range_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2 as hpo
 from envoy.type.matcher.v3 import string_pb2
@@ -138,6 +139,26 @@ def _template(policy: ir.TrafficPolicy, h2: bool, discovery: str) -> cluster_pb2
         out.eds_cluster_config.eds_config.CopyFrom(ads_source())
     if policy.outlier is not None:
         out.outlier_detection.CopyFrom(_outlier(policy.outlier))
+    for hc in policy.health_checks or ():
+        out.health_checks.append(_health_check(hc))
+    return out
+
+
+def _health_check(hc: ir.HealthCheck) -> health_check_pb2.HealthCheck:
+    """Active checks at the interval written, also while the cluster has no traffic (Envoy's default
+    ``no_traffic_interval`` is 60 s, which would hide a dead replica for a minute)."""
+    out = health_check_pb2.HealthCheck(
+        timeout=duration(hc.timeout_s), interval=duration(hc.interval_s), no_traffic_interval=duration(hc.interval_s),
+        unhealthy_threshold=_u32(hc.unhealthy_threshold), healthy_threshold=_u32(hc.healthy_threshold))
+    if hc.kind == "GRPC":
+        out.grpc_health_check.CopyFrom(health_check_pb2.HealthCheck.GrpcHealthCheck(
+            service_name=hc.grpc_service, authority=hc.authority))
+    elif hc.kind == "HTTP":
+        http = health_check_pb2.HealthCheck.HttpHealthCheck(path=hc.http_path, host=hc.authority)
+        http.expected_statuses.extend(range_pb2.Int64Range(start=a, end=b) for a, b in hc.expected_statuses)
+        out.http_health_check.CopyFrom(http)
+    else:
+        out.tcp_health_check.SetInParent()
     return out
 
 

@@ -141,10 +141,16 @@ class _Join:
         lb = m.load_balancer or self.module_lb
         breakers = m.circuit_breakers if m.circuit_breakers is not None else \
             (self.module.circuit_breakers if self.module is not None else None)
+        checks = m.health_checks or None
+        if checks and not m.grpc and any(h.kind == "GRPC" for h in checks):
+            self.diag(Severity.WARNING, "health-check", "a grpc health check needs an HTTP/2 cluster (Envoy refuses "
+                      "it on HTTP/1.1): set grpc: true; the grpc health checks are not applied", m.ref,
+                      "spec.health_checks")
+            checks = tuple(h for h in checks if h.kind != "GRPC") or None
         policy = TrafficPolicy(
             lb=lb.policy if lb is not None else "ROUND_ROBIN",
             connect_timeout_s=(m.connect_timeout_ms if m.connect_timeout_ms is not None else DEFAULT_CONNECT_TIMEOUT_MS)
-            / 1000, circuit_breakers=breakers, tls=tls)
+            / 1000, circuit_breakers=breakers, tls=tls, health_checks=checks)
         tag = _tag(m.grpc, policy, self.default_policy)
         host = svc.host
         endpoints: tuple[Endpoint, ...] | None = None

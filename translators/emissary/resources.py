@@ -14,7 +14,7 @@ from typing import Any, Mapping
 from translators import fields, known_fields
 from translators.diagnostics import Reporter
 from translators.emissary import DEFAULT_AMBASSADOR_ID
-from translators.ir import CircuitBreaker, CorsPolicy, HeaderMatch, HeaderOps, RetryPolicy, StringMatch
+from translators.ir import CircuitBreaker, CorsPolicy, HeaderMatch, HeaderOps, HealthCheck, RetryPolicy, StringMatch
 from translators.objects import ConfigObject, ObjectRef
 
 #: Mapping fields read; any other known Emissary field is a warning naming it (``unsupported-field``)
@@ -24,7 +24,7 @@ MAPPING_FIELDS = frozenset({
     "regex_query_parameters", "method", "method_regex", "weight", "precedence", "timeout_ms", "idle_timeout_ms",
     "connect_timeout_ms", "retry_policy", "cors", "add_request_headers", "add_response_headers",
     "remove_request_headers", "remove_response_headers", "host_rewrite", "circuit_breakers", "load_balancer", "tls",
-    "shadow", "resolver", "docs", "labels", "stats_name"})
+    "shadow", "resolver", "docs", "labels", "stats_name", "health_checks", "v3health_checks"})
 #: read but without effect here, with the reason
 MAPPING_NO_EFFECT = {
     "resolver": "endpoints always come from EDS (the Kubernetes Service's EndpointSlices, or a ServiceEntry)",
@@ -128,6 +128,7 @@ class MappingSpec:
     #: a TLSContext name; True: originate TLS without certificates (v2 ``tls: true``)
     tls: str | bool | None
     shadow: bool
+    health_checks: tuple[HealthCheck, ...] | None = None
 
 
 def parse_service(value: Any, path: str, rep: Reporter, *, namespace: str) -> Service | None:
@@ -340,6 +341,58 @@ def parse_load_balancer(value: Any, path: str, rep: Reporter) -> LoadBalancer | 
                                                      or "/", ttl))
 
 
+def parse_health_checks(value: Any, path: str, rep: Reporter) -> tuple[HealthCheck, ...] | None:
+    """``health_checks``: ``[{health_check: {grpc: {upstream_name, authority}} | {http: {path, hostname,
+    expected_statuses: [{min, max}]}}, timeout (3s), interval (5s), healthy_threshold (1),
+    unhealthy_threshold (2)}]`` (Emissary's irhealthchecks.py; ``max`` is inclusive)."""
+    if value is None:
+        return None
+    out = []
+    for i, item in enumerate(fields.sequence(value, path, rep)):
+        p = f"{path}[{i}]"
+        m = fields.mapping(item, p, rep)
+        if m is None:
+            continue
+        spec = fields.mapping(m.get("health_check"), f"{p}.health_check", rep)
+        if spec is None:
+            rep.error(f"{p}.health_check", "is required: {grpc: {upstream_name}} or {http: {path}}")
+            continue
+        timeout = fields.positive_duration(m.get("timeout", "3s"), f"{p}.timeout", rep) or 3.0
+        interval = fields.positive_duration(m.get("interval", "5s"), f"{p}.interval", rep) or 5.0
+        healthy = fields.integer(m.get("healthy_threshold", 1), f"{p}.healthy_threshold", rep, lo=1, hi=2**32 - 1) or 1
+        unhealthy = fields.integer(m.get("unhealthy_threshold", 2), f"{p}.unhealthy_threshold", rep,
+                                   lo=1, hi=2**32 - 1) or 2
+        common = dict(interval_s=interval, timeout_s=timeout, unhealthy_threshold=unhealthy, healthy_threshold=healthy)
+        if "grpc" in spec:
+            g = fields.mapping(spec["grpc"], f"{p}.health_check.grpc", rep) or {}
+            name = fields.string(g.get("upstream_name"), f"{p}.health_check.grpc.upstream_name", rep, required=True)
+            if name is not None:
+                out.append(HealthCheck("GRPC", grpc_service=name,
+                                       authority=fields.string(g.get("authority"), f"{p}.health_check.grpc.authority",
+                                                               rep) or "", **common))
+        elif "http" in spec:
+            h = fields.mapping(spec["http"], f"{p}.health_check.http", rep) or {}
+            ranges = []
+            for j, r in enumerate(fields.sequence(h.get("expected_statuses"), f"{p}.health_check.http.expected_statuses",
+                                                  rep)):
+                rp = f"{p}.health_check.http.expected_statuses[{j}]"
+                rm = fields.mapping(r, rp, rep) or {}
+                lo = fields.integer(rm.get("min"), f"{rp}.min", rep, lo=100, hi=599, required=True)
+                hi = fields.integer(rm.get("max"), f"{rp}.max", rep, lo=100, hi=599, required=True)
+                if lo is not None and hi is not None:
+                    if lo > hi:
+                        rep.error(rp, f"min {lo} is greater than max {hi}")
+                    else:
+                        ranges.append((lo, hi + 1))
+            out.append(HealthCheck("HTTP", http_path=fields.string(h.get("path"), f"{p}.health_check.http.path", rep,
+                                                                   required=True) or "/",
+                                   authority=fields.string(h.get("hostname"), f"{p}.health_check.http.hostname", rep)
+                                   or "", expected_statuses=tuple(ranges), **common))
+        else:
+            rep.error(f"{p}.health_check", "must hold grpc or http")
+    return tuple(out)
+
+
 def _glob_ok(value: str, path: str, rep: Reporter) -> bool:
     if "*" in value[1:] or (value.startswith("*") and value not in ("*",) and not value.startswith("*.")):
         rep.error(path, f"a hostname glob may only start with '*.' (or be '*'), got {value!r}")
@@ -416,10 +469,9 @@ def parse_mapping(obj: ConfigObject, rep: Reporter) -> MappingSpec | None:
     for key, why in MAPPING_NO_EFFECT.items():
         if key in s:
             rep.info(f"spec.{key}", f"{key} has no effect here: {why}")
-    if "health_checks" in s or "v3health_checks" in s:
-        rep.warning("spec.health_checks", "health_checks are not applied yet: Envoy gets no active health checks for "
-                    "this Mapping's cluster", code="unsupported-field")
-    _unsupported(s, MAPPING_FIELDS | {"health_checks", "v3health_checks"}, rep, "Mapping")
+    hc_key = "health_checks" if "health_checks" in s else "v3health_checks"
+    health_checks = parse_health_checks(s.get(hc_key), f"spec.{hc_key}", rep)
+    _unsupported(s, MAPPING_FIELDS, rep, "Mapping")
     if rep.failed or prefix is None or service is None:
         return None
     return MappingSpec(
@@ -441,7 +493,7 @@ def parse_mapping(obj: ConfigObject, rep: Reporter) -> MappingSpec | None:
         circuit_breakers=parse_circuit_breakers(s.get("circuit_breakers"), "spec.circuit_breakers", rep),
         load_balancer=parse_load_balancer(s.get("load_balancer"), "spec.load_balancer", rep) if
         s.get("load_balancer") is not None else None,
-        tls=tls, shadow=bool(fields.boolean(s.get("shadow"), "spec.shadow", rep)))
+        tls=tls, shadow=bool(fields.boolean(s.get("shadow"), "spec.shadow", rep)), health_checks=health_checks)
 
 
 # --------------------------------------------------------------------------------------------- TLSContext
