@@ -37,9 +37,12 @@ KINDS: tuple[WatchedKind, ...] = (
     WatchedKind("ServiceEntry", ISTIO, ISTIO_VERSIONS, "serviceentries"),
     WatchedKind("Gateway", GATEWAY_API, ("v1", "v1beta1"), "gateways"),
     WatchedKind("GRPCRoute", GATEWAY_API, ("v1", "v1alpha2"), "grpcroutes"),
+    WatchedKind("HTTPRoute", GATEWAY_API, ("v1", "v1beta1"), "httproutes"),
     WatchedKind("ReferenceGrant", GATEWAY_API, ("v1", "v1beta1", "v1alpha2"), "referencegrants"),
     WatchedKind("GatewayClass", GATEWAY_API, ("v1", "v1beta1"), "gatewayclasses", namespaced=False),
     WatchedKind("Service", "", ("v1",), "services"),
+    #: labels only: Gateway API listeners select route namespaces by them
+    WatchedKind("Namespace", "", ("v1",), "namespaces", namespaced=False),
     WatchedKind("Secret", "", ("v1",), "secrets", field_selector="type=kubernetes.io/tls"),
     WatchedKind("EndpointSlice", "discovery.k8s.io", ("v1",), "endpointslices"),
     WatchedKind("Mapping", EMISSARY, EMISSARY_VERSIONS, "mappings"),

@@ -390,8 +390,8 @@ def _unmasked() -> Iterator[None]:
         yield
         return
 
-    def raising(parser, obj, rep, *args):
-        return parser(obj, rep, *args)
+    def raising(parser, obj, rep, *args, **kwargs):
+        return parser(obj, rep, *args, **kwargs)
 
     dialect.isolated = raising
     try:

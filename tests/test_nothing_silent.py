@@ -96,7 +96,7 @@ CASES = [
     ("istio kind not translated", "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: s}\nspec: {}",
      [(W, "unsupported-kind", "kind")], []),
     ("Gateway API HTTPRoute", "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: h}\n"
-     "spec: {rules: [{foo: 1}]}", [(W, "unsupported-kind", "kind"), (W, "unknown-field", "spec.rules[0].foo")], []),
+     "spec: {rules: [{foo: 1}]}", [(W, "unknown-field", "spec.rules[0].foo")], ["unsupported-kind"]),
     ("other gatewayClassName", "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g}\n"
      "spec: {gatewayClassName: istio, listeners: [{name: a, port: 80, protocol: HTTP}]}",
      [(W, "other-class", "spec.gatewayClassName")], []),
@@ -158,7 +158,7 @@ def test_unknown_kind_warning_says_what_is_translated() -> None:
     d = next(d for d in diagnostics("apiVersion: networking.rypt.io/v1\nkind: VirtualService\nmetadata: {name: v}")[0]
              if d.code == "unsupported-kind")
     assert "VirtualService (networking.rypt.io/v1)" in d.message and "networking.istio.io/v1" in d.message
-    assert "gateway.networking.k8s.io Gateway/GRPCRoute/ReferenceGrant" in d.message
+    assert "gateway.networking.k8s.io Gateway/GRPCRoute/HTTPRoute/ReferenceGrant" in d.message
     other = next(d for d in diagnostics("apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g}\n"
                                         "spec: {gatewayClassName: istio}")[0] if d.code == "other-class")
     assert "gatewayClassName: xds-server" in other.message and "--gateway-class" in other.message

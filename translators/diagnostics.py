@@ -81,12 +81,12 @@ class Reporter:
         self.items.append(Diagnostic(Severity.INFO, code, message, self.file, self.ref, field_path))
 
 
-def isolated(parser: Callable[..., T], obj: Any, rep: Reporter, *args: Any) -> T | None:
+def isolated(parser: Callable[..., T], obj: Any, rep: Reporter, *args: Any, **kwargs: Any) -> T | None:
     """Run one object's parser; an unexpected exception becomes an error on that object, never a crash
     of the whole translation (the rest of the config still translates).  Callers look it up as
     ``diagnostics.isolated`` at call time, so tests can unmask it."""
     try:
-        return parser(obj, rep, *args)
+        return parser(obj, rep, *args, **kwargs)
     except Exception as exc:  # noqa: BLE001 - one object must not take the others down
         rep.error("", f"internal error translating {obj.ref}: {type(exc).__name__}: {exc}"[:500], code="internal")
         return None

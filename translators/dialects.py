@@ -7,9 +7,10 @@ dialect         group                                kinds
 =============== ==================================== =====================================================
 ``istio``       ``networking.istio.io``              Gateway, VirtualService, DestinationRule,
                                                      ServiceEntry, EnvoyFilter (the gRPC-Web pattern)
-``gateway_api`` ``gateway.networking.k8s.io``        Gateway, GRPCRoute, ReferenceGrant, GatewayClass
+``gateway_api`` ``gateway.networking.k8s.io``        Gateway, GRPCRoute, HTTPRoute, ReferenceGrant,
+                                                     GatewayClass
 ``emissary``    ``getambassador.io``                 Mapping, Host, TLSContext, Module, Listener
-``kubernetes``  core, ``discovery.k8s.io``           Service, EndpointSlice, Secret
+``kubernetes``  core, ``discovery.k8s.io``           Service, EndpointSlice, Secret, Namespace (labels)
 =============== ==================================== =====================================================
 
 What they share sits below them: field readers (:mod:`translators.fields`), the host registry
@@ -40,10 +41,10 @@ ISTIO = Dialect("istio", "networking.istio.io", ("v1", "v1beta1", "v1alpha3"), {
     "ServiceEntry": "ServiceEntry", "DestinationRule": "DestinationRule", "VirtualService": "VirtualService",
     "Gateway": "Gateway", "EnvoyFilter": "EnvoyFilter"})
 GATEWAY_API = Dialect("gateway_api", "gateway.networking.k8s.io", None, {
-    k: "gwapi:" + k for k in ("Gateway", "GRPCRoute", "ReferenceGrant", "GatewayClass")})
+    k: "gwapi:" + k for k in ("Gateway", "GRPCRoute", "HTTPRoute", "ReferenceGrant", "GatewayClass")})
 EMISSARY = Dialect("emissary", "getambassador.io", ("v3alpha1", "v2"), {
     k: "emissary:" + k for k in ("Mapping", "Host", "TLSContext", "Module", "Listener")})
-KUBERNETES = Dialect("kubernetes", "", None, {"Service": "Service", "Secret": "Secret"})
+KUBERNETES = Dialect("kubernetes", "", None, {"Service": "Service", "Secret": "Secret", "Namespace": "Namespace"})
 KUBERNETES_DISCOVERY = Dialect("kubernetes", "discovery.k8s.io", None, {"EndpointSlice": "EndpointSlice"})
 
 DIALECTS = (ISTIO, GATEWAY_API, EMISSARY, KUBERNETES, KUBERNETES_DISCOVERY)
@@ -51,12 +52,12 @@ DIALECTS = (ISTIO, GATEWAY_API, EMISSARY, KUBERNETES, KUBERNETES_DISCOVERY)
 TABLE: dict[tuple[str, str], tuple[Dialect, str]] = {
     (d.group, kind): (d, stage) for d in DIALECTS for kind, stage in d.stages.items()}
 #: kinds that are read elsewhere (namespaces, the ConfigMap a Kubernetes source mounts) and need no word
-QUIET_KINDS = frozenset({("", "Namespace"), ("", "ConfigMap")})
+QUIET_KINDS = frozenset({("", "ConfigMap")})
 _GROUPS = tuple(sorted({d.group for d in DIALECTS if d.group}))
 
 TRANSLATED = ("xds-server translates networking.istio.io Gateway/VirtualService/DestinationRule/ServiceEntry "
-              "(and the gRPC-Web EnvoyFilter), gateway.networking.k8s.io Gateway/GRPCRoute/ReferenceGrant/"
-              "GatewayClass, getambassador.io Mapping/Host/TLSContext/Module/Listener, core Service/EndpointSlice/"
+              "(and the gRPC-Web EnvoyFilter), gateway.networking.k8s.io Gateway/GRPCRoute/HTTPRoute/"
+              "ReferenceGrant/GatewayClass, getambassador.io Mapping/Host/TLSContext/Module/Listener, core Service/EndpointSlice/"
               "Secret")
 
 

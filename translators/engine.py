@@ -48,8 +48,8 @@ from translators.gateway_api import DEFAULT_GATEWAY_CLASS
 from translators.gateway_api.dialect import KINDS as GATEWAY_API_KINDS
 from translators.gateway_api.dialect import compile_gateway_api
 from translators.hosts import Registry
-from translators.ir import (BLACKHOLE_CLUSTER, DOMAIN_SUFFIX, Cluster, Gateway, HttpRoutes, Model, Service,
-                            TrafficPolicy, cluster_name)
+from translators.ir import (BLACKHOLE_CLUSTER, DOMAIN_SUFFIX, GATEWAY_NAME_LABEL, Cluster, Gateway, HttpRoutes, Model,
+                            Service, TrafficPolicy, cluster_name)
 from translators.istio import checks as istio_checks
 from translators.istio import envoy_filter
 from translators.istio.destination_rule import DestinationPolicy, parse_destination_rule
@@ -99,6 +99,7 @@ class Entry:
 class EngineState:
     gateway_class: str
     ambassador_ids: tuple[str, ...] = (DEFAULT_AMBASSADOR_ID,)
+    gateway_addresses: tuple[str, ...] = ()
     token: int = 0
     objects: dict[ObjectRef, ConfigObject] = field(default_factory=dict)
     bucket: dict[ObjectRef, str] = field(default_factory=dict)
@@ -145,6 +146,9 @@ class EngineState:
     tls_hosts: set[str] = field(default_factory=set)
     #: merged gateway virtual hosts per selection (translators.gateway_view), shared with the builders
     views: dict = field(default_factory=dict)
+    #: Namespace labels (Gateway API ``allowedRoutes`` selectors); Services in front of Gateways, by Service
+    namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    gateway_services: dict[ObjectRef, tuple[tuple[str, str], tuple[str, ...]]] = field(default_factory=dict)
     #: the Emissary join's last output, and its cluster requests by host
     emissary: emissary.Output | None = None
     emissary_clusters: dict[str, dict[str, emissary.ClusterRequest]] = field(default_factory=dict)
@@ -262,13 +266,15 @@ class _Parser:
 
 def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[ObjectRef, ConfigObject] | None,
                     state: EngineState | None, token: int | None, gateway_class: str,
-                    ambassador_ids: tuple[str, ...] = (DEFAULT_AMBASSADOR_ID,)) -> Outcome:
+                    ambassador_ids: tuple[str, ...] = (DEFAULT_AMBASSADOR_ID,),
+                    gateway_addresses: tuple[str, ...] = ()) -> Outcome:
     """Compile ``objects`` into the IR, reusing ``state`` when it is the one ``token`` names."""
     objects = objects if isinstance(objects, list) else list(objects)
     fresh = state is None or state.gateway_class != gateway_class or token is None or state.token != token or \
-        state.ambassador_ids != ambassador_ids
+        state.ambassador_ids != ambassador_ids or state.gateway_addresses != gateway_addresses
     if fresh:
-        state = EngineState(gateway_class=gateway_class, ambassador_ids=ambassador_ids)
+        state = EngineState(gateway_class=gateway_class, ambassador_ids=ambassador_ids,
+                            gateway_addresses=gateway_addresses)
     st = state
     st.cluster_changes = {}
     st.token = 0  # in progress: a failure half-way leaves a state no translation can reuse
@@ -459,12 +465,31 @@ def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[Object
     http_routes: tuple[HttpRoutes, ...] = st.http_routes
 
     # -- Gateway API: re-run over its (few) objects; it resolves backends against the registry
+    for ref in touched.get("Namespace", ()):
+        obj = new.get(ref) if st.bucket.get(ref) == "Namespace" else None
+        if obj is None:
+            st.namespace_labels.pop(ref.name, None)
+        else:
+            st.namespace_labels[ref.name] = dict(obj.labels)
+    for ref in touched.get(SVC, ()):
+        obj = new.get(ref) if st.bucket.get(ref) == SVC else None
+        gw_name = obj.labels.get(GATEWAY_NAME_LABEL) if obj is not None else None
+        if gw_name:
+            st.gateway_services[ref] = ((obj.namespace, gw_name), _service_addresses(obj))
+        else:
+            st.gateway_services.pop(ref, None)
+    fronting: dict[tuple[str, str], tuple[str, ...]] = {}
+    for key, addrs in st.gateway_services.values():
+        fronting[key] = fronting.get(key, ()) + tuple(a for a in addrs if a not in fronting.get(key, ()))
+    valid_secrets = {(s.namespace, s.name) for s in secrets if s.cert_pem and s.key_pem}
     gwapi = {k: [new[r] for r in _refs(st, GWAPI + k)] for k in GATEWAY_API_KINDS}
     api_diags: list[Diagnostic] = []
     statuses: dict[ObjectRef, dict] = {}
     api_referenced: set[tuple[str, int, str]] = set()
-    api_gateways, api_routes = compile_gateway_api(gwapi, registry=registry, referenced=api_referenced,
-                                              gateway_class=gateway_class, diags=api_diags, statuses=statuses)
+    api_gateways, api_routes = compile_gateway_api(
+        gwapi, registry=registry, referenced=api_referenced, gateway_class=gateway_class, diags=api_diags,
+        statuses=statuses, secret_ok=lambda ns, name: (ns, name) in valid_secrets,
+        namespace_labels=st.namespace_labels, addresses=fronting, default_addresses=st.gateway_addresses)
     gateways += api_gateways
     if api_routes:
         http_routes = http_routes + tuple(api_routes)
@@ -563,6 +588,20 @@ def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[Object
     st.token = next(_tokens)
     return Outcome(model, diags, dict(st.accepted), statuses, st, st.token,
                    None if fresh else dict(st.cluster_changes))
+
+
+def _service_addresses(obj: ConfigObject) -> tuple[str, ...]:
+    """Where a Service in front of a Gateway's Envoys is reached: its load-balancer ingress, else its
+    external IPs, else its cluster IP."""
+    raw = obj.raw or {}
+    ingress = ((raw.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    out = [str(i.get("ip") or i.get("hostname")) for i in ingress if isinstance(i, dict) and (i.get("ip") or i.get("hostname"))]
+    spec = raw.get("spec") or {}
+    if not out:
+        out = [str(a) for a in spec.get("externalIPs") or () if isinstance(a, str)]
+    if not out and isinstance(spec.get("clusterIP"), str) and spec["clusterIP"] not in ("", "None"):
+        out = [spec["clusterIP"]]
+    return tuple(out)
 
 
 class _Sources:
@@ -772,11 +811,13 @@ class Compiled:
 
 def compile_config(objects: Iterable[ConfigObject], *, accepted: Mapping[ObjectRef, ConfigObject] | None = None,
                    memo: ParseMemo | None = None, gateway_class: str = DEFAULT_GATEWAY_CLASS,
-                   ambassador_ids: tuple[str, ...] = (DEFAULT_AMBASSADOR_ID,)) -> Compiled:
+                   ambassador_ids: tuple[str, ...] = (DEFAULT_AMBASSADOR_ID,),
+                   gateway_addresses: tuple[str, ...] = ()) -> Compiled:
     """Every object of every dialect into one IR model, incrementally: ``memo`` is the previous result's,
     and only what changed since is recompiled."""
     memo = memo or {}
     out = compile_objects(objects, accepted=accepted, state=memo.get("engine"), token=memo.get("token"),
-                          gateway_class=gateway_class, ambassador_ids=tuple(ambassador_ids))
+                          gateway_class=gateway_class, ambassador_ids=tuple(ambassador_ids),
+                          gateway_addresses=tuple(gateway_addresses))
     return Compiled(out.model, out.diagnostics, out.accepted, {"engine": out.state, "token": out.token},
                     out.statuses, out.cluster_changes)

@@ -81,7 +81,7 @@ class _PortView:
 
 def _contributions(hr: ir.HttpRoutes, servers: list[tuple[ir.Gateway, ir.GatewayServer]],
                    port: int) -> list[tuple[str, list[ir.Route]]]:
-    bound = [(g, s) for g, s in servers if g.key in hr.gateways]
+    bound = [(g, s) for g, s in servers if g.key in hr.gateways or f"{g.key}|{s.port_name}" in hr.gateways]
     out: list[tuple[str, list[ir.Route]]] = []
     if not bound:
         return out
@@ -133,6 +133,8 @@ def _update_port(view: _PortView, http_routes: tuple[ir.HttpRoutes, ...], port: 
                 hosts.add(host)
             else:
                 hosts.discard(host)
+        if any(r.precedence is not None for r in bucket):  # Gateway API: the spec's order across routes
+            bucket.sort(key=lambda r: (r.precedence is None, r.precedence or ()))
         if bucket:
             view.buckets[host] = bucket
             view.vhosts[host] = ir.VirtualHost(name=f"{host}:{port}", domains=(host,), routes=tuple(bucket),

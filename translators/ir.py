@@ -258,7 +258,9 @@ class Cluster:
 
 @dataclass(frozen=True, slots=True)
 class StringMatch:
-    kind: str  # exact | prefix | regex | present
+    #: ``segment``: a path prefix by whole segments (Gateway API PathPrefix: ``/foo`` matches ``/foo`` and
+    #: ``/foo/bar``, not ``/foobar``)
+    kind: str  # exact | prefix | segment | regex | present
     value: str = ""
     ignore_case: bool = False
 
@@ -320,6 +322,8 @@ class Redirect:
     scheme: str = ""
     port: int | None = None
     code: int = 301
+    #: replace the matched path prefix with this (Gateway API ReplacePrefixMatch)
+    prefix: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,6 +357,9 @@ class Route:
     #: hash on a cookie, generated when absent: (name, path, ttl seconds or None)
     hash_cookie: tuple[str, str, float | None] | None = None
     hash_source_ip: bool = False
+    #: Gateway API: the route's place among the routes merged into one virtual host (lower first); None keeps
+    #: the merge order (Istio: VirtualService order)
+    precedence: tuple | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -475,7 +482,8 @@ class HttpRoutes:
 
     ref: ObjectRef
     hosts: tuple[str, ...]
-    gateways: tuple[str, ...]  # "ns/name", or "mesh"
+    #: "ns/name", or "mesh"; or "KEY|LISTENER": only that listener (server ``port_name``) of gateway KEY
+    gateways: tuple[str, ...]
     routes: tuple[Route, ...]
     tls_routes: tuple[TlsRoute, ...] = ()
 

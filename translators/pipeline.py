@@ -250,10 +250,11 @@ class Translation:
 
 def translate(objects: Iterable[ConfigObject], *, accepted: Mapping[ObjectRef, ConfigObject] | None = None,
               previous: Translation | None = None, gateway_class: str = DEFAULT_GATEWAY_CLASS,
-              ambassador_ids: tuple[str, ...] = ("default",)) -> Translation:
+              ambassador_ids: tuple[str, ...] = ("default",), gateway_addresses: tuple[str, ...] = ()) -> Translation:
     """Translate ``objects``; with ``previous``, unchanged objects and clusters are not rebuilt."""
     compiled = compile_config(objects, accepted=accepted, memo=previous.memo if previous else None,
-                             gateway_class=gateway_class, ambassador_ids=ambassador_ids)
+                             gateway_class=gateway_class, ambassador_ids=ambassador_ids,
+                             gateway_addresses=gateway_addresses)
     translation = Translation(model=compiled.model, diagnostics=compiled.diagnostics, accepted=compiled.accepted,
                               statuses=compiled.statuses,
                               memo=compiled.memo, built=previous.built if previous else {},

@@ -37,7 +37,7 @@ def matches_everything(route: ir.Route) -> bool:
     p = m.path
     if p is None:
         return True
-    if p.kind == "prefix":
+    if p.kind in ("prefix", "segment"):
         return p.value in ("", "/")
     if p.kind == "regex":
         return p.value in (".*", "/.*", "^/.*", "^.*$", "/.*$", "^/.*$")

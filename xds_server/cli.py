@@ -52,6 +52,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                            debounce_max=args.debounce_max, kubernetes=args.kubernetes, kubeconfig=args.kubeconfig,
                            namespaces=args.namespace, gateway_class=args.gateway_class,
                            ambassador_ids=tuple(args.ambassador_id or ["default"]),
+                           gateway_addresses=tuple(args.gateway_address or ()),
                            lease_namespace=args.lease_namespace, max_file_bytes=args.max_file_bytes,
                            max_node_classes=args.max_node_classes,
                            limits=Limits(names_per_request=args.max_names_per_request,
@@ -140,6 +141,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, then ~/.kube/config)")
     s.add_argument("--namespace", action="append", default=[], metavar="NS", help="watch only these namespaces")
     s.add_argument("--gateway-class", default="xds-server", help="serve Gateway API Gateways of this class")
+    s.add_argument("--gateway-address", action="append", metavar="ADDRESS",
+                   help="Gateway API status.addresses (IP or hostname; repeatable) when no Service labelled "
+                   "gateway.networking.k8s.io/gateway-name fronts the Gateway's Envoys")
     s.add_argument("--ambassador-id", action="append", metavar="ID",
                    help="serve Emissary objects of this ambassador_id (repeatable; default: default)")
     s.add_argument("--lease-namespace", default=os.environ.get("POD_NAMESPACE", "default"),

@@ -46,7 +46,8 @@ class Controller:
                  leading: float = 0.01,
                  clock: Callable[[], float] = time.monotonic, gateway_class: str = DEFAULT_GATEWAY_CLASS,
                  on_translated: Callable[[Translation, list[ConfigObject]], None] | None = None,
-                 ambassador_ids: tuple[str, ...] = ("default",)) -> None:
+                 ambassador_ids: tuple[str, ...] = ("default",), gateway_addresses: tuple[str, ...] = ()) -> None:
+        self.gateway_addresses = tuple(gateway_addresses)
         self.gateway_class = gateway_class
         self.ambassador_ids = tuple(ambassador_ids)
         #: called in a worker thread after each publish (status writing); failures are logged
@@ -133,7 +134,8 @@ class Controller:
         short-lived acyclic objects, and gen-2 collections over them cost about a third of a large build."""
         with gc_paused():
             translation = translate(objects, accepted=self._accepted, previous=self._previous,
-                                    gateway_class=self.gateway_class, ambassador_ids=self.ambassador_ids)
+                                    gateway_class=self.gateway_class, ambassador_ids=self.ambassador_ids,
+                                    gateway_addresses=self.gateway_addresses)
             return translation, self.cache.prepare(translation, generation=generation)
 
     def _log_new(self, diags: list[Diagnostic]) -> None:

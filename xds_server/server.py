@@ -40,6 +40,8 @@ class ServeOptions:
     gateway_class: str = "xds-server"
     #: the Emissary ambassador_ids this server answers for (Emissary's AMBASSADOR_ID)
     ambassador_ids: Sequence[str] = ("default",)
+    #: Gateway API ``status.addresses`` when no Service labelled with the Gateway's name fronts its Envoys
+    gateway_addresses: Sequence[str] = ()
     lease_namespace: str = "default"
     #: per-client limits of the ADS server
     limits: Limits = Limits()
@@ -100,7 +102,8 @@ async def serve(options: ServeOptions, *, stop_event: asyncio.Event | None = Non
             writer.write(translation.statuses, {o.ref: o for o in objects})
     controller = Controller(store=store, cache=cache, quiet=options.debounce_quiet, max_delay=options.debounce_max,
                             gateway_class=options.gateway_class, on_translated=hook,
-                            ambassador_ids=tuple(options.ambassador_ids))
+                            ambassador_ids=tuple(options.ambassador_ids),
+                            gateway_addresses=tuple(options.gateway_addresses))
     ads = AdsServer(cache=cache, limits=options.limits)
     source = FileSource(dirs=options.config_dirs, store=store, max_file_bytes=options.max_file_bytes)
 

@@ -59,6 +59,11 @@ def _route_match(m: ir.RouteMatch) -> rc.RouteMatch:
         out.path = path.value
     elif path.kind == "prefix":
         out.prefix = path.value
+    elif path.kind == "segment":
+        if path.value.rstrip("/"):
+            out.path_separated_prefix = path.value.rstrip("/")
+        else:
+            out.prefix = "/"
     else:
         out.safe_regex.CopyFrom(regex_pb2.RegexMatcher(regex=path.value))
     if path is not None and path.ignore_case:
@@ -199,6 +204,8 @@ def build_route(r: ir.Route, *, grpc_web: bool = False) -> rc.Route:
     if r.redirect is not None:
         rd = r.redirect
         red = rc.RedirectAction(host_redirect=rd.authority, path_redirect=rd.uri)
+        if rd.prefix is not None:
+            red.prefix_rewrite = rd.prefix
         if rd.scheme:
             red.scheme_redirect = rd.scheme
         if rd.port:

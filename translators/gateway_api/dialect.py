@@ -4,29 +4,42 @@ Few objects in practice, so the compile step re-runs this over all of them when 
 """
 from __future__ import annotations
 
-from translators import diagnostics
+from typing import Callable, Mapping
+
+from translators import diagnostics, fields
+from translators.conditions import condition
 from translators.diagnostics import Diagnostic, Reporter, Severity
 from translators.gateway_api import GROUP
-from translators.conditions import condition
+from translators.gateway_api.attach import attach, route_status
 from translators.gateway_api.gateway import parse_gateway
-from translators.gateway_api.grpcroute import RouteContext, parse_grpc_route, reference_grants
+from translators.gateway_api.grpcroute import RouteContext, grpc_rules, reference_grants
+from translators.gateway_api.httproute import http_rules
 from translators.hosts import Registry
-from translators.ir import Gateway, HttpRoutes
+from translators.ir import GATEWAY_API_KEY_PREFIX, Gateway, HttpRoutes
 from translators.objects import ConfigObject, ObjectRef
 
 #: the kinds this dialect reads
-KINDS = frozenset({"Gateway", "GRPCRoute", "ReferenceGrant", "GatewayClass"})
+KINDS = frozenset({"Gateway", "GRPCRoute", "HTTPRoute", "ReferenceGrant", "GatewayClass"})
 
 
 def compile_gateway_api(objs: dict[str, list[ConfigObject]], *, registry: Registry, referenced: set, gateway_class: str,
-                 diags: list[Diagnostic], statuses: dict[ObjectRef, dict]) -> tuple[list[Gateway], list[HttpRoutes]]:
-    """Gateways of our class and the GRPCRoutes attached to them, with their statuses.  Backends resolve
-    against ``registry``; the (host, port, subset) of every cluster a route names is added to ``referenced``."""
+                        diags: list[Diagnostic], statuses: dict[ObjectRef, dict],
+                        secret_ok: Callable[[str, str], bool] = lambda ns, name: True,
+                        namespace_labels: Mapping[str, Mapping[str, str]] | None = None,
+                        addresses: Mapping[tuple[str, str], tuple[str, ...]] | None = None,
+                        default_addresses: tuple[str, ...] = ()) -> tuple[list[Gateway], list[HttpRoutes]]:
+    """Gateways of our class and the GRPCRoutes and HTTPRoutes attached to them, with their statuses.
+    Backends resolve against ``registry``; the (host, port, subset) of every cluster a route names is added
+    to ``referenced``.  ``addresses``: per Gateway (namespace, name), the addresses of the Service in front of
+    its Envoys; ``default_addresses`` (``serve --gateway-address``) otherwise."""
+    labels = namespace_labels or {}
     for gc in objs["GatewayClass"]:
         if gc.name == gateway_class:
-            statuses[gc.ref] = {"conditions": [condition("Accepted", True, "Accepted")]}
+            statuses[gc.ref] = {"conditions": _stamped([condition("Accepted", True, "Accepted")], gc)}
     gateways: list[Gateway] = []
-    listeners: dict[str, dict[str, int]] = {}
+    listeners: dict[str, list] = {}
+    gateway_status: dict[str, tuple[ConfigObject, dict]] = {}
+    cert_grants = reference_grants(objs["ReferenceGrant"], from_kind="Gateway", to_kind="Secret")
     for obj in objs["Gateway"]:
         if obj.spec.get("gatewayClassName") != gateway_class:
             diags.append(Diagnostic(Severity.WARNING, "other-class", f"Gateway ({obj.api_version}) has gatewayClassName "
@@ -35,33 +48,76 @@ def compile_gateway_api(objs: dict[str, list[ConfigObject]], *, registry: Regist
                                     f"{obj.spec.get('gatewayClassName')}", obj.source, obj.ref, "spec.gatewayClassName"))
             continue
         rep = Reporter(file=obj.source, ref=obj.ref)
-        gw, status = diagnostics.isolated(parse_gateway, obj, rep) or (None, None)
+        found = (addresses or {}).get((obj.namespace, obj.name)) or default_addresses
+        gw, ls, status = diagnostics.isolated(parse_gateway, obj, rep, secret_ok=secret_ok,
+                                              certificate_permitted=cert_grants,
+                                              addresses=found) or (None, [], None)
         diags.extend(rep.items)
+        key = f"{obj.namespace}/{obj.name}"
         if status is not None:
             statuses[obj.ref] = status
+            gateway_status[key] = (obj, status)
         if gw is not None:
             gateways.append(gw)
-            listeners[f"{obj.namespace}/{obj.name}"] = {s.port_name: s.port for s in gw.servers}
-    ctx = RouteContext(registry=registry, permitted=reference_grants(objs["ReferenceGrant"]), gateways=listeners,
-                       referenced=referenced)
+            listeners[key] = ls
     routes: list[HttpRoutes] = []
-    attached: dict[str, int] = {}
+    attached: dict[tuple[str, str], int] = {}
     existing = {f"{o.namespace}/{o.name}" for o in objs["Gateway"]}  # of any class
-    for obj in objs["GRPCRoute"]:
-        rep = Reporter(file=obj.source, ref=obj.ref)
-        hr, status = diagnostics.isolated(parse_grpc_route, obj, rep, ctx) or (None, None)
-        diags.extend(rep.items)
-        if status is not None:
-            statuses[obj.ref] = status
-            diags.extend(_route_status_diagnostics(obj, status, existing))
-        if hr is not None:
-            routes.append(hr)
-            for key in hr.gateways:
-                attached[key] = attached.get(key, 0) + 1
-    for gw in gateways:
-        for listener in statuses[gw.ref]["listeners"]:
-            listener["attachedRoutes"] = attached.get(gw.key, 0)
+    for kind, rules in (("GRPCRoute", grpc_rules), ("HTTPRoute", http_rules)):
+        ctx = RouteContext(registry=registry, permitted=reference_grants(objs["ReferenceGrant"], from_kind=kind),
+                           referenced=referenced)
+        for obj in objs[kind]:
+            rep = Reporter(file=obj.source, ref=obj.ref)
+            hr, status = diagnostics.isolated(_route, obj, rep, kind, rules, ctx, listeners,
+                                              lambda ns: labels.get(ns, {})) or (None, None)
+            diags.extend(rep.items)
+            if status is not None:
+                statuses[obj.ref] = status
+                diags.extend(_route_status_diagnostics(obj, status, existing))
+            if hr is not None:
+                routes.append(hr)
+                for entry in hr.gateways:
+                    gkey, _, lname = entry[len(GATEWAY_API_KEY_PREFIX):].partition("|")
+                    attached[(gkey, lname)] = attached.get((gkey, lname), 0) + 1
+    for key, (obj, status) in gateway_status.items():
+        for listener in status["listeners"]:
+            listener["attachedRoutes"] = attached.get((key, listener["name"]), 0)
+            _stamped(listener["conditions"], obj)
+        _stamped(status["conditions"], obj)
     return gateways, routes
+
+
+def _generation(obj: ConfigObject) -> int | None:
+    g = (obj.raw.get("metadata") or {}).get("generation") if obj.raw else None
+    return g if isinstance(g, int) and not isinstance(g, bool) else None
+
+
+def _stamped(conditions: list[dict], obj: ConfigObject) -> list[dict]:
+    """Every condition carries the ``observedGeneration`` it was computed from."""
+    g = _generation(obj)
+    if g is not None:
+        for c in conditions:
+            c["observedGeneration"] = g
+    return conditions
+
+
+def _route(obj: ConfigObject, rep: Reporter, kind: str, rules: Callable, ctx: RouteContext,
+           listeners: Mapping[str, list], labels_of: Callable[[str], dict]) -> tuple[HttpRoutes | None, dict]:
+    """One route: attach it to listeners, compile its rules, and compute its status."""
+    hostnames = tuple(str(h) for h in fields.sequence(obj.spec.get("hostnames"), "spec.hostnames", rep)) or ("*",)
+    attached = attach(obj, rep, kind=kind, hostnames=hostnames, gateways=listeners, labels_of=labels_of)
+    compiled, resolved = rules(obj, rep, ctx)
+    bad = [s for s in resolved if not s[0]]
+    refs = condition("ResolvedRefs", not bad, bad[0][1] if bad else "ResolvedRefs", bad[0][2] if bad else "")
+    if rep.failed:  # an invalid value: not accepted anywhere, and the status says why
+        first = next(d for d in rep.items if d.severity is Severity.ERROR)
+        attached.parents = [(pm, False, "UnsupportedValue", f"{first.field_path}: {first.message}")
+                            for pm, _, _, _ in attached.parents]
+        attached.bindings = []
+    status = route_status(attached, refs, generation=_generation(obj))
+    if not attached.bindings:
+        return None, status
+    return HttpRoutes(obj.ref, hostnames, tuple(attached.bindings), tuple(compiled)), status
 
 
 def _route_status_diagnostics(obj: ConfigObject, status: dict, existing: set[str]) -> list[Diagnostic]:

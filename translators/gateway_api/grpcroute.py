@@ -20,15 +20,14 @@ ResponseHeaderModifier, RequestMirror.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from translators.defaults import DEFAULT_RETRY
 from translators.diagnostics import Reporter
-from translators.gateway_api import CONTROLLER_NAME
 from translators.conditions import condition
-from translators.ir import (BLACKHOLE_CLUSTER, GATEWAY_API_KEY_PREFIX, HeaderMatch, HeaderOps, HttpRoutes, Route,
-                            RouteMatch, StringMatch, WeightedCluster, cluster_name)
+from translators.ir import (BLACKHOLE_CLUSTER, HeaderMatch, HeaderOps, Route, RouteMatch, StringMatch, WeightedCluster,
+                            cluster_name)
 from translators import fields
 from translators.hosts import Registry, fqdn
 from translators.objects import ConfigObject
@@ -37,10 +36,8 @@ from translators.objects import ConfigObject
 @dataclass(frozen=True, slots=True)
 class RouteContext:
     registry: Registry
-    #: is a reference from (route namespace) to Service (namespace, name) permitted by a ReferenceGrant?
+    #: is a reference from a route of this kind in (namespace) to Service (namespace, name) permitted?
     permitted: Callable[[str, str, str], bool]
-    #: our gateways by "ns/name": their listener names -> ports
-    gateways: dict[str, dict[str, int]]
     referenced: set[tuple[str, int, str]]
 
 
@@ -101,87 +98,82 @@ def _header_modifier(value: Any, path: str, rep: Reporter) -> HeaderOps:
                      remove=tuple(str(h).lower() for h in fields.sequence(m.get("remove"), f"{path}.remove", rep)))
 
 
-def parse_grpc_route(obj: ConfigObject, rep: Reporter, ctx: RouteContext) -> tuple[HttpRoutes | None, dict]:
+def grpc_rules(obj: ConfigObject, rep: Reporter, ctx: RouteContext) -> tuple[list[Route], list[tuple[bool, str, str]]]:
+    """A GRPCRoute's rules as routes (in the spec's precedence), and the state of each backendRef."""
     spec = obj.spec
     ns = obj.namespace
-    parents = []
-    parent_status = []
-    for i, p in enumerate(fields.sequence(spec.get("parentRefs"), "spec.parentRefs", rep)):
-        pm = fields.mapping(p, f"spec.parentRefs[{i}]", rep) or {}
-        kind = fields.string(pm.get("kind"), f"spec.parentRefs[{i}].kind", rep) or "Gateway"
-        pns = fields.string(pm.get("namespace"), f"spec.parentRefs[{i}].namespace", rep) or ns
-        key = f"{pns}/{fields.string(pm.get('name'), f'spec.parentRefs[{i}].name', rep, required=True)}"
-        ok = kind == "Gateway" and key in ctx.gateways
-        section = fields.string(pm.get("sectionName"), f"spec.parentRefs[{i}].sectionName", rep)
-        if ok and section and section not in ctx.gateways[key]:
-            ok = False
-        if ok:
-            parents.append((key, ctx.gateways[key].get(section) if section else None))
-        parent_status.append((pm, ok))
-    hosts = tuple(str(h) for h in fields.sequence(spec.get("hostnames"), "spec.hostnames", rep)) or ("*",)
     resolved: list[tuple[bool, str, str]] = []  # per backendRef: (ok, reason, message)
-
     routes: list[Route] = []
+    created = str((obj.raw.get("metadata") or {}).get("creationTimestamp") or "") if obj.raw else ""
     rules = fields.sequence(spec.get("rules"), "spec.rules", rep) or [{}]
     for i, rule in enumerate(rules):
         rp = f"spec.rules[{i}]"
         rm = fields.mapping(rule, rp, rep) or {}
-        clusters = []
-        for k, b in enumerate(fields.sequence(rm.get("backendRefs"), f"{rp}.backendRefs", rep)):
-            cluster, state = _backend(b, f"{rp}.backendRefs[{k}]", rep, ns=ns, ctx=ctx)
-            resolved.append(state)
-            weight = b.get("weight", 1) if isinstance(b, dict) else 1
-            if isinstance(weight, int) and weight > 0:
-                clusters.append(WeightedCluster(cluster, weight))
-        req_ops = resp_ops = HeaderOps()
-        mirror = None
-        for f, flt in enumerate(fields.sequence(rm.get("filters"), f"{rp}.filters", rep)):
-            fp = f"{rp}.filters[{f}]"
-            fm = fields.mapping(flt, fp, rep) or {}
-            ftype = fm.get("type")
-            if ftype == "RequestHeaderModifier":
-                req_ops = _header_modifier(fm.get("requestHeaderModifier"), f"{fp}.requestHeaderModifier", rep)
-            elif ftype == "ResponseHeaderModifier":
-                resp_ops = _header_modifier(fm.get("responseHeaderModifier"), f"{fp}.responseHeaderModifier", rep)
-            elif ftype == "RequestMirror":
-                target = (fm.get("requestMirror") or {}).get("backendRef")
-                mirror, _ = _backend(target, f"{fp}.requestMirror.backendRef", rep, ns=ns, ctx=ctx)
-            else:
-                rep.warning(f"{fp}.type", f"filter {ftype!r} is not supported; ignored", code="unsupported")
+        clusters = backend_clusters(rm, rp, rep, ns=ns, ctx=ctx, resolved=resolved)
+        req_ops, resp_ops, mirror = header_filters(rm, rp, rep, ns=ns, ctx=ctx, allowed=GRPC_FILTERS)
         for j, match in enumerate(fields.sequence(rm.get("matches"), f"{rp}.matches", rep) or [{}]):
             mp = f"{rp}.matches[{j}]"
             mm = fields.mapping(match, mp, rep) or {}
             path = _method_path(mm.get("method"), f"{mp}.method", rep)
-            routes.append(Route(
+            route = Route(
                 name=f"{ns}/{obj.name}/rules[{i}].matches[{j}]",
-                match=RouteMatch(path=path, headers=_headers(mm.get("headers"), f"{mp}.headers", rep),
-                                 port=parents[0][1] if len(parents) == 1 else None),
+                match=RouteMatch(path=path, headers=_headers(mm.get("headers"), f"{mp}.headers", rep)),
                 clusters=tuple(clusters) or (WeightedCluster(BLACKHOLE_CLUSTER, 1),),
                 retries=DEFAULT_RETRY, request_headers=req_ops, response_headers=resp_ops,
-                mirror_cluster=mirror, source=obj.ref))
-    routes.sort(key=_precedence)
-    bad = [s for s in resolved if not s[0]]
-    refs_condition = condition("ResolvedRefs", not bad, bad[0][1] if bad else "ResolvedRefs", bad[0][2] if bad else "")
-    status = {"parents": [{"parentRef": {k: v for k, v in pm.items() if k in ("group", "kind", "namespace", "name",
-                                                                                 "sectionName", "port")},
-                           "controllerName": CONTROLLER_NAME,
-                           "conditions": [condition("Accepted", ok, "Accepted" if ok else "NoMatchingParent",
-                                                    "" if ok else "no Gateway of our class with that name/section"),
-                                          refs_condition]}
-                          for pm, ok in parent_status]}
-    if rep.failed or not parents:
-        return None, status
-    return HttpRoutes(obj.ref, tuple(fqdn(h, ns) if h != "*" and "." not in h else h for h in hosts),
-                      tuple(GATEWAY_API_KEY_PREFIX + k for k, _ in parents), tuple(routes)), status
+                mirror_cluster=mirror, source=obj.ref)
+            routes.append(replace(route, precedence=_precedence(route) + (created, ns, obj.name, i, j)))
+    routes.sort(key=lambda r: r.precedence)
+    return routes, resolved
+
+
+#: the filters a GRPCRoute rule takes
+GRPC_FILTERS = ("RequestHeaderModifier", "ResponseHeaderModifier", "RequestMirror")
+
+
+def backend_clusters(rm: dict, rp: str, rep: Reporter, *, ns: str, ctx: RouteContext,
+                     resolved: list[tuple[bool, str, str]]) -> list[WeightedCluster]:
+    """A rule's weighted backendRefs; a refused one keeps its weight on the blackhole cluster."""
+    clusters = []
+    for k, b in enumerate(fields.sequence(rm.get("backendRefs"), f"{rp}.backendRefs", rep)):
+        cluster, state = _backend(b, f"{rp}.backendRefs[{k}]", rep, ns=ns, ctx=ctx)
+        resolved.append(state)
+        weight = b.get("weight", 1) if isinstance(b, dict) else 1
+        if isinstance(weight, int) and not isinstance(weight, bool) and weight > 0:
+            clusters.append(WeightedCluster(cluster, weight))
+    return clusters
+
+
+def header_filters(rm: dict, rp: str, rep: Reporter, *, ns: str, ctx: RouteContext,
+                   allowed: tuple[str, ...]) -> tuple[HeaderOps, HeaderOps, str | None]:
+    """RequestHeaderModifier, ResponseHeaderModifier and RequestMirror of a rule; other filter types are
+    left to the caller (HTTPRoute) or warned about."""
+    req_ops = resp_ops = HeaderOps()
+    mirror = None
+    for f, flt in enumerate(fields.sequence(rm.get("filters"), f"{rp}.filters", rep)):
+        fp = f"{rp}.filters[{f}]"
+        fm = fields.mapping(flt, fp, rep) or {}
+        ftype = fm.get("type")
+        if ftype == "RequestHeaderModifier":
+            req_ops = _header_modifier(fm.get("requestHeaderModifier"), f"{fp}.requestHeaderModifier", rep)
+        elif ftype == "ResponseHeaderModifier":
+            resp_ops = _header_modifier(fm.get("responseHeaderModifier"), f"{fp}.responseHeaderModifier", rep)
+        elif ftype == "RequestMirror":
+            target = (fm.get("requestMirror") or {}).get("backendRef")
+            mirror, _ = _backend(target, f"{fp}.requestMirror.backendRef", rep, ns=ns, ctx=ctx)
+        elif ftype not in allowed:
+            rep.warning(f"{fp}.type", f"filter {ftype!r} is not supported; ignored", code="unsupported")
+    return req_ops, resp_ops, mirror
 
 
 def _precedence(r: Route) -> tuple:
-    """Gateway API GRPCRoute precedence: exact service+method, then longer service, then method, then more headers."""
+    """GRPCRoute precedence: exact service+method, then the longer service, then a method match, then more
+    header matches; in the key shape HTTPRoutes use (path rank, -path length, method, -headers, -query), so
+    both kinds merge on one listener."""
     p = r.match.path
     exact = p is not None and p.kind == "exact"
-    service_len = len(p.value.split("/")[1]) if p is not None and p.kind in ("exact", "prefix") else 0
+    length = len(p.value) if p is not None and p.kind in ("exact", "prefix") else 0
     has_method = p is not None and (p.kind == "exact" or p.value.startswith("/[^/]+/"))
-    return (not exact, -service_len, not has_method, -len(r.match.headers))
+    return (0 if exact else 2, -length, 0 if has_method else 1, -len(r.match.headers), 0)
 
 
 def _backend(ref: Any, path: str, rep: Reporter, *, ns: str, ctx: RouteContext) -> tuple[str, tuple[bool, str, str]]:
@@ -208,16 +200,17 @@ def _backend(ref: Any, path: str, rep: Reporter, *, ns: str, ctx: RouteContext) 
     return cluster_name(port=port, host=host), (True, "ResolvedRefs", "")
 
 
-def reference_grants(objects: list[ConfigObject]) -> Callable[[str, str, str], bool]:
-    """ReferenceGrants as a predicate: may a GRPCRoute in ``from_ns`` refer to Service ``to_ns/name``?"""
+def reference_grants(objects: list[ConfigObject], *, from_kind: str = "GRPCRoute", to_kind: str = "Service") \
+        -> Callable[[str, str, str], bool]:
+    """ReferenceGrants as a predicate: may a ``from_kind`` in ``from_ns`` refer to ``to_kind`` ``to_ns/name``?"""
     grants: list[tuple[str, set[str], set[str] | None]] = []
     def listed(value: Any) -> list[dict]:
         return [x for x in value if isinstance(x, dict)] if isinstance(value, list) else []
 
     for g in objects:
         froms = {f.get("namespace") for f in listed(g.spec.get("from")) if isinstance(f.get("namespace"), str)
-                 and f.get("kind") == "GRPCRoute" and f.get("group") == "gateway.networking.k8s.io"}
-        tos = [t for t in listed(g.spec.get("to")) if t.get("kind") == "Service" and (t.get("group") or "") == ""
+                 and f.get("kind") == from_kind and f.get("group") == "gateway.networking.k8s.io"}
+        tos = [t for t in listed(g.spec.get("to")) if t.get("kind") == to_kind and (t.get("group") or "") == ""
                and isinstance(t.get("name") or "", str)]
         names = None if any(not t.get("name") for t in tos) else {t.get("name") for t in tos}
         if froms and tos:
