@@ -50,6 +50,7 @@ bench-responsiveness: install
 
 protos: install
 	$(PY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. protos/helloworld.proto protos/route_guide.proto
+	$(PY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. protos/grpcecho.proto
 
 ## long property-based fuzz run of tests/test_fuzz.py (random seed unless FUZZ_SEED is given)
 FUZZ_EXAMPLES ?= 20000

@@ -1,23 +1,26 @@
 """ADS responsiveness during a full build: how long a newly connecting client waits for its first response.
 
-``xds-server serve`` (as ``bench/scale.py`` starts it) on N = 10,000 ``config_gen`` services.  One long-lived
-SotW ADS client, subscribed like a gateway Envoy (CDS and LDS wildcard, ACKing, responses kept as bytes),
-keeps the gateway node class in the cache, so every build prepares that class's snapshot.  Then:
+``xds-server serve`` (the harness's ControlPlane, as ``bench/scale.py`` starts it) on N = 10,000 ``config_gen``
+services.  One long-lived SotW ADS client in its own process (``--gateway-client``), subscribed like a gateway
+Envoy (CDS and LDS wildcard, ACKing), keeps the gateway node class in the cache, so every build prepares that
+class's snapshot.  Then:
 
 * **idle**: a fresh ADS client every ~20 ms for ``--idle-seconds``: its own channel and connection, one
-  ``StreamAggregatedResources`` stream, one LDS request (wildcard) with a gateway node; the time is from the
-  call until the first ``DiscoveryResponse`` arrives.  Then the stream and channel are closed.
-* **build**: every config file is replaced (atomic renames, in one burst) by the same N services under other
-  names (``svc-N`` .. ``svc-2N-1``): every object is new and every old one goes away, so nothing of the
-  previous translation can be reused: a build of the whole config.  Fresh clients keep coming every ~20 ms
-  from just before the renames until the server reports the translation done (``/debug/diagnostics``
-  ``translations``), and a client counts as "during the build" if it started between the renames and that.
+  ``StreamAggregatedResources`` stream, one LDS (or ``--type cds``) wildcard request with a gateway node; the
+  time is from opening the channel until the first ``DiscoveryResponse``.  Then the stream and channel close.
+* **build**: every object is replaced by the same N services under other names (``svc-N`` .. ``svc-2N-1``):
+  nothing of the previous translation can be reused and every old object goes away.  ``--layout single``
+  (default): the services are in one file, replaced by one rename (one parse, one translation);
+  ``--layout files``: scale.py's files of 1,000 services, all renamed in one burst (the server translates
+  several times as the parses finish).  Fresh clients keep coming every ~20 ms from just before the renames
+  until the gateway client receives a CDS with the new clusters and none of the old; a client counts as
+  "during the build" if it started in that window.
 
 Also: the latency of ``GET /healthz`` on the admin port, polled every ~10 ms from a thread.  The admin server
 runs on the same asyncio event loop as the ADS server, so its worst latency is an upper bound on the loop's
 worst stall (plus one HTTP round trip); it is not the loop's own measurement.
 
-``python -m bench.responsiveness [--services 10000] [--interval 0.02] [--idle-seconds 10]``
+``python -m bench.responsiveness [--services 10000] [--interval 0.02] [--idle-seconds 10] [--layout single|files]``
 """
 from __future__ import annotations
 
@@ -121,6 +124,62 @@ class Gateway:
         await self.channel.close()
 
 
+class GatewayProcess:
+    """:class:`Gateway` in its own process (``--gateway-client``), so its 15 MB CDS pushes are not received
+    on the same event loop and cores' share as the probes; it reports on stdout, with the machine-wide
+    monotonic clock (``time.perf_counter``)."""
+
+    def __init__(self) -> None:
+        self.synced = asyncio.Event()
+        self.rebuilt = asyncio.Event()
+        self.cds_times: list[float] = []
+        self.busy_max = 0.0
+
+    async def start(self, address: str, n: int) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.responsiveness", "--gateway-client", address, "--services", str(n),
+            stdout=asyncio.subprocess.PIPE, cwd=str(Path(__file__).resolve().parent.parent))
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        while line := await self.proc.stdout.readline():
+            what, _, value = line.decode().strip().partition(" ")
+            if what == "synced":
+                self.synced.set()
+            elif what == "cds":
+                self.cds_times.append(float(value))
+            elif what == "rebuilt":
+                self.rebuilt.set()
+            elif what == "busy":
+                self.busy_max = max(self.busy_max, float(value))
+
+    async def close(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.terminate()
+            await self.proc.wait()
+        self.reader.cancel()
+
+
+async def gateway_client(address: str, n: int) -> None:
+    gw = Gateway(address)
+    gw.expect = (b"|svc-0.default.svc", f"|svc-{n}.default.svc".encode(), f"|svc-{2 * n - 1}.default.svc".encode())
+    task = asyncio.create_task(gw.run())
+    seen, said, busy = 0, set(), -1.0
+    while not task.done():
+        await asyncio.sleep(0.01)
+        for t in gw.cds_times[seen:]:
+            print(f"cds {t}", flush=True)
+        seen = len(gw.cds_times)
+        for flag in ("synced", "rebuilt"):
+            if flag not in said and getattr(gw, flag).is_set():
+                said.add(flag)
+                print(f"{flag} {time.perf_counter()}", flush=True)
+        if gw.busy_max != busy:
+            busy = gw.busy_max
+            print(f"busy {busy}", flush=True)
+    await task
+
+
 class HealthProbe(threading.Thread):
     """``GET /healthz`` every ``interval`` seconds; records (start time, latency)."""
 
@@ -191,8 +250,8 @@ async def _probe_for(address: str, type_url: str, interval: float, stop: asyncio
 async def _run(cp: ControlPlane, config: Path, n: int, *, interval: float, idle_seconds: float,
                type_url: str, layout: str) -> dict:
     address = cp.xds_address
-    gw = Gateway(address)
-    gw_task = asyncio.create_task(gw.run())
+    gw = GatewayProcess()
+    await gw.start(address, n)
     await asyncio.wait_for(gw.synced.wait(), 600)
     await asyncio.sleep(2)
     counter = [0]
@@ -212,7 +271,6 @@ async def _run(cp: ControlPlane, config: Path, n: int, *, interval: float, idle_
     await asyncio.sleep(1)
 
     # the full build: the same N services under other names, every object new, every old one gone
-    gw.expect = (b"|svc-0.default.svc", f"|svc-{n}.default.svc".encode(), f"|svc-{2 * n - 1}.default.svc".encode())
     translations0 = await asyncio.to_thread(cp.translations)
     cds0 = len(gw.cds_times)
     renames = []
@@ -242,7 +300,6 @@ async def _run(cp: ControlPlane, config: Path, n: int, *, interval: float, idle_
     health.stop.set()
     health.join(timeout=60)
     await gw.close()
-    gw_task.cancel()
 
     in_build = [lat for s, lat in during if t_build <= s <= t_built]
     health_idle = [lat for s, lat in health.samples if t_idle <= s <= t_idle_end]
@@ -301,7 +358,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--layout", choices=["single", "files"], default="single",
                    help="single: all services in one file, replaced by one rename (one full translation); "
                         "files: scale.py's files of 1,000 services, all replaced in one burst")
+    p.add_argument("--gateway-client", metavar="ADDRESS", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.gateway_client:
+        asyncio.run(gateway_client(args.gateway_client, args.services))
+        return 0
     type_url = {"lds": T.LISTENER, "cds": T.CLUSTER}[args.type]
     from bench.__main__ import machine
     out = run(n=args.services, interval=args.interval, idle_seconds=args.idle_seconds, type_url=type_url,

@@ -169,7 +169,14 @@ class Translation:
         secrets: dict[str, Message] = {}
         if node.flavour == ENVOY:
             store = SecretStore(self.model.secrets, namespace=node.namespace)
+            routed: set[str] = set()  # the clusters this node's routes send to: only their client keys go to it
             for l in gateway_listeners(self.model, labels=node.label_map, namespace=node.namespace, memo=self.views):
+                if self.tls_clusters:
+                    for vh in l.virtual_hosts:
+                        for r in vh.routes:
+                            routed.update(c.cluster for c in r.clusters)
+                            if r.mirror_cluster:
+                                routed.add(r.mirror_cluster)
                 if l.tls_chains:
                     chains = tuple(c for c in l.tls_chains if store.add_server_credential(c.tls))
                     if not chains:
@@ -189,9 +196,15 @@ class Translation:
                 if t.name in listeners:
                     continue  # a port is HTTP or PASSTHROUGH, not both; the HTTP listener wins
                 listeners[t.name] = build_tcp_listener(t)
-            for c in self.model.clusters:
-                if c.policy.tls is not None and (c.policy.tls.credential_name or c.policy.tls.ca_credential):
-                    store.add_upstream_credential(c.policy.tls)
+                routed.update(c.cluster for _, cs in t.chains for c in cs)
+            for c in self.tls_clusters:
+                tls = c.policy.tls
+                if not (tls.credential_name or tls.ca_credential):
+                    continue
+                if c.name in routed:
+                    store.add_upstream_credential(tls)
+                elif tls.ca_credential or tls.mode != "MUTUAL":
+                    store.add_upstream_ca(tls)  # CA bundles are public; the client key is not
             secrets = store.resources
         return {type_urls.LISTENER: listeners, type_urls.ROUTE: routes, type_urls.SECRET: secrets}
 

@@ -21,7 +21,10 @@ from xds_server.ads import AdsServer
 from xds_server.controller import Controller
 
 
-def make_app(*, ads: AdsServer, controller: Controller, sources_ready: Callable[[], bool] = lambda: True) -> web.Application:
+def make_app(*, ads: AdsServer, controller: Controller, sources_ready: Callable[[], bool] = lambda: True,
+             probes_only: bool = False) -> web.Application:
+    """The admin app; ``probes_only``: just /healthz and /readyz (``serve --probe-address``, for kubelet on the
+    pod IP while the debug endpoints stay on loopback)."""
     cache = ads.cache
 
     async def healthz(_: web.Request) -> web.Response:
@@ -57,6 +60,8 @@ def make_app(*, ads: AdsServer, controller: Controller, sources_ready: Callable[
     app = web.Application()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    if probes_only:
+        return app
     app.router.add_get("/debug/diagnostics", diagnostics)
     app.router.add_get("/debug/nacks", nacks)
     app.router.add_get("/debug/clients", clients)

@@ -42,9 +42,10 @@ from envoy.service.discovery.v3 import discovery_pb2
 
 from translators import type_urls
 from translators.node import ENVOY, GRPC, NodeInfo
+from xds_server.auth import AuthError, Authenticators, Identity, bind
 from translators.proxyless_view import INBOUND_PREFIX
 from xds_server.cache import SnapshotCache, TooManyClasses
-from xds_server.nodes import node_info
+from xds_server.nodes import claimed_namespace, claimed_service_account, node_info
 from xds_server.protocol import Decision, Request, TypeState, should_respond
 from xds_server.redact import redact
 from xds_server import delta
@@ -124,6 +125,8 @@ class StreamInfo:
     #: per type, what this stream last got: the snapshot's dict of that type (shared), or name -> Resource
     sent: dict[str, Mapping[str, Resource]] = field(default_factory=dict)
     connected_at: float = field(default_factory=time.time)
+    #: the verified identity (None: --insecure-xds, claims trusted)
+    identity: "Identity | None" = None
 
     def as_dict(self) -> dict:
         types = {type_urls.short(t): {"sent": s.last_version, "acked": s.acked_version, "nacked": s.nacked_version,
@@ -136,7 +139,8 @@ class StreamInfo:
                                          "resources": len(d.have)}
         return {"stream": self.stream_id, "node": self.node_id, "mode": "delta" if self.deltas else "sotw",
                 "flavour": self.node.flavour if self.node else "", "namespace": self.node.namespace if self.node else "",
-                "labels": dict(self.node.labels) if self.node else {}, "types": types}
+                "labels": dict(self.node.labels) if self.node else {},
+                "identity": str(self.identity) if self.identity else "", "types": types}
 
 
 def looks_proxyless(req: discovery_pb2.DiscoveryRequest) -> bool:
@@ -171,8 +175,10 @@ class _NackLog:
 
 
 class AdsServer:
-    def __init__(self, *, cache: SnapshotCache, nack_history: int = 200, limits: Limits = Limits()) -> None:
+    def __init__(self, *, cache: SnapshotCache, nack_history: int = 200, limits: Limits = Limits(),
+                 auth: Authenticators | None = None) -> None:
         self.cache = cache
+        self.auth = auth or Authenticators()
         self.limits = limits
         self.streams: dict[int, StreamInfo] = {}
         self.nacks: deque[NackRecord] = deque(maxlen=nack_history)
@@ -236,6 +242,11 @@ class AdsServer:
     async def _guarded(self, serve, requests, context) -> None:  # noqa: ANN001
         info = StreamInfo(next(self._ids))
         try:
+            try:
+                info.identity = await self.auth.authenticate(context)
+            except AuthError as exc:
+                log.warning("stream %d refused: %s", info.stream_id, exc)
+                await context.abort(exc.code, str(exc))
             await serve(info, requests, context)
         except (asyncio.CancelledError, grpc.aio.AbortError):
             raise
@@ -266,10 +277,16 @@ class AdsServer:
                                 f"the limit is {lim.names_per_stream} per stream")
 
     def _identify(self, info: StreamInfo, req) -> None:  # noqa: ANN001
+        node = node_info(req.node)
+        if node.flavour == ENVOY and isinstance(req, discovery_pb2.DiscoveryRequest) and looks_proxyless(req):
+            node = replace(node, flavour=GRPC)
+        # claims must agree with the verified identity; the config is then the verified namespace's
+        if info.identity is not None and not claimed_namespace(req.node):
+            node = replace(node, namespace=info.identity.namespace)
+        bind(info.identity, claimed_namespace=node.namespace, claimed_service_account=claimed_service_account(req.node),
+             gateway=node.flavour == ENVOY, gateway_service_accounts=self.auth.gateway_service_accounts)
         info.node_id = req.node.id
-        info.node = node_info(req.node)
-        if info.node.flavour == ENVOY and isinstance(req, discovery_pb2.DiscoveryRequest) and looks_proxyless(req):
-            info.node = replace(info.node, flavour=GRPC)
+        info.node = node
         log.info("stream %d: node %s connected as %s (%s)", info.stream_id, sanitize(info.node_id, limit=256),
                  info.node, "delta" if isinstance(req, discovery_pb2.DeltaDiscoveryRequest) else "sotw")
 
@@ -308,7 +325,12 @@ class AdsServer:
                     if info.node is None:
                         if not req.HasField("node"):
                             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first request must carry a node")
-                        self._identify(info, req)
+                        try:
+                            self._identify(info, req)
+                        except AuthError as exc:
+                            log.warning("stream %d (node %s) refused: %s", info.stream_id,
+                                        sanitize(req.node.id, limit=256), exc)
+                            await context.abort(exc.code, str(exc))
                     if req.type_url not in type_urls.SHORT_NAMES:
                         log.debug("stream %d: ignoring unknown type %s", info.stream_id, sanitize(req.type_url, limit=256))
                         continue  # no state for types we do not serve

@@ -24,46 +24,91 @@ from xds_server.server import split_address
 ADS_API_TYPES = {"delta": "DELTA_GRPC", "sotw": "GRPC"}
 
 
+def _envoy_xds_tls(*, ca: str, cert: str | None, key: str | None, sni: str) -> dict:
+    """The xDS cluster's TLS: the control plane verified against ``ca`` (and its name), ALPN h2, TLS 1.2+;
+    with ``cert``/``key``, the client certificate for mTLS."""
+    common: dict = {"alpn_protocols": ["h2"], "tls_params": {"tls_minimum_protocol_version": "TLSv1_2"},
+                    "validation_context": {"trusted_ca": {"filename": ca}}}
+    if sni:
+        common["validation_context"]["match_typed_subject_alt_names"] = [{"san_type": "DNS", "matcher": {"exact": sni}}]
+    if cert and key:
+        common["tls_certificates"] = [{"certificate_chain": {"filename": cert}, "private_key": {"filename": key}}]
+    ctx = {"@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+           "common_tls_context": common}
+    if sni:
+        ctx["sni"] = sni
+    return {"name": "envoy.transport_sockets.tls", "typed_config": ctx}
+
+
 def envoy_bootstrap(*, node_id: str, labels: Mapping[str, str], namespace: str = "default",
                     xds_address: str = "127.0.0.1:18000", admin_address: str = "127.0.0.1:9901",
-                    cluster: str = "xds-gateway", ads: str = "delta") -> dict:
+                    cluster: str = "xds-gateway", ads: str = "delta", xds_ca: str | None = None,
+                    xds_client_cert: str | None = None, xds_client_key: str | None = None,
+                    xds_token: str | None = None, xds_server_name: str = "",
+                    service_account: str = "") -> dict:
+    """``xds_ca``: TLS to the control plane; with ``xds_client_cert``/``xds_client_key``, mTLS; ``xds_token``:
+    a service-account token sent as ``authorization: Bearer`` initial metadata (read when the bootstrap is
+    written: regenerate the bootstrap when the token rotates)."""
     xds_host, xds_port = split_address(xds_address)
     admin_host, admin_port = split_address(admin_address)
     ads_source = {"ads": {}, "resource_api_version": "V3"}
+    grpc_service: dict = {"envoy_grpc": {"cluster_name": "xds_cluster"}}
+    if xds_token:
+        grpc_service["initial_metadata"] = [{"key": "authorization", "value": f"Bearer {xds_token}"}]
+    metadata: dict = {"labels": dict(labels), "NAMESPACE": namespace}
+    if service_account:
+        metadata["SERVICE_ACCOUNT"] = service_account
+    xds_cluster: dict = {
+        "name": "xds_cluster",
+        "type": "STRICT_DNS",
+        "connect_timeout": "1s",
+        "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+            "explicit_http_config": {"http2_protocol_options": {
+                "connection_keepalive": {"interval": "30s", "timeout": "10s"}}}}},
+        "load_assignment": {"cluster_name": "xds_cluster", "endpoints": [{"lb_endpoints": [{"endpoint": {
+            "address": {"socket_address": {"address": xds_host, "port_value": xds_port}}}}]}]},
+    }
+    if xds_ca:
+        xds_cluster["transport_socket"] = _envoy_xds_tls(ca=xds_ca, cert=xds_client_cert, key=xds_client_key,
+                                                         sni=xds_server_name)
     return {
-        "node": {"id": node_id, "cluster": cluster,
-                 "metadata": {"labels": dict(labels), "NAMESPACE": namespace}},
+        "node": {"id": node_id, "cluster": cluster, "metadata": metadata},
         "admin": {"address": {"socket_address": {"address": admin_host, "port_value": admin_port}}},
         "dynamic_resources": {
             "ads_config": {"api_type": ADS_API_TYPES[ads], "transport_api_version": "V3",
                            "set_node_on_first_message_only": True,
-                           "grpc_services": [{"envoy_grpc": {"cluster_name": "xds_cluster"}}]},
+                           "grpc_services": [grpc_service]},
             "lds_config": ads_source,
             "cds_config": ads_source,
         },
-        "static_resources": {"clusters": [{
-            "name": "xds_cluster",
-            "type": "STRICT_DNS",
-            "connect_timeout": "1s",
-            "typed_extension_protocol_options": {"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                "explicit_http_config": {"http2_protocol_options": {
-                    "connection_keepalive": {"interval": "30s", "timeout": "10s"}}}}},
-            "load_assignment": {"cluster_name": "xds_cluster", "endpoints": [{"lb_endpoints": [{"endpoint": {
-                "address": {"socket_address": {"address": xds_host, "port_value": xds_port}}}}]}]},
-        }]},
+        "static_resources": {"clusters": [xds_cluster]},
     }
 
 
 def grpc_bootstrap(*, node_id: str, namespace: str = "default", xds_address: str = "127.0.0.1:18000",
-                   labels: Mapping[str, str] | None = None) -> dict:
-    """A ``GRPC_XDS_BOOTSTRAP`` document (gRFC A27) for grpcio / grpc-js / grpc-java xDS clients and servers."""
+                   labels: Mapping[str, str] | None = None, xds_ca: str | None = None,
+                   xds_client_cert: str | None = None, xds_client_key: str | None = None,
+                   xds_token_file: str | None = None) -> dict:
+    """A ``GRPC_XDS_BOOTSTRAP`` document (gRFC A27) for grpcio / grpc-js / grpc-java xDS clients and servers.
+
+    ``xds_ca``: ``channel_creds`` ``tls`` with that CA (gRFC A65's ``tls`` type, certificate files); with a
+    client certificate and key, mTLS.  ``xds_token_file``: ``call_creds`` ``jwt_token_file`` (gRFC A97),
+    re-read by the client as the file rotates."""
     metadata: dict = {"GENERATOR": "grpc", "NAMESPACE": namespace}
     if labels:
         metadata["labels"] = dict(labels)
+    creds: list[dict] = [{"type": "insecure"}]
+    if xds_ca:
+        config: dict = {"ca_certificate_file": xds_ca}
+        if xds_client_cert and xds_client_key:
+            config.update(certificate_file=xds_client_cert, private_key_file=xds_client_key)
+        creds = [{"type": "tls", "config": config}]
+    server: dict = {"server_uri": xds_address, "channel_creds": creds, "server_features": ["xds_v3"]}
+    if xds_token_file:
+        server["call_creds"] = [{"type": "jwt_token_file", "config": {"jwt_token_file": xds_token_file}}]
     return {
-        "xds_servers": [{"server_uri": xds_address, "channel_creds": [{"type": "insecure"}],
-                         "server_features": ["xds_v3"]}],
+        "xds_servers": [server],
         "node": {"id": node_id, "cluster": "proxyless", "metadata": metadata, "locality": {}},
         "server_listener_resource_name_template": f"{INBOUND_PREFIX}%s",
     }

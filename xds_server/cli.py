@@ -53,11 +53,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
                            namespaces=args.namespace, gateway_class=args.gateway_class,
                            ambassador_ids=tuple(args.ambassador_id or ["default"]),
                            gateway_addresses=tuple(args.gateway_address or ()),
+                           xds_tls_cert=args.xds_tls_cert, xds_tls_key=args.xds_tls_key,
+                           xds_client_ca=args.xds_client_ca, xds_auth=args.xds_auth,
+                           xds_token_audience=args.xds_token_audience,
+                           gateway_service_accounts=tuple(args.gateway_service_account or ()),
+                           insecure_xds=args.insecure_xds, probe_address=args.probe_address,
                            lease_namespace=args.lease_namespace, max_file_bytes=args.max_file_bytes,
                            max_node_classes=args.max_node_classes,
                            limits=Limits(names_per_request=args.max_names_per_request,
                                          lookup_names_per_request=args.max_lookup_names_per_request,
                                          names_per_stream=args.max_names_per_stream))
+    from xds_server.server import check_security
+
+    check_security(options)  # a clear message and exit 1 before anything starts
     try:
         asyncio.run(serve(options))
     except KeyboardInterrupt:
@@ -105,7 +113,8 @@ def cmd_bootstrap_grpc(args: argparse.Namespace) -> int:
     from xds_server.bootstrap import grpc_bootstrap
 
     doc = grpc_bootstrap(node_id=args.node_id, namespace=args.namespace, xds_address=args.xds_address,
-                         labels=_labels(args.label))
+                         labels=_labels(args.label), xds_ca=args.xds_ca, xds_client_cert=args.xds_client_cert,
+                         xds_client_key=args.xds_client_key, xds_token_file=args.xds_token_file)
     text = json.dumps(doc, indent=2) + "\n"
     if args.output:
         Path(args.output).write_text(text)
@@ -125,8 +134,15 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
         labels["xds-server.io/ambassador-id"] = args.ambassador_id or "default"
     elif args.ambassador_id:
         raise SystemExit("--ambassador-id goes with --dialect emissary")
+    if bool(args.xds_client_cert) != bool(args.xds_client_key):
+        raise SystemExit("--xds-client-cert and --xds-client-key go together")
+    if (args.xds_client_cert or args.xds_token_file) and not args.xds_ca:
+        raise SystemExit("--xds-client-cert and --xds-token-file need TLS to the control plane: add --xds-ca FILE")
+    token = Path(args.xds_token_file).read_text().strip() if args.xds_token_file else None
     doc = envoy_bootstrap(node_id=args.node_id, labels=labels, namespace=args.namespace,
-                          xds_address=args.xds_address, admin_address=args.envoy_admin_address, ads=args.ads)
+                          xds_address=args.xds_address, admin_address=args.envoy_admin_address, ads=args.ads,
+                          xds_ca=args.xds_ca, xds_client_cert=args.xds_client_cert, xds_client_key=args.xds_client_key,
+                          xds_token=token, xds_server_name=args.xds_server_name, service_account=args.service_account)
     sys.stdout.write(dump_yaml(doc))
     return 0
 
@@ -141,6 +157,22 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, then ~/.kube/config)")
     s.add_argument("--namespace", action="append", default=[], metavar="NS", help="watch only these namespaces")
     s.add_argument("--gateway-class", default="xds-server", help="serve Gateway API Gateways of this class")
+    sec = s.add_argument_group("xDS security (see README: Security)")
+    sec.add_argument("--xds-tls-cert", metavar="FILE", help="PEM certificate chain for TLS on the xDS port")
+    sec.add_argument("--xds-tls-key", metavar="FILE", help="PEM private key for TLS on the xDS port")
+    sec.add_argument("--xds-client-ca", metavar="FILE",
+                     help="require client certificates from this CA; the SPIFFE URI SAN spiffe://TD/ns/NS/sa/SA is "
+                     "the client's identity")
+    sec.add_argument("--xds-auth", choices=["kubernetes"],
+                     help="verify Kubernetes service-account tokens (authorization: Bearer) with TokenReview")
+    sec.add_argument("--xds-token-audience", default="xds-server", metavar="AUD",
+                     help="the audience tokens must be issued for (default: xds-server)")
+    sec.add_argument("--gateway-service-account", action="append", metavar="NS/SA",
+                     help="only these service accounts may act as gateways (repeatable)")
+    sec.add_argument("--insecure-xds", action="store_true",
+                     help="serve xDS without authentication on a non-loopback address (node claims are trusted)")
+    s.add_argument("--probe-address", metavar="H:P",
+                   help="also serve only /healthz and /readyz here (kubelet probes; debug stays on --admin-address)")
     s.add_argument("--gateway-address", action="append", metavar="ADDRESS",
                    help="Gateway API status.addresses (IP or hostname; repeatable) when no Service labelled "
                    "gateway.networking.k8s.io/gateway-name fronts the Gateway's Envoys")
@@ -195,6 +227,15 @@ def parser() -> argparse.ArgumentParser:
                     help="whose gateways this Envoy serves: Istio Gateways (selected by --label) and Gateway API "
                     "(--gateway), or Emissary's Listeners/Hosts/Mappings")
     be.add_argument("--ambassador-id", metavar="ID", help="with --dialect emissary: the ambassador_id (default: default)")
+    for parser_ in (be,):
+        parser_.add_argument("--xds-ca", metavar="FILE", help="TLS to the control plane, verified against this CA")
+        parser_.add_argument("--xds-client-cert", metavar="FILE", help="client certificate for mTLS (with --xds-ca)")
+        parser_.add_argument("--xds-client-key", metavar="FILE", help="client private key for mTLS")
+        parser_.add_argument("--xds-token-file", metavar="FILE", help="send this service-account token "
+                             "(authorization: Bearer; read now: regenerate the bootstrap when it rotates)")
+        parser_.add_argument("--xds-server-name", default="", metavar="DNS",
+                             help="the control plane certificate's DNS name (SNI and SAN check)")
+        parser_.add_argument("--service-account", default="", metavar="SA", help="SERVICE_ACCOUNT node metadata")
     be.add_argument("--ads", choices=["delta", "sotw"], default="delta",
                     help="ADS flavour: incremental (default; Envoy applies only what changed) or state of the world")
     be.set_defaults(func=cmd_bootstrap)
@@ -204,6 +245,10 @@ def parser() -> argparse.ArgumentParser:
     bg.add_argument("--label", action="append", default=[], metavar="KEY=VALUE")
     bg.add_argument("--xds-address", default="127.0.0.1:18000")
     bg.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
+    bg.add_argument("--xds-ca", metavar="FILE", help="channel_creds tls with this CA (gRFC A65)")
+    bg.add_argument("--xds-client-cert", metavar="FILE", help="client certificate for mTLS")
+    bg.add_argument("--xds-client-key", metavar="FILE", help="client private key for mTLS")
+    bg.add_argument("--xds-token-file", metavar="FILE", help="call_creds jwt_token_file (gRFC A97)")
     bg.set_defaults(func=cmd_bootstrap_grpc)
     return p
 

@@ -38,3 +38,15 @@ def node_info(node: base_pb2.Node) -> NodeInfo:
         if key in meta:
             labels.update(_struct_strings(meta[key]))
     return NodeInfo.of(flavour=flavour, namespace=namespace or "default", labels=labels)
+
+
+def claimed_namespace(node: base_pb2.Node) -> str:
+    """The ``NAMESPACE`` the node wrote ("" when it wrote none)."""
+    meta = node.metadata.fields
+    return meta["NAMESPACE"].string_value if "NAMESPACE" in meta else ""
+
+
+def claimed_service_account(node: base_pb2.Node) -> str:
+    """The ``SERVICE_ACCOUNT`` the node wrote (Istio's node metadata key), "" when none."""
+    meta = node.metadata.fields
+    return meta["SERVICE_ACCOUNT"].string_value if "SERVICE_ACCOUNT" in meta else ""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
 import threading
@@ -14,6 +15,7 @@ from aiohttp import web
 
 from xds_server.admin import make_app
 from xds_server.ads import AdsServer, Limits
+from xds_server.auth import Authenticators, MtlsAuthenticator, TokenAuthenticator, kubernetes_review
 from xds_server.cache import SnapshotCache
 from xds_server.controller import Controller
 from xds_server.sources.files import MAX_FILE_BYTES, FileSource
@@ -42,6 +44,18 @@ class ServeOptions:
     ambassador_ids: Sequence[str] = ("default",)
     #: Gateway API ``status.addresses`` when no Service labelled with the Gateway's name fronts its Envoys
     gateway_addresses: Sequence[str] = ()
+    #: xDS over TLS (PEM files), mTLS client CA, Kubernetes token auth (TokenReview audience)
+    xds_tls_cert: str | None = None
+    xds_tls_key: str | None = None
+    xds_client_ca: str | None = None
+    xds_auth: str | None = None  # "kubernetes"
+    xds_token_audience: str = "xds-server"
+    #: service accounts (ns/sa) allowed to act as gateways (empty: any verified identity)
+    gateway_service_accounts: Sequence[str] = ()
+    #: listen without authentication on a non-loopback address
+    insecure_xds: bool = False
+    #: a second HTTP listener with only /healthz and /readyz (the admin/debug server stays on admin_address)
+    probe_address: str | None = None
     lease_namespace: str = "default"
     #: per-client limits of the ADS server
     limits: Limits = Limits()
@@ -80,7 +94,66 @@ def grpc_server_options(options: ServeOptions) -> list[tuple[str, int]]:
             ("grpc.max_allowed_incoming_connections", options.max_connections)]
 
 
+class InsecureConfig(SystemExit):
+    """``serve`` refuses a configuration that would hand out keys without authentication."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_security(options: ServeOptions) -> None:
+    """Secure by default: TLS goes with an authenticator, and no authenticator means loopback only
+    unless ``--insecure-xds`` says otherwise (logged at every start)."""
+    authenticated = bool(options.xds_client_ca or options.xds_auth)
+    if authenticated and not (options.xds_tls_cert and options.xds_tls_key):
+        raise InsecureConfig("xds-server: --xds-client-ca and --xds-auth need TLS on the xDS port: give "
+                             "--xds-tls-cert FILE and --xds-tls-key FILE")
+    if options.xds_auth not in (None, "kubernetes"):
+        raise InsecureConfig(f"xds-server: --xds-auth must be 'kubernetes', got {options.xds_auth!r}")
+    host, _ = split_address(options.xds_address)
+    if not authenticated and not is_loopback(host):
+        if not options.insecure_xds:
+            raise InsecureConfig(
+                f"xds-server: refusing to serve xDS on {options.xds_address} without authentication: any process that "
+                "can reach it could download every gateway's TLS private keys. Configure --xds-tls-cert/--xds-tls-key "
+                "with --xds-client-ca (mTLS) or --xds-auth kubernetes (service-account tokens), listen on 127.0.0.1, "
+                "or pass --insecure-xds to accept the risk")
+        log.warning("--insecure-xds: xDS on %s has no authentication; node claims (namespace, labels) are trusted "
+                    "and any client that reaches the port can fetch the TLS private keys of the namespaces it claims",
+                    options.xds_address)
+
+
+def _authenticators(options: ServeOptions) -> Authenticators:
+    out = []
+    if options.xds_client_ca:
+        out.append(MtlsAuthenticator())
+    if options.xds_auth == "kubernetes":
+        from k8s_watch.source import api_client
+
+        out.append(TokenAuthenticator(kubernetes_review(api_client(kubeconfig=options.kubeconfig)),
+                                      audience=options.xds_token_audience))
+    return Authenticators(out, gateway_service_accounts=options.gateway_service_accounts)
+
+
+def _server_credentials(options: ServeOptions) -> grpc.ServerCredentials | None:
+    """TLS for the xDS port (gRPC's defaults: TLS 1.2 minimum, 1.3 preferred); with a client CA, a
+    verified client certificate is required."""
+    if not options.xds_tls_cert:
+        return None
+    cert = Path(options.xds_tls_cert).read_bytes()
+    key = Path(options.xds_tls_key).read_bytes()
+    ca = Path(options.xds_client_ca).read_bytes() if options.xds_client_ca else None
+    return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=ca is not None)
+
+
 async def serve(options: ServeOptions, *, stop_event: asyncio.Event | None = None) -> None:
+    check_security(options)
     stop_event = stop_event or asyncio.Event()
     store = ConfigStore()
     cache = SnapshotCache(max_classes=options.max_node_classes)
@@ -104,13 +177,15 @@ async def serve(options: ServeOptions, *, stop_event: asyncio.Event | None = Non
                             gateway_class=options.gateway_class, on_translated=hook,
                             ambassador_ids=tuple(options.ambassador_ids),
                             gateway_addresses=tuple(options.gateway_addresses))
-    ads = AdsServer(cache=cache, limits=options.limits)
+    ads = AdsServer(cache=cache, limits=options.limits, auth=_authenticators(options))
     source = FileSource(dirs=options.config_dirs, store=store, max_file_bytes=options.max_file_bytes)
 
     server = grpc.aio.server(options=grpc_server_options(options))
     server.add_generic_rpc_handlers((ads.handler(),))
     xds_host, xds_port = split_address(options.xds_address)
-    bound = server.add_insecure_port(f"{xds_host}:{xds_port}")
+    credentials = _server_credentials(options)
+    bound = server.add_secure_port(f"{xds_host}:{xds_port}", credentials) if credentials is not None else \
+        server.add_insecure_port(f"{xds_host}:{xds_port}")
     if bound == 0:
         raise OSError(f"cannot listen for xDS on {options.xds_address}")
     runner = web.AppRunner(make_app(ads=ads, controller=controller,
@@ -119,6 +194,14 @@ async def serve(options: ServeOptions, *, stop_event: asyncio.Event | None = Non
     await runner.setup()
     admin_host, admin_port = split_address(options.admin_address)
     await web.TCPSite(runner, admin_host, admin_port).start()
+    probe_runner = None
+    if options.probe_address:
+        probe_runner = web.AppRunner(make_app(ads=ads, controller=controller, probes_only=True,
+                                              sources_ready=(lambda: k8s.ready) if k8s is not None else (lambda: True)),
+                                     access_log=None)
+        await probe_runner.setup()
+        probe_host, probe_port = split_address(options.probe_address)
+        await web.TCPSite(probe_runner, probe_host, probe_port).start()
     await server.start()
     log.info("xDS on %s, admin on http://%s", options.xds_address, options.admin_address)
 
@@ -152,6 +235,8 @@ async def serve(options: ServeOptions, *, stop_event: asyncio.Event | None = Non
             t.cancel()
         await server.stop(grace=1.0)
         await runner.cleanup()
+        if probe_runner is not None:
+            await probe_runner.cleanup()
 
 
 class _ServedVersions(dict):

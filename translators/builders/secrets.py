@@ -59,6 +59,13 @@ class SecretStore:
         self.resources[ir.sds_name(secret.name)] = build_certificate_secret(secret)
         return True
 
+    def add_upstream_ca(self, tls: ir.UpstreamTls) -> None:
+        """Only the CA of an upstream credential (public): for clusters this node does not route to."""
+        name = tls.ca_credential or tls.credential_name
+        ca = self._named_ca(tls.ca_credential) if tls.ca_credential else self._ca(tls.credential_name)
+        if ca:
+            self.resources[ir.sds_name(name) + "-cacert"] = build_ca_secret(credential=name, ca_pem=ca)
+
     def add_upstream_credential(self, tls: ir.UpstreamTls) -> None:
         secret = self._by_name.get(tls.credential_name)
         if secret is not None and secret.cert_pem:

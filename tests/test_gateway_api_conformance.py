@@ -1,0 +1,558 @@
+"""Upstream Gateway API conformance (kubernetes-sigs/gateway-api ``conformance/tests``) as data.
+
+Every ``tests/conformance/gateway_api/<upstream-test>.yaml`` holds one upstream test: its manifests
+(upstream's YAML verbatim), and its assertions as data: the Gateway/route status upstream waits for
+(``accepted``: ``GatewayAndRoutesMustBeAccepted``; ``status``: explicit conditions), and the requests
+with the backend pod, namespace, status or gRPC code and headers expected (``expectations``), plus
+weighted distributions (``weights``).  ``base.yaml`` is upstream's ``conformance/base/manifests.yaml``
+with its Deployments replaced by echo pods (tests/conformance_echo.py).
+
+One module-wide "cluster" is shared by all cases, like upstream's suite: a scripted API server
+(tests/fake_apiserver.py) holding the base manifests, ``xds-server serve --kubernetes``, the echo pods,
+and one real Envoy per Gateway (bootstrapped with ``--namespace/--gateway``).  Each case applies its
+manifests (watch ADDED events), checks its expectations until they hold (``CONVERGE`` seconds, three
+rounds in a row) and deletes its manifests again.  Listener ports (80, 443, ...) are rewritten to free
+127.0.0.1 ports per Gateway; see docs/conformance.md.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import copy
+import hashlib
+import http.client
+import json
+import os
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import grpc
+import pytest
+import yaml
+
+from protos import grpcecho_pb2, grpcecho_pb2_grpc
+from tests.fake_apiserver import FakeApiServer, Script, event
+from tests.harness import PYTHON, ROOT, ControlPlane, Envoy, _env, free_port
+
+pytestmark = pytest.mark.e2e
+
+DATA = Path(__file__).parent / "conformance" / "gateway_api"
+CONVERGE = float(os.environ.get("XDS_CONFORMANCE_TIMEOUT", "2.5"))
+CONSECUTIVE = 3  # upstream RequiredConsecutiveSuccesses
+GATEWAY_CLASS = "xds-server"
+CONTROLLER = "xds-server.io/gateway-controller"
+GW_GROUP = "gateway.networking.k8s.io"
+GROUPS = {GW_GROUP: [("v1", ["gateways", "grpcroutes", "httproutes", "gatewayclasses", "referencegrants"]),
+                     ("v1beta1", ["referencegrants"]), ("v1alpha2", ["tlsroutes", "tcproutes", "udproutes"])],
+          "discovery.k8s.io": [("v1", ["endpointslices"])]}
+PLURALS = {"Gateway": "gateways", "GRPCRoute": "grpcroutes", "HTTPRoute": "httproutes", "GatewayClass": "gatewayclasses",
+           "ReferenceGrant": "referencegrants", "Service": "services", "Namespace": "namespaces", "Secret": "secrets",
+           "EndpointSlice": "endpointslices", "ConfigMap": "configmaps", "TLSRoute": "tlsroutes", "TCPRoute": "tcproutes",
+           "UDPRoute": "udproutes"}
+CLUSTER_SCOPED = {"Namespace", "GatewayClass"}
+
+
+def load_docs(text: str) -> list[dict]:
+    return [d for d in yaml.safe_load_all(text.replace("{GATEWAY_CLASS_NAME}", GATEWAY_CLASS)) if d]
+
+
+def load_case(stem: str) -> dict:
+    return yaml.safe_load((DATA / f"{stem}.yaml").read_text())
+
+
+CASES = sorted(p.stem for p in DATA.glob("*.yaml") if p.stem != "base")
+
+
+# ---------------------------------------------------------------------------------------------- cluster
+class Cluster:
+    """The shared fake cluster: API server state, control plane, echo pods and per-Gateway Envoys."""
+
+    def __init__(self, workdir: Path, stack: contextlib.ExitStack) -> None:
+        self.workdir, self.stack = workdir, stack
+        self.rv = 100
+        self.state: dict[str, dict[tuple[str, str], dict]] = {p: {} for p in set(PLURALS.values())}
+        self.ports: dict[tuple[str, str, int], int] = {}  # (gateway ns, name, upstream port) -> our port
+        self.envoys: dict[tuple[str, str], Envoy] = {}
+        self.base = load_docs(load_case("base")["manifests"])
+        self.pods = self._start_pods([d for d in self.base if d["kind"] == "EchoDeployment"])
+        self.scripts = {p: Script(lists=[("1", [])]) for p in self.state}
+        self.api = stack.enter_context(FakeApiServer(groups=GROUPS, scripts=self.scripts))
+        self.apply({"apiVersion": f"{GW_GROUP}/v1", "kind": "GatewayClass", "metadata": {"name": GATEWAY_CLASS},
+                    "spec": {"controllerName": CONTROLLER}}, push=False)
+        for d in self.base:
+            if d["kind"] != "EchoDeployment":
+                self.apply(d, push=False)
+        kubeconfig = workdir / "kubeconfig"
+        kubeconfig.write_text(f"""apiVersion: v1
+kind: Config
+clusters: [{{name: fake, cluster: {{server: "{self.api.url}"}}}}]
+users: [{{name: fake, user: {{}}}}]
+contexts: [{{name: fake, context: {{cluster: fake, user: fake}}}}]
+current-context: fake
+""")
+        self.cp = stack.enter_context(ControlPlane(workdir=workdir, log_level="info", extra_args=[
+            "--kubernetes", "--kubeconfig", str(kubeconfig), "--lease-namespace", "default",
+            # the address the Envoys listen on here, as a Gateway's status.addresses (upstream's
+            # GatewayMustHaveAddress): there is no Service of type LoadBalancer in front of them
+            "--gateway-address", "127.0.0.1"])).wait_ready(timeout=30)
+
+    # ------------------------------------------------------------------ echo pods
+    def _start_pods(self, deployments: list[dict]) -> dict[str, list[tuple[str, int]]]:
+        specs, owners = [], {}
+        for d in deployments:
+            name, ns = d["metadata"]["name"], d["metadata"]["namespace"]
+            if d["spec"]["protocol"] not in ("http", "grpc"):
+                continue
+            digest = hashlib.sha1(f"{ns}/{name}".encode()).hexdigest()
+            for i in range(int(d["spec"].get("replicas", 1))):
+                pod = f"{name}-{digest[:9]}-{digest[10 + i:15 + i]}"
+                specs += ["--pod", f"{d['spec']['protocol']}:{pod}:{ns}:{name}"]
+                owners[pod] = (ns, name)
+        proc = subprocess.Popen([PYTHON, "-m", "tests.conformance_echo", *specs], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=(self.workdir / "echo.log").open("w"), text=True,
+                                env=_env(), cwd=ROOT)
+        self.stack.callback(lambda: (proc.stdin.close(), proc.terminate(), proc.wait(timeout=10)))
+        import selectors
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        assert sel.select(timeout=20), "echo pods did not start: " + (self.workdir / "echo.log").read_text()
+        ports = json.loads(proc.stdout.readline())["ready"]
+        pods: dict[str, list[tuple[str, int]]] = {}
+        for pod, port in ports.items():
+            pods.setdefault("/".join(owners[pod]), []).append((pod, port))
+        return pods
+
+    def _endpoint_slices(self, svc: dict) -> list[dict]:
+        ns, name = svc["metadata"]["namespace"], svc["metadata"]["name"]
+        app = (svc.get("spec", {}).get("selector") or {}).get("app")
+        out = []
+        for i, (pod, port) in enumerate(self.pods.get(f"{ns}/{app}", [])):
+            out.append({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                        "metadata": {"name": f"{name}-{i}", "namespace": ns,
+                                     "labels": {"kubernetes.io/service-name": name}},
+                        "addressType": "IPv4",
+                        "ports": [{"name": p.get("name", ""), "port": port, "protocol": "TCP"}
+                                  for p in svc["spec"].get("ports", [])],
+                        "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": True},
+                                       "targetRef": {"kind": "Pod", "name": pod, "namespace": ns}}]})
+        return out
+
+    # ------------------------------------------------------------------ objects
+    def _prepare(self, obj: dict) -> dict:
+        obj = copy.deepcopy(obj)
+        meta = obj.setdefault("metadata", {})
+        if obj["kind"] not in CLUSTER_SCOPED:
+            meta.setdefault("namespace", "default")
+        if obj["kind"] == "Gateway":
+            for listener in obj.get("spec", {}).get("listeners", []):
+                key = (meta["namespace"], meta["name"], int(listener["port"]))
+                listener["port"] = self.ports.setdefault(key, free_port())
+        return obj
+
+    def apply(self, obj: dict, *, push: bool = True) -> dict:
+        obj = self._prepare(obj)
+        plural = PLURALS.get(obj["kind"], obj["kind"].lower() + "s")
+        if plural not in self.state:
+            self.state[plural] = {}
+            self.scripts[plural] = Script(lists=[("1", [])])
+        meta = obj["metadata"]
+        key = (meta.get("namespace", ""), meta["name"])
+        old = self.state[plural].get(key)
+        self.rv += 1
+        meta["resourceVersion"] = str(self.rv)
+        meta["generation"] = (old["metadata"].get("generation", 1) + 1) if old else 1
+        meta.setdefault("uid", hashlib.sha1(f"{plural}/{key}".encode()).hexdigest())
+        self.state[plural][key] = obj
+        self._sync(plural)
+        if push:
+            self.api.push(plural, event("MODIFIED" if old else "ADDED", obj))
+        if obj["kind"] == "Service":
+            for s in self._endpoint_slices(obj):
+                self.apply(s, push=push)
+        return obj
+
+    def delete(self, obj: dict) -> None:
+        plural = PLURALS.get(obj["kind"], obj["kind"].lower() + "s")
+        meta = obj["metadata"]
+        key = (meta.get("namespace", "default") if obj["kind"] not in CLUSTER_SCOPED else "", meta["name"])
+        old = self.state.get(plural, {}).pop(key, None)
+        if old is None:
+            return
+        self.rv += 1
+        old = {**old, "metadata": {**old["metadata"], "resourceVersion": str(self.rv)}}
+        self._sync(plural)
+        self.api.push(plural, event("DELETED", old))
+
+    def _sync(self, plural: str) -> None:
+        """Keep the list answer equal to the current state (a relist sees what the watch delivered)."""
+        self.scripts[plural].lists = [(str(self.rv), list(self.state[plural].values()))]
+
+    def get(self, kind: str, ns: str, name: str) -> dict | None:
+        return self.state[PLURALS[kind]].get((ns if kind not in CLUSTER_SCOPED else "", name))
+
+    def status(self, kind: str, ns: str, name: str) -> dict | None:
+        suffix = f"/namespaces/{ns}/{PLURALS[kind]}/{name}/status"
+        for path, _, _, body in reversed(self.api.status_patches):
+            if path.endswith(suffix):
+                return body.get("status") or {}
+        return None
+
+    # ------------------------------------------------------------------ Envoys
+    def envoy(self, ns: str, name: str) -> Envoy:
+        if (ns, name) not in self.envoys:
+            envoy = Envoy(control_plane=self.cp, workdir=self.workdir, node_id=f"{ns}.{name}", labels={},
+                          namespace=ns, gateway=name)
+            self.envoys[(ns, name)] = envoy
+            envoy.wait_ready()
+        return self.envoys[(ns, name)]
+
+    def stop_envoy(self, ns: str, name: str) -> None:
+        envoy = self.envoys.pop((ns, name), None)
+        if envoy:
+            envoy.stop()
+
+    def close(self) -> None:
+        for key in list(self.envoys):
+            self.stop_envoy(*key)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory):
+    workdir = tmp_path_factory.mktemp("conformance")
+    with contextlib.ExitStack() as stack:
+        c = Cluster(workdir, stack)
+        stack.callback(c.close)
+        yield c
+
+
+# ---------------------------------------------------------------------------------------------- checks
+def _conditions(conds: list[dict] | None) -> dict[str, dict]:
+    return {c.get("type"): c for c in conds or []}
+
+
+def _cond_error(where: str, actual: list[dict] | None, expected: list[dict]) -> str | None:
+    have = _conditions(actual)
+    for want in expected:
+        got = have.get(want["type"])
+        if got is None:
+            return f"{where}: no {want['type']} condition (have {sorted(have)})"
+        if str(got.get("status")) != want["status"] or (want.get("reason") and got.get("reason") != want["reason"]):
+            return (f"{where}: {want['type']} is {got.get('status')}/{got.get('reason')}, "
+                    f"want {want['status']}/{want.get('reason') or 'any'}")
+    return None
+
+
+def _latest_generation_error(where: str, obj: dict | None, status: dict) -> str | None:
+    gen = (obj or {}).get("metadata", {}).get("generation")
+    for c in status.get("conditions") or []:
+        if c.get("observedGeneration") != gen:
+            return f"{where}: condition {c.get('type')} observedGeneration {c.get('observedGeneration')} != generation {gen}"
+    return None
+
+
+def _parent_matches(actual: dict, want: dict, route_ns: str) -> bool:
+    ref = actual.get("parentRef") or {}
+    if ref.get("name") != want["name"] or ref.get("group", GW_GROUP) != GW_GROUP or ref.get("kind", "Gateway") != "Gateway":
+        return False
+    if ref.get("namespace", route_ns) != want["namespace"]:
+        return False
+    return ref.get("sectionName") == want.get("sectionName")
+
+
+def check_accepted(c: Cluster, entry: dict) -> str | None:
+    """Upstream's GatewayAndRoutesMustBeAccepted: the Gateway has an address and up-to-date conditions,
+    each route has exactly the expected parents (one per listener named), Accepted=True/Accepted, and
+    every listener named (or all) has ResolvedRefs, Accepted and Programmed True."""
+    gw = entry["gateway"]
+    ns, name = gw["namespace"], gw["name"]
+    where = f"Gateway {ns}/{name}"
+    status = c.status("Gateway", ns, name)
+    if status is None:
+        return f"{where}: no status written"
+    if err := _latest_generation_error(where, c.get("Gateway", ns, name), status):
+        return err
+    if not [a for a in status.get("addresses") or [] if a.get("type")]:
+        return f"{where}: status.addresses has no typed address ({status.get('addresses')})"
+    for route in entry.get("routes", []):
+        rwhere = f"{route['kind']} {route['namespace']}/{route['name']}"
+        rstatus = c.status(route["kind"], route["namespace"], route["name"])
+        if rstatus is None:
+            return f"{rwhere}: no status written"
+        parents = [p for p in rstatus.get("parents") or [] if p.get("controllerName") == CONTROLLER]
+        wants = [{"namespace": ns, "name": name, "sectionName": s} for s in gw.get("listeners") or [None]]
+        if len(parents) != len(wants):
+            return f"{rwhere}: {len(parents)} parents in status, want {len(wants)} ({[p.get('parentRef') for p in parents]})"
+        for want in wants:
+            match = [p for p in parents if _parent_matches(p, want, route["namespace"])]
+            if not match:
+                return f"{rwhere}: no status parent for {want} (have {[p.get('parentRef') for p in parents]})"
+            if err := _cond_error(f"{rwhere} parent {want}", match[0].get("conditions"),
+                                  [{"type": "Accepted", "status": "True", "reason": "Accepted"}]):
+                return err
+    names = gw.get("listeners")
+    listeners = {l.get("name"): l for l in status.get("listeners") or []}
+    for lname in names or [l["name"] for l in c.get("Gateway", ns, name)["spec"]["listeners"]]:
+        if lname not in listeners:
+            return f"{where}: no status for listener {lname}"
+        if err := _cond_error(f"{where} listener {lname}", listeners[lname].get("conditions"),
+                              [{"type": t, "status": "True"} for t in ("ResolvedRefs", "Accepted", "Programmed")]):
+            return err
+    return None
+
+
+def check_status(c: Cluster, want: dict) -> str | None:
+    """An explicit status assertion: an object's conditions, a route parent's conditions, a listener's
+    conditions, attachedRoutes and supportedKinds, or a route without any accepted parent."""
+    kind, ns, name = want["kind"], want.get("namespace", ""), want["name"]
+    where = f"{kind} {ns}/{name}"
+    status = c.status(kind, ns, name)
+    if status is None:
+        return f"{where}: no status written"
+    if want.get("latest_generation") and (err := _latest_generation_error(where, c.get(kind, ns, name), status)):
+        return err
+    if "parent" in want:
+        p = want["parent"]
+        match = [x for x in status.get("parents") or [] if _parent_matches(x, p, ns)]
+        if not match:
+            return f"{where}: no status parent for {p} (have {[x.get('parentRef') for x in status.get('parents') or []]})"
+        return _cond_error(f"{where} parent {p['name']}", match[0].get("conditions"), want.get("conditions", []))
+    if want.get("no_accepted_parents"):
+        for x in status.get("parents") or []:
+            if _conditions(x.get("conditions")).get("Accepted", {}).get("status") == "True":
+                return f"{where}: parent {x.get('parentRef')} is Accepted, want no accepted parents"
+        return None
+    if "listener" in want:
+        listeners = {l.get("name"): l for l in status.get("listeners") or []}
+        got = listeners.get(want["listener"])
+        if got is None:
+            return f"{where}: no status for listener {want['listener']}"
+        if "attachedRoutes" in want and got.get("attachedRoutes") != want["attachedRoutes"]:
+            return f"{where} listener {want['listener']}: attachedRoutes {got.get('attachedRoutes')}, want {want['attachedRoutes']}"
+        if "supportedKinds" in want:
+            kinds = sorted((k.get("group", GW_GROUP), k["kind"]) for k in got.get("supportedKinds") or [])
+            wkinds = sorted((k.get("group", GW_GROUP), k["kind"]) for k in want["supportedKinds"])
+            if kinds != wkinds:
+                return f"{where} listener {want['listener']}: supportedKinds {kinds}, want {wkinds}"
+        return _cond_error(f"{where} listener {want['listener']}", got.get("conditions"), want.get("conditions", []))
+    return _cond_error(where, status.get("conditions"), want.get("conditions", []))
+
+
+# ---------------------------------------------------------------------------------------------- traffic
+def _gateway_port(c: Cluster, gw: dict) -> int:
+    spec = c.get("Gateway", gw["namespace"], gw["name"])["spec"]
+    listener = spec["listeners"][0]
+    for lname in (gw.get("listeners") or [])[:1]:
+        listener = next(l for l in spec["listeners"] if l["name"] == lname)
+    return listener["port"]
+
+
+_channels: dict[tuple[int, str | None], grpc.Channel] = {}
+
+
+def grpc_call(port: int, request: dict, timeout: float = 1.0):
+    authority = request.get("authority")
+    key = (port, authority)
+    if key not in _channels:
+        opts = [("grpc.default_authority", authority)] if authority else []
+        _channels[key] = grpc.insecure_channel(f"127.0.0.1:{port}", options=opts)
+    stub = grpcecho_pb2_grpc.GrpcEchoStub(_channels[key])
+    md = [(k.lower(), v) for k, v in (request.get("metadata") or {}).items()]
+    try:
+        return "OK", getattr(stub, request["method"])(grpcecho_pb2.EchoRequest(), metadata=md, timeout=timeout)
+    except grpc.RpcError as exc:
+        return exc.code().name, None
+
+
+def check_grpc(port: int, exp: dict) -> str | None:
+    want = exp["expect"]
+    code, resp = grpc_call(port, exp["request"])
+    if code != want.get("code", "OK"):
+        return f"gRPC {exp['request']}: code {code}, want {want.get('code', 'OK')}"
+    if code == "OK":
+        a = resp.assertions
+        method = f"/gateway_api_conformance.echo_basic.grpcecho.GrpcEcho/{exp['request']['method']}"
+        if a.fully_qualified_method != method:
+            return f"gRPC {exp['request']}: method {a.fully_qualified_method}, want {method}"
+        if want.get("namespace") and a.context.namespace != want["namespace"]:
+            return f"gRPC {exp['request']}: namespace {a.context.namespace}, want {want['namespace']}"
+        if not a.context.pod.startswith(want.get("backend", "")):
+            return f"gRPC {exp['request']}: pod {a.context.pod}, want a pod of {want.get('backend')}"
+    return None
+
+
+def http_call(port: int, request: dict, timeout: float = 2.0):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        headers = dict(request.get("headers") or {})
+        headers.setdefault("Host", request.get("host") or f"127.0.0.1:{port}")
+        conn.request(request.get("method", "GET"), request.get("path", "/"), headers=headers)
+        resp = conn.getresponse()
+        body = resp.read()
+        rheaders: dict[str, list[str]] = {}
+        for k, v in resp.getheaders():
+            rheaders.setdefault(k.lower(), []).append(v)
+        return resp.status, rheaders, body
+    finally:
+        conn.close()
+
+
+def check_http(port: int, exp: dict) -> str | None:
+    req, want = exp["request"], exp.get("expect", {})
+    what = f"HTTP {req.get('method', 'GET')} {req.get('host', '')}{req.get('path', '/')}"
+    headers = dict(req.get("headers") or {})
+    if exp.get("backend_set_response_headers"):
+        headers["X-Echo-Set-Header"] = ",".join(f"{k}:{v}" for k, v in exp["backend_set_response_headers"].items())
+    try:
+        status, rh, body = http_call(port, {**req, "headers": headers})
+    except OSError as exc:
+        return f"{what}: {exc!r}"
+    codes = want.get("status") or [200]
+    if status not in codes:
+        return f"{what}: status {status}, want {codes}"
+    if status in (200, 204):
+        try:
+            echo = json.loads(body or b"{}")
+        except ValueError:
+            return f"{what}: the response is not echo JSON: {body[:200]!r}"
+        ereq = {"method": "GET", **{k: v for k, v in req.items() if k in ("host", "path", "method", "headers")},
+                **(exp.get("expected_request") or {})}
+        if ereq.get("host") and echo.get("host") != ereq["host"]:
+            return f"{what}: backend saw host {echo.get('host')!r}, want {ereq['host']!r}"
+        if echo.get("path") != ereq.get("path", "/"):
+            return f"{what}: backend saw path {echo.get('path')!r}, want {ereq.get('path')!r}"
+        if echo.get("method") != ereq["method"]:
+            return f"{what}: backend saw method {echo.get('method')!r}, want {ereq['method']!r}"
+        if echo.get("namespace") != want.get("namespace", ""):
+            return f"{what}: namespace {echo.get('namespace')!r}, want {want.get('namespace')!r}"
+        seen = {k.lower(): v for k, v in (echo.get("headers") or {}).items()}
+        if echo.get("host"):
+            seen.setdefault("host", [echo["host"]])
+        for name, val in ((exp.get("expected_request") or {}).get("headers") or {}).items():
+            if ",".join(seen.get(name.lower(), ["<absent>"])) != val:
+                return f"{what}: backend saw {name}: {seen.get(name.lower())}, want {val!r}"
+        for name in (exp.get("expected_request") or {}).get("absent_headers") or []:
+            if name.lower() in seen:
+                return f"{what}: backend saw {name}: {seen[name.lower()]}, want it absent"
+        for name, val in (want.get("headers") or {}).items():
+            if ",".join(rh.get(name.lower(), ["<absent>"])) != val:
+                return f"{what}: response {name}: {rh.get(name.lower())}, want {val!r}"
+        for name in want.get("absent_headers") or []:
+            if name.lower() in rh:
+                return f"{what}: response has {name}: {rh[name.lower()]}, want it absent"
+        if not str(echo.get("pod", "")).startswith(want.get("backend", "")):
+            return f"{what}: pod {echo.get('pod')!r}, want a pod of {want.get('backend')!r}"
+    elif 300 <= status < 400 and exp.get("redirect"):
+        from urllib.parse import urlsplit
+        loc = urlsplit((rh.get("location") or [""])[0])
+        r = exp["redirect"]
+        got = {"scheme": loc.scheme, "host": loc.hostname or "", "port": str(loc.port or ""), "path": loc.path}
+        wantr = {"scheme": r.get("scheme", "http"), "host": r.get("host", req.get("host", "")),
+                 "path": r.get("path", req.get("path", "/"))}
+        for k, v in wantr.items():
+            if got[k] != v:
+                return f"{what}: redirect {k} {got[k]!r}, want {v!r} (Location {rh.get('location')})"
+        if r.get("port") and got["port"] != str(r["port"]):
+            return f"{what}: redirect port {got['port']!r}, want {r['port']!r}"
+        if not r.get("port") and got["port"] not in ("", {"http": "80", "https": "443"}.get(got["scheme"], "")):
+            return f"{what}: redirect port {got['port']!r}, want none or the scheme's default"
+    return None
+
+
+def converge(checks: list[tuple[str, callable]], timeout: float = CONVERGE) -> None:
+    """Every check must pass CONSECUTIVE rounds in a row before ``timeout`` (upstream's
+    MaxTimeToConsistency with RequiredConsecutiveSuccesses, per check)."""
+    deadline = time.monotonic() + timeout
+    streak = {name: 0 for name, _ in checks}
+    errors: dict[str, str] = {}
+    while True:
+        for name, check in checks:
+            if streak[name] >= CONSECUTIVE:
+                continue
+            try:
+                err = check()
+            except Exception as exc:  # noqa: BLE001 - reported if it never converges
+                err = f"{type(exc).__name__}: {exc}"
+            if err:
+                streak[name], errors[name] = 0, err
+            else:
+                streak[name] += 1
+                errors.pop(name, None)
+        if all(s >= CONSECUTIVE for s in streak.values()):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{len(errors)} of {len(checks)} expectations did not hold within {timeout}s:\n"
+                                 + "\n".join(f"  - {errors[n]}" for n, _ in checks if n in errors))
+        time.sleep(0.1)
+
+
+def check_weights(c: Cluster, port: int, protocol: str, spec: dict) -> None:
+    """Upstream's TestWeightedDistribution: 500 requests, 10 at a time, each backend within +/-5%."""
+    def one(_: int) -> str:
+        if protocol == "grpc":
+            code, resp = grpc_call(port, spec["request"], timeout=5)
+            assert code == "OK", code
+            pod = resp.assertions.context.pod
+        else:
+            status, _, body = http_call(port, spec["request"], timeout=5)
+            assert status == 200, status
+            pod = json.loads(body)["pod"]
+        return pod.rsplit("-", 2)[0]
+    last = ""
+    for _ in range(3):
+        with concurrent.futures.ThreadPoolExecutor(10) as pool:
+            counts = Counter(pool.map(one, range(500)))
+        bad = [f"{b}: {counts.get(b, 0) / 500:.3f} (want {w})" for b, w in spec["expected"].items()
+               if abs(counts.get(b, 0) / 500 - w) > 0.05]
+        bad += [f"unexpected backend {b}" for b in counts if b not in spec["expected"]]
+        if not bad:
+            return
+        last = "; ".join(bad)
+    raise AssertionError(f"weighted distribution off: {last}")
+
+
+# ---------------------------------------------------------------------------------------------- the cases
+def run_case(c: Cluster, case: dict) -> None:
+    docs = load_docs(case.get("manifests") or "")
+    own_gateways = [(d["metadata"]["namespace"], d["metadata"]["name"]) for d in docs if d["kind"] == "Gateway"]
+    applied = []
+    try:
+        for d in docs:
+            applied.append(c.apply(d))
+        checks: list[tuple[str, callable]] = []
+        for i, entry in enumerate(case.get("accepted") or []):
+            checks.append((f"accepted{i}", lambda e=entry: check_accepted(c, e)))
+        for i, want in enumerate(case.get("status") or []):
+            checks.append((f"status{i}", lambda w=want: check_status(c, w)))
+        target = case.get("target") or ((case.get("accepted") or [{}])[-1].get("gateway"))
+        if case.get("expectations") or case.get("weights"):
+            c.envoy(target["namespace"], target["name"])
+            port = _gateway_port(c, target)
+            check = check_grpc if case["protocol"] == "grpc" else check_http
+            for i, exp in enumerate(case.get("expectations") or []):
+                checks.append((f"request{i}", lambda e=exp: check(port, e)))
+        converge(checks)
+        if case.get("weights"):
+            check_weights(c, port, case["protocol"], case["weights"])
+    finally:
+        for d in reversed(applied):
+            c.delete(d)
+        for key in own_gateways:
+            c.stop_envoy(*key)
+
+
+def _make_test(stem: str):
+    def test(cluster: Cluster) -> None:
+        run_case(cluster, load_case(stem))
+    case = load_case(stem)
+    test.__name__ = f"test_{case['name']}"
+    test.__doc__ = f"{case['upstream']} ({case.get('profile')}; features {', '.join(case.get('features', []))})"
+    return test
+
+
+# one pytest test per upstream case, named after upstream's ShortName (test_GRPCExactMethodMatching, ...)
+for _stem in CASES:
+    _t = _make_test(_stem)
+    globals()[_t.__name__] = _t
+del _stem, _t
