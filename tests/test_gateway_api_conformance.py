@@ -149,6 +149,10 @@ current-context: fake
             for listener in obj.get("spec", {}).get("listeners", []):
                 key = (meta["namespace"], meta["name"], int(listener["port"]))
                 listener["port"] = self.ports.setdefault(key, free_port())
+        for parent in (obj.get("spec") or {}).get("parentRefs") or []:
+            if isinstance(parent, dict) and parent.get("port"):  # the same rewrite as the listeners'
+                key = (parent.get("namespace") or meta["namespace"], parent["name"], int(parent["port"]))
+                parent["port"] = self.ports.setdefault(key, free_port())
         return obj
 
     def apply(self, obj: dict, *, push: bool = True) -> dict:
@@ -258,6 +262,8 @@ def _parent_matches(actual: dict, want: dict, route_ns: str) -> bool:
         return False
     if ref.get("namespace", route_ns) != want["namespace"]:
         return False
+    if ref.get("port") and not ref.get("sectionName"):
+        return True  # a parentRef by port: upstream compares group, kind, name and namespace only
     return ref.get("sectionName") == want.get("sectionName")
 
 
@@ -280,7 +286,8 @@ def check_accepted(c: Cluster, entry: dict) -> str | None:
         rstatus = c.status(route["kind"], route["namespace"], route["name"])
         if rstatus is None:
             return f"{rwhere}: no status written"
-        parents = [p for p in rstatus.get("parents") or [] if p.get("controllerName") == CONTROLLER]
+        parents = [p for p in rstatus.get("parents") or [] if p.get("controllerName") == CONTROLLER
+                   and (p.get("parentRef") or {}).get("name") == name]
         wants = [{"namespace": ns, "name": name, "sectionName": s} for s in gw.get("listeners") or [None]]
         if len(parents) != len(wants):
             return f"{rwhere}: {len(parents)} parents in status, want {len(wants)} ({[p.get('parentRef') for p in parents]})"
@@ -345,6 +352,8 @@ def _gateway_port(c: Cluster, gw: dict) -> int:
     listener = spec["listeners"][0]
     for lname in (gw.get("listeners") or [])[:1]:
         listener = next(l for l in spec["listeners"] if l["name"] == lname)
+    LISTENER_PORTS[listener["port"]] = {orig: new for (ns, name, orig), new in c.ports.items()
+                                        if (ns, name) == (gw["namespace"], gw["name"])}
     return listener["port"]
 
 
@@ -382,11 +391,28 @@ def check_grpc(port: int, exp: dict) -> str | None:
     return None
 
 
+#: per connected port, the gateway's original listener port -> the free port it was rewritten to
+LISTENER_PORTS: dict[int, dict[int, int]] = {}
+
+
+def _sent_host(port: int, host: str) -> str:
+    name, _, hport = host.rpartition(":") if host.count(":") == 1 else (host, "", "")
+    if hport.isdigit() and int(hport) in LISTENER_PORTS.get(port, {}):
+        return f"{name}:{LISTENER_PORTS[port][int(hport)]}"
+    return host
+
+
 def http_call(port: int, request: dict, timeout: float = 2.0):
+    host = request.get("host") or ""
+    name, _, hport = host.rpartition(":") if host.count(":") == 1 else (host, "", "")
+    if hport.isdigit() and int(hport) in LISTENER_PORTS.get(port, {}):
+        # a request to another listener of the gateway (upstream sends it to that port): its rewritten port
+        port = LISTENER_PORTS[port][int(hport)]
+        host = f"{name}:{port}"
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         headers = dict(request.get("headers") or {})
-        headers.setdefault("Host", request.get("host") or f"127.0.0.1:{port}")
+        headers.setdefault("Host", host or f"127.0.0.1:{port}")
         conn.request(request.get("method", "GET"), request.get("path", "/"), headers=headers)
         resp = conn.getresponse()
         body = resp.read()
@@ -418,6 +444,8 @@ def check_http(port: int, exp: dict) -> str | None:
             return f"{what}: the response is not echo JSON: {body[:200]!r}"
         ereq = {"method": "GET", **{k: v for k, v in req.items() if k in ("host", "path", "method", "headers")},
                 **(exp.get("expected_request") or {})}
+        if ereq.get("host") and ereq["host"] == req.get("host"):
+            ereq["host"] = _sent_host(port, req["host"])  # the same listener-port rewrite as the request's
         if ereq.get("host") and echo.get("host") != ereq["host"]:
             return f"{what}: backend saw host {echo.get('host')!r}, want {ereq['host']!r}"
         if echo.get("path") != ereq.get("path", "/"):
@@ -448,15 +476,19 @@ def check_http(port: int, exp: dict) -> str | None:
         loc = urlsplit((rh.get("location") or [""])[0])
         r = exp["redirect"]
         got = {"scheme": loc.scheme, "host": loc.hostname or "", "port": str(loc.port or ""), "path": loc.path}
-        wantr = {"scheme": r.get("scheme", "http"), "host": r.get("host", req.get("host", "")),
-                 "path": r.get("path", req.get("path", "/"))}
+        # upstream's setRedirectRequestDefaults: an empty expected host or port is not checked (the gateway's
+        # address is not known to the test), an empty scheme is the request's, an empty path the request's
+        wantr = {"scheme": r.get("scheme") or "http", "host": r.get("host") or got["host"],
+                 "path": r.get("path") or req.get("path", "/").split("?")[0]}
         for k, v in wantr.items():
             if got[k] != v:
                 return f"{what}: redirect {k} {got[k]!r}, want {v!r} (Location {rh.get('location')})"
-        if r.get("port") and got["port"] != str(r["port"]):
-            return f"{what}: redirect port {got['port']!r}, want {r['port']!r}"
-        if not r.get("port") and got["port"] not in ("", {"http": "80", "https": "443"}.get(got["scheme"], "")):
-            return f"{what}: redirect port {got['port']!r}, want none or the scheme's default"
+        want_port = str(r.get("port") or "")
+        if want_port and want_port in {str(p) for p in LISTENER_PORTS.get(port, {})}:
+            want_port = str(LISTENER_PORTS[port][int(want_port)])  # a listener port rewritten to a free one
+        default = {"http": "80", "https": "443"}.get(got["scheme"], "")
+        if want_port and got["port"] != want_port and not (want_port == default and got["port"] == ""):
+            return f"{what}: redirect port {got['port']!r}, want {want_port!r}"
     return None
 
 
@@ -481,7 +513,9 @@ def converge(checks: list[tuple[str, callable]], timeout: float = CONVERGE) -> N
                 errors.pop(name, None)
         if all(s >= CONSECUTIVE for s in streak.values()):
             return
-        if time.monotonic() > deadline:
+        # past the deadline only a round with a failure fails: checks that all hold finish their streak
+        # (at most CONSECUTIVE more rounds; the slow requests of the timeout cases need that)
+        if time.monotonic() > deadline and errors:
             raise AssertionError(f"{len(errors)} of {len(checks)} expectations did not hold within {timeout}s:\n"
                                  + "\n".join(f"  - {errors[n]}" for n, _ in checks if n in errors))
         time.sleep(0.1)
@@ -531,10 +565,19 @@ def run_case(c: Cluster, case: dict) -> None:
             port = _gateway_port(c, target)
             check = check_grpc if case["protocol"] == "grpc" else check_http
             for i, exp in enumerate(case.get("expectations") or []):
-                checks.append((f"request{i}", lambda e=exp: check(port, e)))
+                exp_port = port
+                if exp.get("gateway"):  # an expectation for another Gateway of the case
+                    c.envoy(exp["gateway"]["namespace"], exp["gateway"]["name"])
+                    exp_port = _gateway_port(c, exp["gateway"])
+                checks.append((f"request{i}", lambda e=exp, p=exp_port: check(p, e)))
         converge(checks)
         if case.get("weights"):
             check_weights(c, port, case["protocol"], case["weights"])
+        then = case.get("then")  # upstream's second step: delete an object, then expect again
+        if then:
+            for ref in then.get("delete") or []:
+                c.delete({"kind": ref["kind"], "metadata": {"namespace": ref.get("namespace"), "name": ref["name"]}})
+            converge([(f"then{i}", lambda e=exp: check(port, e)) for i, exp in enumerate(then.get("expectations") or [])])
     finally:
         for d in reversed(applied):
             c.delete(d)
@@ -542,10 +585,19 @@ def run_case(c: Cluster, case: dict) -> None:
             c.stop_envoy(*key)
 
 
+#: cases that cannot pass here yet, with why; strict: one that starts passing fails until it is taken off
+KNOWN_FAILURES = {
+    "HTTPRouteRedirectPortAndScheme": "half of its expectations go to an HTTPS listener (port 443/8443 with a "
+                                      "certificate); the runner does not start TLS listeners yet",
+}
+
+
 def _make_test(stem: str):
     def test(cluster: Cluster) -> None:
         run_case(cluster, load_case(stem))
     case = load_case(stem)
+    if case["name"] in KNOWN_FAILURES:
+        test = pytest.mark.xfail(strict=True, reason=KNOWN_FAILURES[case["name"]])(test)
     test.__name__ = f"test_{case['name']}"
     test.__doc__ = f"{case['upstream']} ({case.get('profile')}; features {', '.join(case.get('features', []))})"
     return test

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
+from dataclasses import replace
 
 from translators import ir
 from translators.hosts import intersect, matches
@@ -79,6 +80,14 @@ class _PortView:
         self.fault_hosts: set[str] = set()
 
 
+def _on_port(route: ir.Route, port: int) -> ir.Route:
+    """A redirect that keeps the listener's port gets that port (the same route object otherwise)."""
+    rd = route.redirect
+    if rd is None or not rd.port_from_listener:
+        return route
+    return replace(route, redirect=replace(rd, port=port, port_from_listener=False))
+
+
 def _contributions(hr: ir.HttpRoutes, servers: list[tuple[ir.Gateway, ir.GatewayServer]],
                    port: int) -> list[tuple[str, list[ir.Route]]]:
     bound = [(g, s) for g, s in servers if g.key in hr.gateways or f"{g.key}|{s.port_name}" in hr.gateways]
@@ -90,7 +99,7 @@ def _contributions(hr: ir.HttpRoutes, servers: list[tuple[ir.Gateway, ir.Gateway
             admitted = _server_allows(s, vs_namespace=hr.ref.namespace, vs_host=vs_host)
             if not admitted:
                 continue
-            routes = [r for r in hr.routes
+            routes = [_on_port(r, port) for r in hr.routes
                       if (r.match.port is None or r.match.port == port)
                       and (not r.match.gateways or g.key in r.match.gateways)]
             out.extend((host, routes) for host in admitted)
@@ -181,7 +190,7 @@ def gateway_listeners(model: ir.Model, *, labels: dict[str, str], namespace: str
             protocols=protocols, virtual_hosts=vhosts, cors=cors,
             grpc_web="GRPC-WEB" in protocols or cors or any(f.selects(labels, namespace) for f in model.grpc_web),
             tls_chains=_tls_chains(servers), https_redirect=view.redirect, address=bind or ir.DEFAULT_BIND,
-            fault=bool(view.fault_hosts)))
+            fault=bool(view.fault_hosts), keep_port=all(g.gateway_api for g, _ in servers)))
     return listeners
 
 

@@ -324,6 +324,8 @@ class Redirect:
     code: int = 301
     #: replace the matched path prefix with this (Gateway API ReplacePrefixMatch)
     prefix: str | None = None
+    #: Gateway API: a new hostname without port or scheme keeps the listener's port (Envoy would drop it)
+    port_from_listener: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,6 +401,8 @@ class HttpListener:
     address: str = DEFAULT_BIND  # servers[].bind
     #: whether any route injects faults (None: derive it from the virtual hosts)
     fault: bool | None = None
+    #: forward ``:authority`` with its port (Gateway API); otherwise the port is stripped before routing
+    keep_port: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -183,7 +183,7 @@ class Translation:
                         continue  # no credential found: the port is not served (a warning says why)
                     l = replace(l, tls_chains=chains)
                 key = ("listener", l.name, l.port, l.address, l.route_config, l.grpc_web, l.cors, l.tls_chains,
-                       l.https_redirect, l.protocols, id(l.virtual_hosts))
+                       l.https_redirect, l.protocols, l.keep_port, id(l.virtual_hosts))
                 hit = self.vhosts.get(key) or self._previous_vhosts.get(key)
                 if hit is None or hit[0] is not l.virtual_hosts:
                     hit = (l.virtual_hosts, build_gateway_listener(l))
@@ -191,7 +191,7 @@ class Translation:
                 listeners[l.name] = hit[1]
                 routes[l.route_config] = assemble_route_configuration(
                     l.route_config, l.virtual_hosts, grpc_web=l.grpc_web, previous=self._previous_vhosts,
-                    current=self.vhosts)
+                    current=self.vhosts, keep_port=l.keep_port)
             for t in passthrough_listeners(self.model, labels=node.label_map, namespace=node.namespace):
                 if t.name in listeners:
                     continue  # a port is HTTP or PASSTHROUGH, not both; the HTTP listener wins

@@ -137,7 +137,7 @@ def build_gateway_listener(listener: ir.HttpListener) -> listener_pb2.Listener:
         http_filters=http_filters(fault=listener.fault if listener.fault is not None else
                                   uses_fault(listener.virtual_hosts), grpc_web=listener.grpc_web,
                                   cors=listener.cors),
-        strip_any_host_port=True,
+        strip_any_host_port=not listener.keep_port,
         use_remote_address=wrappers_pb2.BoolValue(value=True),
         stream_idle_timeout=duration(0),
         http2_protocol_options=protocol_pb2.Http2ProtocolOptions(

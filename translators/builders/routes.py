@@ -163,7 +163,11 @@ def _action(r: ir.Route, *, proxyless: bool) -> rc.RouteAction:
             action.retry_policy.CopyFrom(retry)
         return action
     action.timeout.CopyFrom(duration(r.timeout_s or 0))
+    # with max_stream_duration present Envoy uses its "new timeouts" and ignores ``timeout``: the route
+    # timeout must be the stream duration too (as Istio sets it), and caps the client's grpc-timeout
     action.max_stream_duration.grpc_timeout_header_max.CopyFrom(duration(r.timeout_s or 0))
+    if r.timeout_s:
+        action.max_stream_duration.max_stream_duration.CopyFrom(duration(r.timeout_s))
     if r.retries is not None:
         action.retry_policy.CopyFrom(_retry(r.retries))
     if r.rewrite_uri is not None:
@@ -252,7 +256,10 @@ def cors_policy(p: ir.CorsPolicy, *, grpc_web: bool) -> cors_pb2.CorsPolicy:
 
 
 def build_route_configuration(name: str, virtual_hosts: tuple[ir.VirtualHost, ...], *,
-                              proxyless: bool = False, grpc_web: bool = False) -> route_pb2.RouteConfiguration:
+                              proxyless: bool = False, grpc_web: bool = False,
+                              keep_port: bool = False) -> route_pb2.RouteConfiguration:
+    """``keep_port``: match virtual hosts ignoring the ``:authority`` port but forward it unchanged
+    (Gateway API listeners; the others strip the port in the connection manager)."""
     if proxyless:
         vhosts = [rc.VirtualHost(name=v.name, domains=list(v.domains),
                                  routes=[x for r in v.routes if (x := build_proxyless_route(r)) is not None])
@@ -265,6 +272,7 @@ def build_route_configuration(name: str, virtual_hosts: tuple[ir.VirtualHost, ..
                                       routes=[build_route(r, grpc_web=grpc_web) for r in v.routes],
                                       require_tls=rc.VirtualHost.ALL if v.require_tls else rc.VirtualHost.NONE)
                        for v in virtual_hosts],
+        ignore_port_in_host_matching=keep_port,
     )
 
 
@@ -309,6 +317,7 @@ def real_message(msg):  # noqa: ANN001, ANN201
 
 #: ``validate_clusters: {value: false}`` (RouteConfiguration field 7, an empty BoolValue)
 _VALIDATE_CLUSTERS_FALSE = field(7, b"")
+_IGNORE_PORT_IN_HOST_MATCHING = b"p\x01"  # field 14, varint 1
 
 
 def _vhost_refs(vh: rc.VirtualHost) -> frozenset[str]:
@@ -327,12 +336,12 @@ VhostCache = dict[tuple, tuple[tuple, bytes, frozenset[str]]]
 
 
 def assemble_route_configuration(name: str, virtual_hosts: tuple[ir.VirtualHost, ...], *, grpc_web: bool,
-                                 previous: VhostCache, current: VhostCache) -> Prebuilt:
+                                 previous: VhostCache, current: VhostCache, keep_port: bool = False) -> Prebuilt:
     """A gateway ``RouteConfiguration`` from cached per-virtual-host bytes (repeated fields concatenate on
     the wire): one edited route re-serializes one virtual host, not all of them.  ``previous`` is the
     last translation's cache; what this one uses goes into ``current``.  Byte-identical to
     ``build_route_configuration(...).SerializeToString(deterministic=True)``."""
-    whole_key = ("route-configuration", name, id(virtual_hosts), grpc_web)
+    whole_key = ("route-configuration", name, id(virtual_hosts), grpc_web, keep_port)
     whole = current.get(whole_key) or previous.get(whole_key)
     if whole is not None and whole[0] is virtual_hosts:
         current[whole_key] = whole
@@ -356,6 +365,8 @@ def assemble_route_configuration(name: str, virtual_hosts: tuple[ir.VirtualHost,
         parts.append(hit[1])
         refs.update(hit[2])
     parts.append(_VALIDATE_CLUSTERS_FALSE)
+    if keep_port:
+        parts.append(_IGNORE_PORT_IN_HOST_MATCHING)
     built = Prebuilt(route_pb2.RouteConfiguration, b"".join(parts), cluster_refs=frozenset(refs))
     current[whole_key] = (virtual_hosts, built)
     return built

@@ -16,8 +16,8 @@ from typing import Any
 from translators import fields
 from translators.diagnostics import Reporter
 from translators.gateway_api.grpcroute import RouteContext, _headers, backend_clusters, header_filters
-from translators.ir import BLACKHOLE_CLUSTER, HeaderMatch, Redirect, RetryPolicy, Route, RouteMatch, StringMatch, \
-    WeightedCluster
+from translators.ir import BLACKHOLE_CLUSTER, DirectResponse, HeaderMatch, HeaderOps, Redirect, RetryPolicy, Route, \
+    RouteMatch, StringMatch
 from translators.objects import ConfigObject
 
 HTTP_FILTERS = ("RequestHeaderModifier", "ResponseHeaderModifier", "RequestMirror", "RequestRedirect", "URLRewrite")
@@ -79,7 +79,25 @@ def http_rules(obj: ConfigObject, rep: Reporter, ctx: RouteContext) -> tuple[lis
         clusters = backend_clusters(rm, rp, rep, ns=ns, ctx=ctx, resolved=resolved)
         req_ops, resp_ops, mirror = header_filters(rm, rp, rep, ns=ns, ctx=ctx, allowed=HTTP_FILTERS)
         redirect = rewrite = None
-        for f, flt in enumerate(fields.sequence(rm.get("filters"), f"{rp}.filters", rep)):
+        rule_filters = list(fields.sequence(rm.get("filters"), f"{rp}.filters", rep))
+        refs = [b for b in fields.sequence(rm.get("backendRefs"), f"{rp}.backendRefs", rep) if isinstance(b, dict)]
+        weighted = [b for b in refs if not (isinstance(b.get("weight", 1), int) and b.get("weight", 1) <= 0)]
+        for k, b in enumerate(weighted):
+            bfilters = fields.sequence(b.get("filters"), f"{rp}.backendRefs[{k}].filters", rep)
+            if not bfilters or k >= len(clusters):
+                continue
+            if len(weighted) == 1:  # one backend: its filters are the rule's
+                rule_filters += [x for x in bfilters if isinstance(x, dict)]
+                req_b, resp_b, _ = header_filters({"filters": bfilters}, f"{rp}.backendRefs[{k}]", rep, ns=ns,
+                                                  ctx=ctx, allowed=HTTP_FILTERS)
+                req_ops = HeaderOps(req_ops.set + req_b.set, req_ops.add + req_b.add, req_ops.remove + req_b.remove)
+                resp_ops = HeaderOps(resp_ops.set + resp_b.set, resp_ops.add + resp_b.add,
+                                     resp_ops.remove + resp_b.remove)
+                continue
+            req_b, resp_b, _ = header_filters({"filters": bfilters}, f"{rp}.backendRefs[{k}]", rep, ns=ns, ctx=ctx,
+                                              allowed=("RequestHeaderModifier", "ResponseHeaderModifier"))
+            clusters[k] = replace(clusters[k], request_headers=req_b, response_headers=resp_b)
+        for f, flt in enumerate(rule_filters):
             fm = flt if isinstance(flt, dict) else {}
             fp = f"{rp}.filters[{f}]"
             if fm.get("type") == "RequestRedirect":
@@ -87,7 +105,7 @@ def http_rules(obj: ConfigObject, rep: Reporter, ctx: RouteContext) -> tuple[lis
             elif fm.get("type") == "URLRewrite":
                 rewrite = fields.mapping(fm.get("urlRewrite"), f"{fp}.urlRewrite", rep) or {}
         if redirect is not None and clusters:
-            rep.error(f"{rp}.backendRefs", "a rule with a RequestRedirect filter takes no backendRefs")
+            clusters = []  # a redirect answers the request itself: its backends are not used
         timeouts = fields.mapping(rm.get("timeouts"), f"{rp}.timeouts", rep) or {}
         timeout = fields.duration(timeouts.get("request"), f"{rp}.timeouts.request", rep)
         per_try = fields.duration(timeouts.get("backendRequest"), f"{rp}.timeouts.backendRequest", rep)
@@ -103,10 +121,13 @@ def http_rules(obj: ConfigObject, rep: Reporter, ctx: RouteContext) -> tuple[lis
                 else:
                     headers.append(HeaderMatch(":method", StringMatch("exact", method)))
             query = _query(mm.get("queryParams"), f"{mp}.queryParams", rep)
+            usable = tuple(c for c in clusters if c.cluster != BLACKHOLE_CLUSTER)
+            # no backendRefs, or none of them valid: the spec's 500 (a partly invalid rule keeps the invalid
+            # share on a cluster without endpoints)
             route = Route(name=f"{ns}/{obj.name}/rules[{i}].matches[{j}]",
                           match=RouteMatch(path=path, headers=tuple(headers), query_params=query),
-                          clusters=tuple(clusters) or (() if redirect is not None else
-                                                       (WeightedCluster(BLACKHOLE_CLUSTER, 1),)),
+                          clusters=tuple(clusters) if usable else (),
+                          direct_response=None if usable or redirect is not None else DirectResponse(500),
                           timeout_s=timeout or None,
                           retries=RetryPolicy(attempts=0, per_try_timeout_s=per_try) if per_try else None,
                           request_headers=req_ops, response_headers=resp_ops, mirror_cluster=mirror, source=obj.ref)
@@ -129,9 +150,12 @@ def _redirect(m: dict, path: StringMatch, where: str, rep: Reporter) -> Redirect
         rep.error(f"{where}.requestRedirect.statusCode", f"must be 301, 302, 303, 307 or 308, got {code!r}")
         code = 302
     port = fields.port_number(m.get("port"), f"{where}.requestRedirect.port", rep)
-    out = Redirect(authority=fields.string(m.get("hostname"), f"{where}.requestRedirect.hostname", rep) or "",
-                   scheme=fields.string(m.get("scheme"), f"{where}.requestRedirect.scheme", rep) or "", port=port,
-                   code=code)
+    scheme = fields.string(m.get("scheme"), f"{where}.requestRedirect.scheme", rep) or ""
+    if port is None and scheme:
+        port = {"http": 80, "https": 443}.get(scheme.lower())  # the spec: the scheme's well-known port
+    authority = fields.string(m.get("hostname"), f"{where}.requestRedirect.hostname", rep) or ""
+    out = Redirect(authority=authority, scheme=scheme, port=port, code=code,
+                   port_from_listener=bool(authority) and port is None and not scheme)
     p = fields.mapping(m.get("path"), f"{where}.requestRedirect.path", rep)
     if p is not None:
         if p.get("type") == "ReplaceFullPath":
