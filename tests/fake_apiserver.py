@@ -34,10 +34,14 @@ class Script:
 
 
 class FakeApiServer:
-    def __init__(self, *, groups: dict[str, list[tuple[str, list[str]]]], scripts: dict[str, Script]) -> None:
-        """``groups``: group -> [(version, [plurals])] that the server serves (core is always served)."""
+    def __init__(self, *, groups: dict[str, list[tuple[str, list[str]]]], scripts: dict[str, Script],
+                 token_reviews: dict[str, dict] | None = None) -> None:
+        """``groups``: group -> [(version, [plurals])] that the server serves (core is always served).
+        ``token_reviews``: token -> the TokenReview ``status`` to answer (unknown tokens: not authenticated)."""
         self.groups = groups
         self.scripts = scripts
+        self.token_reviews = token_reviews or {}
+        self.reviews: list[dict] = []
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.status_patches: list[tuple[str, str, dict, dict]] = []
         self.stored: dict[str, dict] = {}
@@ -93,6 +97,16 @@ class FakeApiServer:
         """POST/PUT/PATCH: a tiny object store (Leases) and a log of status patches."""
         body = await request.json()
         self.requests.append((request.path, {"method": request.method, **dict(request.query)}))
+        if request.path.endswith("/tokenreviews"):  # TokenReview: the scripted answer for this token
+            token = (body.get("spec") or {}).get("token", "")
+            status = self.token_reviews.get(token, {"authenticated": False, "error": "token not found"})
+            audiences = (body.get("spec") or {}).get("audiences") or []
+            status = dict(status)
+            if status.get("authenticated") and "audiences" not in status:
+                status["audiences"] = audiences  # a token issued for what was asked
+            self.reviews.append(body)
+            return web.json_response({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
+                                      "spec": body.get("spec"), "status": status}, status=201)
         if request.path.endswith("/status"):
             self.status_patches.append((request.path, request.headers.get("Content-Type", ""), dict(request.query), body))
             return web.json_response(body)

@@ -129,7 +129,7 @@ class Envoy(_Process):
 
     def __init__(self, *, control_plane: ControlPlane, workdir: Path, node_id: str = "gateway-1",
                  labels: dict[str, str] | None = None, namespace: str = "default", gateway: str | None = None,
-                 ads: str | None = None) -> None:
+                 ads: str | None = None, bootstrap_args: Sequence[str] = ()) -> None:
         Envoy._base_id += 1
         self.admin_port = free_port()
         self.admin_url = f"http://127.0.0.1:{self.admin_port}"
@@ -141,7 +141,7 @@ class Envoy(_Process):
         if gateway:
             cmd += ["--gateway", gateway]
         self.ads = ads or os.environ.get("XDS_TEST_ADS", "delta")
-        cmd += ["--ads", self.ads]
+        cmd += ["--ads", self.ads, *bootstrap_args]
         bootstrap = subprocess.run(cmd, check=True, capture_output=True, text=True, env=_env(), cwd=ROOT).stdout
         self.bootstrap_path = workdir / f"envoy-{self.admin_port}.yaml"
         self.bootstrap_path.write_text(bootstrap)

@@ -21,7 +21,7 @@ def _one(kind: str, name: str | None = None) -> dict:
 
 
 def test_deployment_is_replicated_probed_non_root_read_only() -> None:
-    dep = _one("Deployment")
+    dep = _one("Deployment", "xds-server")
     pod = dep["spec"]["template"]["spec"]
     [c] = pod["containers"]
     assert dep["spec"]["replicas"] == 2
@@ -36,13 +36,33 @@ def test_rbac_is_least_privilege() -> None:
     for rule in rules:
         if all(r.endswith("/status") for r in rule["resources"]):
             assert rule["verbs"] == ["patch"]
+        elif rule["resources"] == ["tokenreviews"]:
+            assert rule["verbs"] == ["create"]
         else:
             assert set(rule["verbs"]) <= {"get", "list", "watch"}
-    lease_rules = _one("Role")["rules"]
+        assert "secrets" not in rule["resources"]  # only in the served namespaces' Roles
+    lease_rules = _one("Role", "xds-server-leader-election")["rules"]
     assert lease_rules == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
                             "verbs": ["get", "create", "update"]}]
 
 
-def test_service_exposes_xds_and_admin() -> None:
+def test_service_exposes_only_xds() -> None:
     ports = {p["name"]: p["port"] for p in _one("Service")["spec"]["ports"]}
-    assert ports == {"grpc-xds": 18000, "http-admin": 19000}
+    assert ports == {"grpc-xds": 18000}
+
+
+def test_xds_is_authenticated_and_admin_stays_on_loopback() -> None:
+    [c] = _one("Deployment", "xds-server")["spec"]["template"]["spec"]["containers"]
+    args = c["args"]
+    value = dict(zip(args, args[1:]))
+    assert value["--xds-auth"] == "kubernetes" and "--xds-tls-cert" in value and "--insecure-xds" not in args
+    assert value["--admin-address"].startswith("127.0.0.1:")
+    assert c["readinessProbe"]["httpGet"]["port"] == "http-probe"
+
+
+def test_the_gateway_sends_a_projected_token_for_our_audience() -> None:
+    pod = _one("Deployment", "edge-gateway")["spec"]["template"]["spec"]
+    [volume] = [v for v in pod["volumes"] if v["name"] == "xds-token"]
+    assert volume["projected"]["sources"][0]["serviceAccountToken"]["audience"] == "xds-server"
+    [init] = pod["initContainers"]
+    assert "--xds-token-file" in init["args"] and "--xds-ca" in init["args"]

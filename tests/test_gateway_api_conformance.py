@@ -55,7 +55,38 @@ CLUSTER_SCOPED = {"Namespace", "GatewayClass"}
 
 
 def load_docs(text: str) -> list[dict]:
-    return [d for d in yaml.safe_load_all(text.replace("{GATEWAY_CLASS_NAME}", GATEWAY_CLASS)) if d]
+    text = text.replace("{GATEWAY_CLASS_NAME}", GATEWAY_CLASS).replace("{GATEWAY_CONTROLLER_NAME}", CONTROLLER)
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+#: the serving certificates upstream's suite Setup creates (MustCreateSelfSignedCertSecret): namespace, name, SANs
+SUITE_SECRETS = [("gateway-conformance-web-backend", "certificate", ["*"]),
+                 ("gateway-conformance-infra", "tls-validity-checks-certificate", ["*", "*.org", "*.wildcard.org"])]
+
+
+def self_signed_secret(ns: str, name: str, hosts: list[str]) -> dict:
+    """A kubernetes.io/tls Secret with a self-signed certificate for ``hosts``, as upstream's suite makes."""
+    import base64
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Kubernetes Gateway API")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=365))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(h) for h in hosts]), critical=False)
+            .sign(key, hashes.SHA256()))
+    crt = cert.public_bytes(serialization.Encoding.PEM)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                            serialization.NoEncryption())
+    return {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+            "metadata": {"name": name, "namespace": ns},
+            "data": {"tls.crt": base64.b64encode(crt).decode(), "tls.key": base64.b64encode(pem).decode()}}
 
 
 def load_case(stem: str) -> dict:
@@ -84,6 +115,8 @@ class Cluster:
         for d in self.base:
             if d["kind"] != "EchoDeployment":
                 self.apply(d, push=False)
+        for ns, name, hosts in SUITE_SECRETS:
+            self.apply(self_signed_secret(ns, name, hosts), push=False)
         kubeconfig = workdir / "kubeconfig"
         kubeconfig.write_text(f"""apiVersion: v1
 kind: Config
@@ -197,7 +230,7 @@ current-context: fake
         return self.state[PLURALS[kind]].get((ns if kind not in CLUSTER_SCOPED else "", name))
 
     def status(self, kind: str, ns: str, name: str) -> dict | None:
-        suffix = f"/namespaces/{ns}/{PLURALS[kind]}/{name}/status"
+        suffix = f"/{PLURALS[kind]}/{name}/status" if kind in CLUSTER_SCOPED else f"/namespaces/{ns}/{PLURALS[kind]}/{name}/status"
         for path, _, _, body in reversed(self.api.status_patches):
             if path.endswith(suffix):
                 return body.get("status") or {}
@@ -242,9 +275,11 @@ def _cond_error(where: str, actual: list[dict] | None, expected: list[dict]) -> 
         got = have.get(want["type"])
         if got is None:
             return f"{where}: no {want['type']} condition (have {sorted(have)})"
-        if str(got.get("status")) != want["status"] or (want.get("reason") and got.get("reason") != want["reason"]):
+        # an empty status or reason matches any (upstream's findConditionInList)
+        if (want.get("status") and str(got.get("status")) != want["status"]) or \
+                (want.get("reason") and got.get("reason") != want["reason"]):
             return (f"{where}: {want['type']} is {got.get('status')}/{got.get('reason')}, "
-                    f"want {want['status']}/{want.get('reason') or 'any'}")
+                    f"want {want.get('status') or 'any'}/{want.get('reason') or 'any'}")
     return None
 
 
@@ -264,6 +299,8 @@ def _parent_matches(actual: dict, want: dict, route_ns: str) -> bool:
         return False
     if ref.get("port") and not ref.get("sectionName"):
         return True  # a parentRef by port: upstream compares group, kind, name and namespace only
+    if want.get("sectionName") is None:
+        return True  # upstream's NewGatewayRef without listener names: any parent of that Gateway
     return ref.get("sectionName") == want.get("sectionName")
 
 
@@ -309,27 +346,86 @@ def check_accepted(c: Cluster, entry: dict) -> str | None:
     return None
 
 
+def _kinds_key(kinds: list[dict] | None) -> set[tuple[str, str]]:
+    return {(k.get("group") or GW_GROUP, k["kind"]) for k in kinds or []}
+
+
+def _listeners_error(where: str, actual: list[dict] | None, expected: list[dict]) -> str | None:
+    """Upstream's gatewayListenersMatch: as many listeners as expected; per listener, the expected
+    supportedKinds present (none expected: none there), attachedRoutes equal, the expected conditions."""
+    actual = actual or []
+    if len(actual) != len(expected):
+        return f"{where}: {len(actual)} listeners in status ({[l.get('name') for l in actual]}), want {len(expected)}"
+    by_name = {l.get("name"): l for l in actual}
+    for want in expected:
+        got = by_name.get(want["name"])
+        lwhere = f"{where} listener {want['name']}"
+        if got is None:
+            return f"{where}: no status for listener {want['name']}"
+        wkinds, kinds = _kinds_key(want.get("supportedKinds")), _kinds_key(got.get("supportedKinds"))
+        if not wkinds and kinds:
+            return f"{lwhere}: supportedKinds {sorted(kinds)}, want none"
+        if wkinds - kinds:
+            return f"{lwhere}: supportedKinds {sorted(kinds)} lack {sorted(wkinds - kinds)}"
+        if got.get("attachedRoutes") != want.get("attachedRoutes", 0):
+            return f"{lwhere}: attachedRoutes {got.get('attachedRoutes')}, want {want.get('attachedRoutes', 0)}"
+        if err := _cond_error(lwhere, got.get("conditions"), want.get("conditions") or []):
+            return err
+    return None
+
+
 def check_status(c: Cluster, want: dict) -> str | None:
-    """An explicit status assertion: an object's conditions, a route parent's conditions, a listener's
-    conditions, attachedRoutes and supportedKinds, or a route without any accepted parent."""
+    """An explicit status assertion, each as the upstream helper it stands for:
+
+    * ``conditions`` on the object (``GatewayMustHaveCondition``; a GatewayClass's conditions);
+    * ``latest_generation``: every condition at the object's generation (``GatewayMustHaveLatestConditions``,
+      ``GatewayClassMustHaveLatestConditions``; a route: every parent's, ``HTTPRouteMustHaveLatestConditions``);
+    * ``listeners``: ``GatewayStatusMustHaveListeners`` (exactly these listeners; kinds, attachedRoutes,
+      conditions), or ``listener``: one listener's conditions, attachedRoutes and supportedKinds;
+    * ``zero_routes``: ``GatewayMustHaveZeroRoutes`` (no listener in status, or one with no route attached);
+    * ``parent`` {namespace, name} with ``conditions``: ``HTTPRouteMustHaveCondition`` (a parent naming that
+      Gateway has them; every parent's conditions at the route's generation);
+    * ``no_accepted_parents``: ``HTTPRouteMustHaveNoAcceptedParents`` (no parent, or exactly one, with
+      Accepted=False, at the route's generation).
+    """
     kind, ns, name = want["kind"], want.get("namespace", ""), want["name"]
-    where = f"{kind} {ns}/{name}"
+    where = f"{kind} {ns}/{name}" if ns else f"{kind} {name}"
     status = c.status(kind, ns, name)
+    obj = c.get(kind, ns, name)
     if status is None:
         return f"{where}: no status written"
-    if want.get("latest_generation") and (err := _latest_generation_error(where, c.get(kind, ns, name), status)):
-        return err
+    parents = status.get("parents") or []
+    if kind in ("Gateway", "GatewayClass") and (want.get("latest_generation") or "listeners" in want
+                                                or want.get("zero_routes")):
+        if err := _latest_generation_error(where, obj, status):
+            return err
+    if kind not in ("Gateway", "GatewayClass") and (want.get("latest_generation") or "parent" in want
+                                                    or want.get("no_accepted_parents")):
+        for x in parents:
+            if err := _latest_generation_error(f"{where} parent {x.get('parentRef')}", obj, x):
+                return err
     if "parent" in want:
         p = want["parent"]
-        match = [x for x in status.get("parents") or [] if _parent_matches(x, p, ns)]
+        match = [x for x in parents if (x.get("parentRef") or {}).get("name") == p["name"]
+                 and (x.get("parentRef") or {}).get("namespace", p["namespace"]) == p["namespace"]]
         if not match:
-            return f"{where}: no status parent for {p} (have {[x.get('parentRef') for x in status.get('parents') or []]})"
-        return _cond_error(f"{where} parent {p['name']}", match[0].get("conditions"), want.get("conditions", []))
+            return f"{where}: no status parent for {p} (have {[x.get('parentRef') for x in parents]})"
+        errs = [_cond_error(f"{where} parent {p['name']}", x.get("conditions"), want.get("conditions", [])) for x in match]
+        return None if None in errs else errs[0]
     if want.get("no_accepted_parents"):
-        for x in status.get("parents") or []:
-            if _conditions(x.get("conditions")).get("Accepted", {}).get("status") == "True":
-                return f"{where}: parent {x.get('parentRef')} is Accepted, want no accepted parents"
+        if len(parents) > 1:
+            return f"{where}: {len(parents)} parents in status, want at most one (not accepted)"
+        if parents:
+            return _cond_error(f"{where} parent {parents[0].get('parentRef')}", parents[0].get("conditions"),
+                               [{"type": "Accepted", "status": "False"}])
         return None
+    if want.get("zero_routes"):
+        ls = status.get("listeners") or []
+        if not ls or (len(ls) == 1 and ls[0].get("attachedRoutes") == 0):
+            return None
+        return f"{where}: listeners {[(l.get('name'), l.get('attachedRoutes')) for l in ls]}, want none or one with 0 routes"
+    if "listeners" in want:
+        return _listeners_error(where, status.get("listeners"), want["listeners"])
     if "listener" in want:
         listeners = {l.get("name"): l for l in status.get("listeners") or []}
         got = listeners.get(want["listener"])
@@ -344,6 +440,25 @@ def check_status(c: Cluster, want: dict) -> str | None:
                 return f"{where} listener {want['listener']}: supportedKinds {kinds}, want {wkinds}"
         return _cond_error(f"{where} listener {want['listener']}", got.get("conditions"), want.get("conditions", []))
     return _cond_error(where, status.get("conditions"), want.get("conditions", []))
+
+
+def check_namespaces_ready(c: Cluster, namespaces: list[str]) -> str | None:
+    """Upstream's NamespacesMustBeReady: every Gateway in the namespaces (but those annotated
+    ``gateway-api/skip-this-for-readiness``) has its conditions at its generation, Accepted and Programmed True
+    (the echo pods are ready once the cluster is up)."""
+    for (ns, name), gw in c.state["gateways"].items():
+        if ns not in namespaces or ((gw["metadata"].get("annotations") or {})
+                                    .get("gateway-api/skip-this-for-readiness") == "true"):
+            continue
+        where = f"Gateway {ns}/{name}"
+        status = c.status("Gateway", ns, name)
+        if status is None:
+            return f"{where}: no status written"
+        if err := _latest_generation_error(where, gw, status) or _cond_error(
+                where, status.get("conditions"), [{"type": "Accepted", "status": "True"},
+                                                  {"type": "Programmed", "status": "True"}]):
+            return err
+    return None
 
 
 # ---------------------------------------------------------------------------------------------- traffic
@@ -547,6 +662,17 @@ def check_weights(c: Cluster, port: int, protocol: str, spec: dict) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- the cases
+def _status_checks(c: Cluster, step: dict, tag: str = "") -> list[tuple[str, callable]]:
+    checks: list[tuple[str, callable]] = []
+    if step.get("ready_namespaces"):
+        checks.append((f"{tag}ready", lambda: check_namespaces_ready(c, step["ready_namespaces"])))
+    for i, entry in enumerate(step.get("accepted") or []):
+        checks.append((f"{tag}accepted{i}", lambda e=entry: check_accepted(c, e)))
+    for i, want in enumerate(step.get("status") or []):
+        checks.append((f"{tag}status{i}", lambda w=want: check_status(c, w)))
+    return checks
+
+
 def run_case(c: Cluster, case: dict) -> None:
     docs = load_docs(case.get("manifests") or "")
     own_gateways = [(d["metadata"]["namespace"], d["metadata"]["name"]) for d in docs if d["kind"] == "Gateway"]
@@ -554,16 +680,12 @@ def run_case(c: Cluster, case: dict) -> None:
     try:
         for d in docs:
             applied.append(c.apply(d))
-        checks: list[tuple[str, callable]] = []
-        for i, entry in enumerate(case.get("accepted") or []):
-            checks.append((f"accepted{i}", lambda e=entry: check_accepted(c, e)))
-        for i, want in enumerate(case.get("status") or []):
-            checks.append((f"status{i}", lambda w=want: check_status(c, w)))
+        checks = _status_checks(c, case)
         target = case.get("target") or ((case.get("accepted") or [{}])[-1].get("gateway"))
+        port, check = None, (check_grpc if case.get("protocol") == "grpc" else check_http)
         if case.get("expectations") or case.get("weights"):
             c.envoy(target["namespace"], target["name"])
             port = _gateway_port(c, target)
-            check = check_grpc if case["protocol"] == "grpc" else check_http
             for i, exp in enumerate(case.get("expectations") or []):
                 exp_port = port
                 if exp.get("gateway"):  # an expectation for another Gateway of the case
@@ -573,11 +695,23 @@ def run_case(c: Cluster, case: dict) -> None:
         converge(checks)
         if case.get("weights"):
             check_weights(c, port, case["protocol"], case["weights"])
-        then = case.get("then")  # upstream's second step: delete an object, then expect again
+        then = case.get("then")  # upstream's second step: change or delete objects, then expect again
         if then:
+            for d in load_docs(then.get("apply") or ""):  # a changed object (upstream's Patch): a new generation
+                kind, meta = d["kind"], d["metadata"]
+                before = c.get(kind, meta.get("namespace", "default"), meta["name"])
+                after = c.apply(d)
+                if before is None:
+                    applied.append(after)
+                    if kind == "Gateway":
+                        own_gateways.append((meta["namespace"], meta["name"]))
+                else:  # upstream: require.NotEqual(original.Generation, updated.Generation)
+                    assert after["metadata"]["generation"] != before["metadata"]["generation"], d
             for ref in then.get("delete") or []:
                 c.delete({"kind": ref["kind"], "metadata": {"namespace": ref.get("namespace"), "name": ref["name"]}})
-            converge([(f"then{i}", lambda e=exp: check(port, e)) for i, exp in enumerate(then.get("expectations") or [])])
+            checks = _status_checks(c, then, "then-")
+            checks += [(f"then{i}", lambda e=exp: check(port, e)) for i, exp in enumerate(then.get("expectations") or [])]
+            converge(checks)
     finally:
         for d in reversed(applied):
             c.delete(d)

@@ -203,7 +203,7 @@ class Translation:
                     continue
                 if c.name in routed:
                     store.add_upstream_credential(tls)
-                elif tls.ca_credential or tls.mode != "MUTUAL":
+                else:
                     store.add_upstream_ca(tls)  # CA bundles are public; the client key is not
             secrets = store.resources
         return {type_urls.LISTENER: listeners, type_urls.ROUTE: routes, type_urls.SECRET: secrets}

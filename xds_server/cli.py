@@ -143,7 +143,10 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
                           xds_address=args.xds_address, admin_address=args.envoy_admin_address, ads=args.ads,
                           xds_ca=args.xds_ca, xds_client_cert=args.xds_client_cert, xds_client_key=args.xds_client_key,
                           xds_token=token, xds_server_name=args.xds_server_name, service_account=args.service_account)
-    sys.stdout.write(dump_yaml(doc))
+    if args.output:
+        Path(args.output).write_text(dump_yaml(doc))
+    else:
+        sys.stdout.write(dump_yaml(doc))
     return 0
 
 
@@ -223,6 +226,7 @@ def parser() -> argparse.ArgumentParser:
     be.add_argument("--xds-address", default="127.0.0.1:18000")
     be.add_argument("--envoy-admin-address", default="127.0.0.1:9901")
     be.add_argument("--gateway", metavar="NAME", help="serve the Gateway API Gateway NAME (in --namespace)")
+    be.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
     be.add_argument("--dialect", choices=["istio", "emissary"], default="istio",
                     help="whose gateways this Envoy serves: Istio Gateways (selected by --label) and Gateway API "
                     "(--gateway), or Emissary's Listeners/Hosts/Mappings")
