@@ -73,6 +73,51 @@ class Translation:
     _previous_vhosts: VhostCache = field(default_factory=dict, repr=False)
     statuses: dict[ObjectRef, dict] = field(default_factory=dict, repr=False)
 
+    def sources(self, type_url: str, name: str, *, node: NodeInfo | None = None) -> list[tuple[str, ObjectRef]]:
+        """The config objects one resource was built from, as ``(file, ref)``: what a NACK of it traces
+        back to.  Computed on demand (a NACK is rare): a cluster's Service/ServiceEntry and
+        DestinationRule (or the Emissary Mappings that asked for it), a listener's gateways, a route
+        configuration's routes, a secret's Secrets."""
+        state = self.memo.get("engine")
+        objects = state.objects if state is not None else {}
+        refs: list[ObjectRef] = []
+        m = self.model
+        if type_url in (type_urls.CLUSTER, type_urls.ENDPOINT):
+            c = next((c for c in m.clusters if c.name == name), None)
+            if c is not None:
+                svc = next((s for s in m.services if s.host == c.host), None)
+                if svc is not None and svc.source is not None:
+                    refs.append(svc.source)
+                dr = state.policies.get(c.host) if state is not None else None
+                if dr is not None:
+                    refs.append(dr.ref)
+                for hr in m.http_routes:
+                    if any(wc.cluster == name for r in hr.routes for wc in r.clusters):
+                        refs.extend(r.source for r in hr.routes if r.source is not None
+                                    and any(wc.cluster == name for wc in r.clusters))
+        elif type_url in (type_urls.LISTENER, type_urls.ROUTE):
+            port = name.rsplit("_", 1)[-1] if type_url == type_urls.LISTENER else name.split(".")[1] \
+                if name.startswith("http.") else ""
+            gws = [g for g in m.gateways if any(str(s.port) == port for s in g.servers)
+                   and (node is None or g.selects(node.label_map, node.namespace))]
+            refs.extend(g.ref for g in gws if g.ref.name and g.ref.namespace)
+            if type_url == type_urls.ROUTE:
+                keys = {g.key for g in gws}
+                for hr in m.http_routes:
+                    if any(k in keys or k.split("|")[0] in keys for k in hr.gateways):
+                        refs.append(hr.ref)
+        elif type_url == type_urls.SECRET and name.startswith("kubernetes://"):
+            base = name[len("kubernetes://"):].removesuffix("-cacert")
+            refs.extend(s_ref for s_ref, o in objects.items() if s_ref.kind == "Secret"
+                        and s_ref.name in (base, f"{base}-cacert")
+                        and (node is None or s_ref.namespace == node.namespace))
+        seen: dict[ObjectRef, str] = {}
+        for r in refs:
+            if r not in seen:
+                o = objects.get(r)
+                seen[r] = o.source if o is not None else ""
+        return [(f, r) for r, f in seen.items()]
+
     def selection_key(self, node: NodeInfo) -> tuple[str, ...]:
         """Nodes with equal keys get equal LDS/RDS/SDS: flavour, namespace (secrets) and selected gateways."""
         if node.flavour == GRPC:
