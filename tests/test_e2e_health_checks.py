@@ -1,8 +1,10 @@
 """Active gRPC health checks end to end: two replicas behind a real Envoy, each serving ``grpc.health.v1``.
 
-The config is an Emissary Mapping with ``health_checks`` (``grpc.upstream_name``), interval 1 s and
-unhealthy threshold 2.  One replica switches to NOT_SERVING: within interval x threshold + 2 s every
-call goes to the other; back to SERVING, traffic returns to it.  Then a replica is killed outright.
+The same checks written two ways: an Emissary Mapping with ``health_checks`` (``grpc.upstream_name``), and
+an Istio DestinationRule with the ``xds-server.io/health-check`` annotation (Envoy Gateway's healthCheck
+form); interval 1 s, unhealthy threshold 2.  One replica switches to NOT_SERVING: within interval x
+threshold + 2 s every call goes to the other; back to SERVING, traffic returns to it.  Then a replica is
+killed outright.
 """
 from __future__ import annotations
 
@@ -53,6 +55,61 @@ spec:
     timeout: 1s
     unhealthy_threshold: {unhealthy}
     healthy_threshold: 1
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: greeter}}
+spec: {{ports: [{{name: grpc, port: 50051}}]}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: greeter-r1, labels: {{kubernetes.io/service-name: greeter}}}}
+addressType: IPv4
+ports: [{{name: grpc, port: {p1}}}]
+endpoints: [{{addresses: [127.0.0.1]}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: greeter-r2, labels: {{kubernetes.io/service-name: greeter}}}}
+addressType: IPv4
+ports: [{{name: grpc, port: {p2}}}]
+endpoints: [{{addresses: [127.0.0.1]}}]
+"""
+
+
+ISTIO = """
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: gw, namespace: default}}
+spec:
+  selector: {{istio: ingressgateway}}
+  servers: [{{port: {{number: {listener}, name: grpc, protocol: GRPC}}, hosts: ["*"]}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: greeter, namespace: default}}
+spec:
+  hosts: ["*"]
+  gateways: [gw]
+  http: [{{route: [{{destination: {{host: greeter.default.svc.cluster.local, port: {{number: 50051}}}}}}]}}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: greeter
+  namespace: default
+  annotations:
+    xds-server.io/health-check: |
+      active:
+        type: GRPC
+        grpc: {{service: helloworld.Greeter}}
+        interval: {interval}s
+        timeout: 1s
+        unhealthyThreshold: {unhealthy}
+        healthyThreshold: 1
+spec:
+  host: greeter.default.svc.cluster.local
+  trafficPolicy: {{loadBalancer: {{simple: ROUND_ROBIN}}}}
 ---
 apiVersion: v1
 kind: Service
@@ -127,18 +184,20 @@ def _all_go_to(channel: grpc.Channel, replica: str, *, within: float) -> float:
     return time.monotonic() - start
 
 
-@pytest.fixture()
-def env(tmp_path):
+@pytest.fixture(params=["emissary", "istio"])
+def env(tmp_path, request):
     with contextlib.ExitStack() as stack:
         r1 = stack.enter_context(Replica("r1"))
         r2 = stack.enter_context(Replica("r2"))
         listener = free_port()
         config = tmp_path / "config"
         config.mkdir()
-        (config / "hc.yaml").write_text(CONFIG.format(listener=listener, p1=r1.port, p2=r2.port, interval=INTERVAL_S,
-                                                      unhealthy=UNHEALTHY))
+        text = CONFIG if request.param == "emissary" else ISTIO
+        (config / "hc.yaml").write_text(text.format(listener=listener, p1=r1.port, p2=r2.port, interval=INTERVAL_S,
+                                                    unhealthy=UNHEALTHY))
         cp = stack.enter_context(ControlPlane(config_dirs=[config], workdir=tmp_path)).wait_ready()
-        envoy = stack.enter_context(Envoy(control_plane=cp, workdir=tmp_path, node_id="hc-1", labels=LABELS))
+        labels = LABELS if request.param == "emissary" else {"istio": "ingressgateway"}
+        envoy = stack.enter_context(Envoy(control_plane=cp, workdir=tmp_path, node_id="hc-1", labels=labels))
         envoy.wait_ready()
         channel = stack.enter_context(grpc.insecure_channel(f"127.0.0.1:{listener}"))
         wait_until(lambda: set(_answers(channel, 10)) == {"r1", "r2"}, timeout=30, what="both replicas answer")

@@ -217,6 +217,14 @@ class TrafficPolicy:
     outlier: OutlierDetection | None = None
     tls: UpstreamTls | None = None
     connect_timeout_s: float | None = None
+    #: consistent hashing besides the header: a cookie (generated when absent), the source IP, a query parameter
+    hash_cookie: tuple[str, str, float | None] | None = None
+    hash_source_ip: bool | None = None
+    hash_query: str | None = None
+    ring_minimum_size: int | None = None
+    maglev_table_size: int | None = None
+    #: slow start for new endpoints (DestinationRule ``warmupDurationSecs``)
+    warmup_s: float | None = None
     #: explicit circuit breakers (None: unlimited, with ``http2_max_requests``)
     circuit_breakers: tuple[CircuitBreaker, ...] | None = None
     health_checks: tuple[HealthCheck, ...] | None = None
@@ -359,6 +367,7 @@ class Route:
     #: hash on a cookie, generated when absent: (name, path, ttl seconds or None)
     hash_cookie: tuple[str, str, float | None] | None = None
     hash_source_ip: bool = False
+    hash_query: str | None = None
     #: Gateway API: the route's place among the routes merged into one virtual host (lower first); None keeps
     #: the merge order (Istio: VirtualService order)
     precedence: tuple | None = None

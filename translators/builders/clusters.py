@@ -131,6 +131,16 @@ def _template(policy: ir.TrafficPolicy, h2: bool, discovery: str) -> cluster_pb2
         circuit_breakers=circuit_breaker_pb2.CircuitBreakers(thresholds=thresholds),
     )
     out.typed_extension_protocol_options[HTTP_PROTOCOL_OPTIONS].CopyFrom(pack(_protocol_options(shape)))
+    if policy.ring_minimum_size is not None and policy.lb == "RING_HASH":
+        out.ring_hash_lb_config.minimum_ring_size.value = policy.ring_minimum_size
+    if policy.maglev_table_size is not None and policy.lb == "MAGLEV":
+        out.maglev_lb_config.table_size.value = policy.maglev_table_size
+    if policy.warmup_s is not None:  # slow start: new endpoints ramp up over the window
+        window = duration(policy.warmup_s)
+        if policy.lb == "ROUND_ROBIN":
+            out.round_robin_lb_config.slow_start_config.slow_start_window.CopyFrom(window)
+        elif policy.lb in (None, "LEAST_REQUEST"):
+            out.least_request_lb_config.slow_start_config.slow_start_window.CopyFrom(window)
     if discovery == "STRICT_DNS":
         out.type = cluster_pb2.Cluster.STRICT_DNS
         out.dns_lookup_family = cluster_pb2.Cluster.V4_PREFERRED

@@ -155,6 +155,9 @@ def _action(r: ir.Route, *, proxyless: bool) -> rc.RouteAction:
     if r.hash_source_ip:
         action.hash_policy.append(rc.RouteAction.HashPolicy(
             connection_properties=rc.RouteAction.HashPolicy.ConnectionProperties(source_ip=True)))
+    if r.hash_query:
+        action.hash_policy.append(rc.RouteAction.HashPolicy(
+            query_parameter=rc.RouteAction.HashPolicy.QueryParameter(name=r.hash_query)))
     if proxyless:
         if r.timeout_s:  # gRFC A31: the route timeout is max_stream_duration
             action.max_stream_duration.max_stream_duration.CopyFrom(duration(r.timeout_s))

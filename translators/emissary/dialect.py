@@ -89,7 +89,9 @@ def _globs_match(a: str, b: str) -> bool:
 def _tag(h2: bool, policy: TrafficPolicy, default: TrafficPolicy) -> str:
     if policy == default:
         return "emissary-grpc" if h2 else "emissary"
-    digest = hashlib.sha1(repr((h2, policy)).encode()).hexdigest()[:10]
+    # only the fields that are set: a policy field added to the IR later does not rename every cluster
+    written = tuple((k, getattr(policy, k)) for k in TrafficPolicy.__slots__ if getattr(policy, k) is not None)
+    digest = hashlib.sha1(repr((h2, written)).encode()).hexdigest()[:10]
     return f"emissary-{digest}"
 
 

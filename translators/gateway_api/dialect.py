@@ -9,12 +9,12 @@ from typing import Callable, Mapping
 from translators import diagnostics, fields
 from translators.conditions import condition
 from translators.diagnostics import Diagnostic, Reporter, Severity
-from translators.gateway_api import GROUP
+from translators.gateway_api import CONTROLLER_NAME, GROUP
 from translators.gateway_api.attach import attach, route_status
-from translators.gateway_api.gateway import parse_gateway
+from translators.gateway_api.gateway import Listener, parse_gateway
 from translators.gateway_api.grpcroute import RouteContext, grpc_rules, reference_grants
 from translators.gateway_api.httproute import http_rules
-from translators.hosts import Registry
+from translators.hosts import Registry, intersect, matches
 from translators.ir import GATEWAY_API_KEY_PREFIX, Gateway, HttpRoutes
 from translators.objects import ConfigObject, ObjectRef
 
@@ -34,7 +34,8 @@ def compile_gateway_api(objs: dict[str, list[ConfigObject]], *, registry: Regist
     its Envoys; ``default_addresses`` (``serve --gateway-address``) otherwise."""
     labels = namespace_labels or {}
     for gc in objs["GatewayClass"]:
-        if gc.name == gateway_class:
+        # ours by name (the class we serve) or by controllerName (the spec's: a controller accepts its classes)
+        if gc.name == gateway_class or gc.spec.get("controllerName") == CONTROLLER_NAME:
             statuses[gc.ref] = {"conditions": _stamped([condition("Accepted", True, "Accepted")], gc)}
     gateways: list[Gateway] = []
     listeners: dict[str, list] = {}
@@ -68,17 +69,16 @@ def compile_gateway_api(objs: dict[str, list[ConfigObject]], *, registry: Regist
                            referenced=referenced)
         for obj in objs[kind]:
             rep = Reporter(file=obj.source, ref=obj.ref)
-            hr, status = diagnostics.isolated(_route, obj, rep, kind, rules, ctx, listeners,
-                                              lambda ns: labels.get(ns, {})) or (None, None)
+            hrs, status = diagnostics.isolated(_route, obj, rep, kind, rules, ctx, listeners,
+                                               lambda ns: labels.get(ns, {})) or ((), None)
             diags.extend(rep.items)
             if status is not None:
                 statuses[obj.ref] = status
                 diags.extend(_route_status_diagnostics(obj, status, existing))
-            if hr is not None:
-                routes.append(hr)
-                for entry in hr.gateways:
-                    gkey, _, lname = entry[len(GATEWAY_API_KEY_PREFIX):].partition("|")
-                    attached[(gkey, lname)] = attached.get((gkey, lname), 0) + 1
+            routes.extend(hrs)
+            for entry in {e for hr in hrs for e in hr.gateways}:
+                gkey, _, lname = entry[len(GATEWAY_API_KEY_PREFIX):].partition("|")
+                attached[(gkey, lname)] = attached.get((gkey, lname), 0) + 1
     for key, (obj, status) in gateway_status.items():
         for listener in status["listeners"]:
             listener["attachedRoutes"] = attached.get((key, listener["name"]), 0)
@@ -101,9 +101,25 @@ def _stamped(conditions: list[dict], obj: ConfigObject) -> list[dict]:
     return conditions
 
 
+def _isolated_hosts(listener: Listener, hostnames: tuple[str, ...], siblings: list[Listener]) -> tuple[str, ...] | None:
+    """Listener isolation (GEP-1713): a request goes to the most specific listener of its port that matches
+    it, so the route's hosts (intersected with ``listener``'s hostname) that a more specific listener of the
+    same port covers entirely are not served through ``listener``.  None: nothing is taken away (the
+    route's own hostnames are kept as they are)."""
+    narrower = [l.hostname for l in siblings if l.accepted and l.port == listener.port and l.name != listener.name
+                and l.hostname != listener.hostname and matches(listener.hostname, l.hostname)]
+    if not narrower:
+        return None
+    effective = [e for h in hostnames if (e := intersect(listener.hostname, h)) is not None]
+    kept = tuple(dict.fromkeys(e for e in effective if not any(matches(n, e) for n in narrower)))
+    return None if len(kept) == len(set(effective)) else kept
+
+
 def _route(obj: ConfigObject, rep: Reporter, kind: str, rules: Callable, ctx: RouteContext,
-           listeners: Mapping[str, list], labels_of: Callable[[str], dict]) -> tuple[HttpRoutes | None, dict]:
-    """One route: attach it to listeners, compile its rules, and compute its status."""
+           listeners: Mapping[str, list], labels_of: Callable[[str], dict]) -> tuple[tuple[HttpRoutes, ...], dict]:
+    """One route: attach it to listeners, compile its rules, and compute its status.  Usually one
+    :class:`HttpRoutes`; one per distinct host set when listener isolation narrows the hosts of some
+    listeners (those left with no host still count as attached)."""
     hostnames = tuple(str(h) for h in fields.sequence(obj.spec.get("hostnames"), "spec.hostnames", rep)) or ("*",)
     attached = attach(obj, rep, kind=kind, hostnames=hostnames, gateways=listeners, labels_of=labels_of)
     compiled, resolved = rules(obj, rep, ctx)
@@ -116,8 +132,14 @@ def _route(obj: ConfigObject, rep: Reporter, kind: str, rules: Callable, ctx: Ro
         attached.bindings = []
     status = route_status(attached, refs, generation=_generation(obj))
     if not attached.bindings:
-        return None, status
-    return HttpRoutes(obj.ref, hostnames, tuple(attached.bindings), tuple(compiled)), status
+        return (), status
+    by_hosts: dict[tuple[str, ...], list[str]] = {}
+    for entry, listener in zip(attached.bindings, attached.listeners):
+        hosts = _isolated_hosts(listener, hostnames, listeners.get(listener.gateway, []))
+        by_hosts.setdefault(hostnames if hosts is None else hosts, []).append(entry)
+    # hosts (): attached (attachedRoutes counts it), but every host belongs to a more specific listener
+    return tuple(HttpRoutes(obj.ref, hosts, tuple(entries), tuple(compiled))
+                 for hosts, entries in by_hosts.items()), status
 
 
 def _route_status_diagnostics(obj: ConfigObject, status: dict, existing: set[str]) -> list[Diagnostic]:

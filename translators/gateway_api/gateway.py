@@ -21,6 +21,7 @@ from translators.ir import Gateway, GatewayServer, ServerTls
 from translators.objects import ConfigObject
 
 PROTOCOLS = frozenset({"HTTP", "HTTPS"})
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 #: the route kinds an HTTP/HTTPS listener takes when ``allowedRoutes.kinds`` is not given
 DEFAULT_KINDS = ("HTTPRoute", "GRPCRoute")
 
@@ -39,13 +40,16 @@ class Listener:
     expressions: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
     kinds: tuple[str, ...] = DEFAULT_KINDS
     programmed: bool = True
+    accepted: bool = True
 
     def admits_namespace(self, namespace: str, gateway_namespace: str, labels_of: Callable[[str], dict]) -> bool:
         if self.namespace_from == "All":
             return True
         if self.namespace_from == "Same":
             return namespace == gateway_namespace
-        labels = labels_of(namespace)
+        # Kubernetes (1.22+) labels every Namespace with its name, immutably: present even when the Namespace
+        # object is not in the config
+        labels = {**labels_of(namespace), NAMESPACE_NAME_LABEL: namespace}
         if not all(labels.get(k) == v for k, v in self.selector):
             return False
         for key, op, values in self.expressions:
@@ -164,12 +168,23 @@ def parse_gateway(obj: ConfigObject, rep: Reporter, *, secret_ok: Callable[[str,
                            condition("Programmed", programmed, "Programmed" if programmed else "Invalid",
                                      "" if programmed else (r_message or a_message)),
                            condition("Conflicted", conflicted, "HostnameConflict" if conflicted else "NoConflicts")]})
-        if port is not None and accepted:
+        if port is not None:
+            # a listener that is not accepted still exists for parentRefs (sectionName, port): it allows no route
+            # kind, so a route naming it is NotAllowedByListeners rather than NoMatchingParent
             listeners.append(Listener(key, name, port, hostname, ns_from if ns_from in ("Same", "All", "Selector")
-                                      else "Same", selector, expressions, kinds, programmed))
+                                      else "Same", selector, expressions, kinds if accepted else (), programmed,
+                                      accepted))
         if programmed:
             servers.append(GatewayServer(port, name, protocol, (("*", hostname),), tls))
-    status = {"conditions": [condition("Accepted", True, "Accepted"),
+    # Accepted: True while at least one listener is; ListenersNotValid (with True or False) once one is not
+    not_accepted = [ls["name"] for ls in listener_status
+                    if any(c["type"] == "Accepted" and c["status"] != "True" for c in ls["conditions"])]
+    if not_accepted:
+        gw_accepted = condition("Accepted", len(not_accepted) < len(listener_status), "ListenersNotValid",
+                                f"listeners not accepted: {', '.join(not_accepted)}")
+    else:
+        gw_accepted = condition("Accepted", True, "Accepted")
+    status = {"conditions": [gw_accepted,
                              condition("Programmed", bool(servers), "Programmed" if servers else "Invalid",
                                        "" if servers else "no listener can be served")],
               "listeners": listener_status}

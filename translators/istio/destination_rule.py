@@ -8,11 +8,14 @@ silently.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+import yaml
 
 from translators.diagnostics import Reporter
 from translators.ir import OutlierDetection, Subset, TrafficPolicy, UpstreamTls
 from translators import fields
+from translators.health import parse_health_check
 from translators.objects import ConfigObject, ObjectRef
 
 LB_SIMPLE = frozenset({"ROUND_ROBIN", "LEAST_REQUEST", "RANDOM", "LEAST_CONN", "PASSTHROUGH", "UNSPECIFIED"})
@@ -80,6 +83,7 @@ def _upstream_tls(value, path: str, rep: Reporter) -> UpstreamTls | None:
 def _traffic_policy(value, path: str, rep: Reporter, *, allow_port_level: bool) -> tuple[TrafficPolicy, dict[int, TrafficPolicy]]:
     m = fields.mapping(value, path, rep) or {}
     lb = hash_header = None
+    hash_cookie = hash_source_ip = hash_query = ring_min = maglev_size = warmup = None
     lbm = fields.mapping(m.get("loadBalancer"), f"{path}.loadBalancer", rep)
     if lbm:
         simple = fields.string(lbm.get("simple"), f"{path}.loadBalancer.simple", rep)
@@ -90,21 +94,52 @@ def _traffic_policy(value, path: str, rep: Reporter, *, allow_port_level: bool) 
             else:
                 lb = {"LEAST_CONN": "LEAST_REQUEST", "UNSPECIFIED": None, "PASSTHROUGH": None}.get(simple, simple)
                 if simple == "PASSTHROUGH":
-                    rep.warning(f"{path}.loadBalancer.simple", "PASSTHROUGH is not supported; using the default", code="unsupported")
+                    rep.warning(f"{path}.loadBalancer.simple", "PASSTHROUGH sends to the address the client asked "
+                                "for, which a gateway does not have; not for gateways: using the default",
+                                code="unsupported")
         hash_header = None
         ch = fields.mapping(lbm.get("consistentHash"), f"{path}.loadBalancer.consistentHash", rep)
         if ch is not None:
-            hash_header = fields.header_name(ch.get("httpHeaderName"), f"{path}.loadBalancer.consistentHash.httpHeaderName", rep) \
+            hp = f"{path}.loadBalancer.consistentHash"
+            hash_header = fields.header_name(ch.get("httpHeaderName"), f"{hp}.httpHeaderName", rep) \
                 if ch.get("httpHeaderName") is not None else None
-            if hash_header is None:
-                rep.warning(f"{path}.loadBalancer.consistentHash", "only httpHeaderName is supported; "
+            cookie = fields.mapping(ch.get("httpCookie"), f"{hp}.httpCookie", rep)
+            if cookie is not None:
+                name = fields.string(cookie.get("name"), f"{hp}.httpCookie.name", rep, required=True)
+                ttl = fields.duration(cookie.get("ttl"), f"{hp}.httpCookie.ttl", rep)
+                if name:
+                    hash_cookie = (name, fields.string(cookie.get("path"), f"{hp}.httpCookie.path", rep) or "/", ttl)
+            if fields.boolean(ch.get("useSourceIp"), f"{hp}.useSourceIp", rep):
+                hash_source_ip = True
+            hash_query = fields.string(ch.get("httpQueryParameterName"), f"{hp}.httpQueryParameterName", rep) or None
+            chosen = [k for k in ("httpHeaderName", "httpCookie", "useSourceIp", "httpQueryParameterName") if k in ch]
+            if len(chosen) > 1:
+                rep.error(hp, f"give one hash key, not {', '.join(chosen)} (Istio takes one)")
+            if not (hash_header or hash_cookie or hash_source_ip or hash_query):
+                rep.warning(hp, "no hash key (httpHeaderName, httpCookie, useSourceIp, httpQueryParameterName): "
                             "load balancing stays as it is", code="unsupported")
             else:
                 lb = "RING_HASH"
-                hash_header = hash_header.lower()
-        for other in ("localityLbSetting", "warmup", "warmupDurationSecs"):
-            if other in lbm:
-                rep.warning(f"{path}.loadBalancer.{other}", f"{other} is not supported on gateways yet; ignored", code="unsupported")
+                hash_header = hash_header.lower() if hash_header else None
+            ring = fields.mapping(ch.get("ringHash"), f"{hp}.ringHash", rep)
+            if ring is not None:
+                ring_min = fields.integer(ring.get("minimumRingSize"), f"{hp}.ringHash.minimumRingSize", rep,
+                                          lo=1, hi=8_388_608)
+            elif ch.get("minimumRingSize") is not None:
+                ring_min = fields.integer(ch.get("minimumRingSize"), f"{hp}.minimumRingSize", rep, lo=1, hi=8_388_608)
+            maglev = fields.mapping(ch.get("maglev"), f"{hp}.maglev", rep)
+            if maglev is not None:
+                lb = "MAGLEV"
+                maglev_size = fields.integer(maglev.get("tableSize"), f"{hp}.maglev.tableSize", rep, lo=1,
+                                             hi=5_000_011)
+        warm = lbm.get("warmupDurationSecs")
+        if warm is None and isinstance(lbm.get("warmup"), dict):
+            warm = lbm["warmup"].get("duration")
+        if warm is not None:
+            warmup = fields.positive_duration(warm, f"{path}.loadBalancer.warmupDurationSecs", rep)
+        if "localityLbSetting" in lbm:
+            rep.warning(f"{path}.loadBalancer.localityLbSetting", "localityLbSetting is not supported on gateways yet; "
+                        "ignored", code="unsupported")
     http2_max = per_conn = None
     idle = None
     pool = fields.mapping(m.get("connectionPool"), f"{path}.connectionPool", rep)
@@ -142,13 +177,43 @@ def _traffic_policy(value, path: str, rep: Reporter, *, allow_port_level: bool) 
     elif "portLevelSettings" in m:
         rep.error(f"{path}.portLevelSettings", "portLevelSettings cannot be nested here")
     return TrafficPolicy(lb=lb, hash_header=hash_header, tls=tls, http2_max_requests=http2_max, max_requests_per_connection=per_conn,
-                         idle_timeout_s=idle, outlier=outlier), port_policies
+                         idle_timeout_s=idle, outlier=outlier, hash_cookie=hash_cookie, hash_source_ip=hash_source_ip,
+                         hash_query=hash_query, ring_minimum_size=ring_min, maglev_table_size=maglev_size,
+                         warmup_s=warmup), port_policies
+
+
+#: the annotation that carries Envoy Gateway's healthCheck form (YAML or JSON), as Istio has no API for it
+HEALTH_CHECK_ANNOTATION = "xds-server.io/health-check"
+
+
+def _health_annotation(obj: ConfigObject, rep: Reporter) -> tuple[tuple, OutlierDetection | None]:
+    text = obj.annotations.get(HEALTH_CHECK_ANNOTATION)
+    if text is None:
+        return (), None
+    where = f"metadata.annotations[{HEALTH_CHECK_ANNOTATION}]"
+    try:
+        value = yaml.safe_load(text) if len(text) <= 64 * 1024 else None
+    except yaml.YAMLError as exc:
+        rep.error(where, f"not valid YAML or JSON: {str(exc).splitlines()[0][:200]}")
+        return (), None
+    if value is None:
+        rep.error(where, "must be a healthCheck block (active, passive), at most 64 KiB")
+        return (), None
+    checks, outlier = parse_health_check(value, where, rep)
+    if checks:
+        rep.info(where, "proxyless gRPC clients do not run health checks: only Envoy gateways get them",
+                 code="proxyless-health-checks")
+    return checks, outlier
 
 
 def parse_destination_rule(obj: ConfigObject, rep: Reporter) -> DestinationPolicy | None:
     spec = obj.spec
     host = fields.string(spec.get("host"), "spec.host", rep, required=True)
     policy, port_policies = _traffic_policy(spec.get("trafficPolicy"), "spec.trafficPolicy", rep, allow_port_level=True)
+    checks, passive = _health_annotation(obj, rep)
+    if checks or passive:
+        policy = replace(policy, health_checks=checks or policy.health_checks,
+                         outlier=policy.outlier if policy.outlier is not None else passive)
     subsets = []
     seen: set[str] = set()
     for i, s in enumerate(fields.sequence(spec.get("subsets"), "spec.subsets", rep)):

@@ -38,10 +38,15 @@ class Destinations:
 
     def hash_header(self, cluster: str) -> str | None:
         """The consistent-hash header of the DestinationRule that governs ``cluster``, if any."""
+        p = self.policy(cluster)
+        return p.hash_header if p is not None else None
+
+    def policy(self, cluster: str):  # noqa: ANN201 - TrafficPolicy | None
+        """The traffic policy of the DestinationRule that governs ``cluster`` (its port and subset), if any."""
         _, port, subset, host = cluster.split("|", 3)
         self._seen(host)
         policy = self.policies.get(host)
-        return policy.policy_for(port=int(port), subset=subset).hash_header if policy else None
+        return policy.policy_for(port=int(port), subset=subset) if policy else None
 
     def is_h2(self, cluster: str) -> bool:
         """Does ``cluster`` speak HTTP/2 (gRPC) to its backend?  Undeclared hosts get h2 placeholders."""

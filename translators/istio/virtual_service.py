@@ -195,6 +195,7 @@ def _http_route(entry: Any, path: str, rep: Reporter, *, obj: ConfigObject, dest
 
     matches = fields.sequence(m.get("match"), f"{path}.match", rep) or [None]
     out = []
+    hashing = destinations.policy(clusters[0].cluster) if clusters else None
     for j, mt in enumerate(matches):
         match = _match(mt, f"{path}.match[{j}]", rep, namespace=ns) if mt is not None else RouteMatch()
         if match is None:
@@ -204,7 +205,10 @@ def _http_route(entry: Any, path: str, rep: Reporter, *, obj: ConfigObject, dest
             match_name = (mt or {}).get("name") if isinstance(mt, dict) else None
             route_name = f"{route_name}.{match_name or j}"
         out.append(Route(
-            hash_header=destinations.hash_header(clusters[0].cluster) if clusters else None,
+            hash_header=hashing.hash_header if hashing is not None else None,
+            hash_cookie=hashing.hash_cookie if hashing is not None else None,
+            hash_source_ip=bool(hashing is not None and hashing.hash_source_ip),
+            hash_query=hashing.hash_query if hashing is not None else None,
             name=route_name, match=match, clusters=tuple(clusters), timeout_s=timeout or None,
             retries=retries, rewrite_uri=rewrite_uri, rewrite_authority=rewrite_authority,
             request_headers=req_ops, response_headers=resp_ops, fault=fault, redirect=redirect,
