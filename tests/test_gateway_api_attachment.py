@@ -220,3 +220,83 @@ def test_grpc_and_http_routes_share_a_listener_by_precedence() -> None:
                  rules="[{matches: [{method: {service: helloworld.Greeter}}], backendRefs: [{name: v2, port: 8080}]}]")
     routes = _vhosts(_translate(BASE + http + grpc), 80)["bar.com"]
     assert [(r["match"].get("prefix"), _cluster(r)) for r in routes] == [("/helloworld.Greeter/", "v2"), ("/", "v1")]
+
+
+def _accepted(t, name: str) -> tuple[str, str]:
+    parent = t.statuses[next(r for r in t.statuses if r.name == name and r.kind != "Gateway")]["parents"][0]
+    c = next(c for c in parent["conditions"] if c["type"] == "Accepted")
+    return c["status"], c["reason"]
+
+
+def test_listener_isolation_a_more_specific_listener_takes_its_hosts() -> None:
+    """Upstream's GatewayHTTPListenerIsolation: a request goes to the most specific listener of its port, so
+    hosts of a route on ``*.bar.com`` that listener-2 (``foo.bar.com``) covers are not served through it."""
+    text = BASE + route("HTTPRoute", "wide", parents="[{name: gw, sectionName: listener-3}]", backend="v1",
+                        hostnames="[foo.bar.com, x.bar.com]") + \
+        route("HTTPRoute", "narrow", parents="[{name: gw, sectionName: listener-2}]", backend="v2")
+    t = _translate(text)
+    vhosts = _vhosts(t, 80)
+    assert {h: [_cluster(r) for r in rs] for h, rs in vhosts.items()} == {"foo.bar.com": ["v2"], "x.bar.com": ["v1"]}
+    status = next(s for r, s in t.statuses.items() if r.kind == "Gateway")
+    assert {l["name"]: l["attachedRoutes"] for l in status["listeners"]}["listener-3"] == 1
+
+
+def test_listener_isolation_route_with_every_host_taken_still_counts_as_attached() -> None:
+    t = _translate(BASE + route("HTTPRoute", "taken", parents="[{name: gw, sectionName: listener-3}]",
+                                hostnames="[foo.bar.com]"))
+    assert _accepted(t, "taken") == ("True", "Accepted")
+    assert _vhosts(t, 80) == {}
+    status = next(s for r, s in t.statuses.items() if r.kind == "Gateway")
+    assert {l["name"]: l["attachedRoutes"] for l in status["listeners"]}["listener-3"] == 1
+
+
+def test_unsupported_protocol_listener_and_gateway_listeners_not_valid() -> None:
+    """Upstream's GatewayListenerUnsupportedProtocol; a route naming that listener is NotAllowedByListeners."""
+    text = BASE.replace("  - name: selected", "  - {name: invalid, port: 1111, protocol: INVALID}\n  - name: selected") \
+        + f"""
+---
+apiVersion: {GW}
+kind: Gateway
+metadata: {{name: only-invalid, namespace: infra, generation: 2}}
+spec:
+  gatewayClassName: xds-server
+  listeners: [{{name: invalid, port: 1111, protocol: INVALID}}]
+""" + route("HTTPRoute", "to-invalid", parents="[{name: gw, sectionName: invalid}]")
+    t = _translate(text)
+    gws = {r.name: s for r, s in t.statuses.items() if r.kind == "Gateway"}
+    conds = {n: next(c for c in s["conditions"] if c["type"] == "Accepted") for n, s in gws.items()}
+    assert (conds["gw"]["status"], conds["gw"]["reason"]) == ("True", "ListenersNotValid")
+    assert (conds["only-invalid"]["status"], conds["only-invalid"]["reason"]) == ("False", "ListenersNotValid")
+    invalid = next(l for l in gws["gw"]["listeners"] if l["name"] == "invalid")
+    assert invalid["supportedKinds"] == [] and invalid["attachedRoutes"] == 0
+    accepted = next(c for c in invalid["conditions"] if c["type"] == "Accepted")
+    assert (accepted["status"], accepted["reason"]) == ("False", "UnsupportedProtocol")
+    assert _accepted(t, "to-invalid") == ("False", "NotAllowedByListeners")
+
+
+@pytest.mark.parametrize("ns, reason", [("apps", "Accepted"), ("other", "NotAllowedByListeners")])
+def test_namespace_selector_on_the_namespace_name_label(ns: str, reason: str) -> None:
+    """``kubernetes.io/metadata.name`` is on every Namespace (Kubernetes 1.22+), even when not written."""
+    text = BASE.replace("{matchLabels: {team: blue}}", "{matchLabels: {kubernetes.io/metadata.name: apps}}")
+    t = _translate(text + GRANT + route("HTTPRoute", "sel", ns=ns, parents="[{name: gw, namespace: infra, "
+                                                                           "sectionName: selected}]"))
+    assert _accepted(t, "sel")[1] == reason
+
+
+def test_gateway_class_with_our_controller_name_is_accepted_at_its_generation() -> None:
+    t = _translate(BASE + f"""
+---
+apiVersion: {GW}
+kind: GatewayClass
+metadata: {{name: another-class, generation: 4}}
+spec: {{controllerName: xds-server.io/gateway-controller}}
+---
+apiVersion: {GW}
+kind: GatewayClass
+metadata: {{name: not-ours, generation: 1}}
+spec: {{controllerName: example.com/other}}
+""")
+    classes = {r.name: s for r, s in t.statuses.items() if r.kind == "GatewayClass"}
+    assert list(classes) == ["another-class"]
+    [c] = classes["another-class"]["conditions"]
+    assert (c["type"], c["status"], c["observedGeneration"]) == ("Accepted", "True", 4)

@@ -723,6 +723,10 @@ def run_case(c: Cluster, case: dict) -> None:
 KNOWN_FAILURES = {
     "HTTPRouteRedirectPortAndScheme": "half of its expectations go to an HTTPS listener (port 443/8443 with a "
                                       "certificate); the runner does not start TLS listeners yet",
+    "HTTPRouteDisallowedKind": "needs TLSRoute (upstream features: TLSRoute; upstream skips it without that support): "
+                               "its NamespacesMustBeReady step wants Gateway tlsroutes-only, whose only listener is "
+                               "TLS Passthrough, Accepted and Programmed; we do not serve protocol TLS, so that "
+                               "Gateway is Accepted=False/ListenersNotValid. Its route and Gateway assertions pass",
 }
 
 

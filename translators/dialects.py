@@ -40,6 +40,7 @@ class Dialect:
 ISTIO = Dialect("istio", "networking.istio.io", ("v1", "v1beta1", "v1alpha3"), {
     "ServiceEntry": "ServiceEntry", "DestinationRule": "DestinationRule", "VirtualService": "VirtualService",
     "Gateway": "Gateway", "EnvoyFilter": "EnvoyFilter"})
+ISTIO_TELEMETRY = Dialect("istio", "telemetry.istio.io", ("v1", "v1alpha1"), {"Telemetry": "Telemetry"})
 GATEWAY_API = Dialect("gateway_api", "gateway.networking.k8s.io", None, {
     k: "gwapi:" + k for k in ("Gateway", "GRPCRoute", "HTTPRoute", "ReferenceGrant", "GatewayClass")})
 EMISSARY = Dialect("emissary", "getambassador.io", ("v3alpha1", "v2"), {
@@ -47,7 +48,7 @@ EMISSARY = Dialect("emissary", "getambassador.io", ("v3alpha1", "v2"), {
 KUBERNETES = Dialect("kubernetes", "", None, {"Service": "Service", "Secret": "Secret", "Namespace": "Namespace"})
 KUBERNETES_DISCOVERY = Dialect("kubernetes", "discovery.k8s.io", None, {"EndpointSlice": "EndpointSlice"})
 
-DIALECTS = (ISTIO, GATEWAY_API, EMISSARY, KUBERNETES, KUBERNETES_DISCOVERY)
+DIALECTS = (ISTIO, ISTIO_TELEMETRY, GATEWAY_API, EMISSARY, KUBERNETES, KUBERNETES_DISCOVERY)
 #: (group, kind) -> (dialect, stage)
 TABLE: dict[tuple[str, str], tuple[Dialect, str]] = {
     (d.group, kind): (d, stage) for d in DIALECTS for kind, stage in d.stages.items()}
@@ -56,7 +57,7 @@ QUIET_KINDS = frozenset({("", "ConfigMap")})
 _GROUPS = tuple(sorted({d.group for d in DIALECTS if d.group}))
 
 TRANSLATED = ("xds-server translates networking.istio.io Gateway/VirtualService/DestinationRule/ServiceEntry "
-              "(and the gRPC-Web EnvoyFilter), gateway.networking.k8s.io Gateway/GRPCRoute/HTTPRoute/"
+              "(and the gRPC-Web EnvoyFilter), telemetry.istio.io Telemetry (access logs), gateway.networking.k8s.io Gateway/GRPCRoute/HTTPRoute/"
               "ReferenceGrant/GatewayClass, getambassador.io Mapping/Host/TLSContext/Module/Listener, core Service/EndpointSlice/"
               "Secret")
 

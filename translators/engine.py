@@ -56,6 +56,7 @@ from translators.istio.destination_rule import DestinationPolicy, parse_destinat
 from translators.istio.destinations import Destinations
 from translators.istio.gateway import parse_gateway
 from translators.istio.service_entry import parse_service_entry
+from translators.istio.telemetry import parse_telemetry
 from translators.istio.virtual_service import parse_virtual_service
 from translators.kubernetes.secret import parse_secret
 from translators.kubernetes.service import SERVICE_NAME_LABEL, parse_kubernetes_service
@@ -401,7 +402,7 @@ def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[Object
                             for r in refs[1:]]
 
     # -- Secrets, Gateways, EnvoyFilters: few; their cross-checks are redone when one changed
-    for b, parser in ((SECRET, parse_secret), (GW, parse_gateway)):
+    for b, parser in ((SECRET, parse_secret), (GW, parse_gateway), ("Telemetry", parse_telemetry)):
         for ref in touched.get(b, ()):
             if st.bucket.get(ref) == b:
                 st.entries[ref] = parse(new[ref], parser, own[ref])
@@ -422,6 +423,7 @@ def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[Object
         st.credential_diags = []
         istio_checks.check_credentials(gateways, secrets, [new[r] for r in _refs(st, GW)], st.credential_diags)
     grpc_web = tuple(e.result for r in _refs(st, FILTER) if (e := st.entries[r]).result is not None)
+    access_logs = tuple(e.result for r in _refs(st, "Telemetry") if (e := st.entries[r]).result is not None)
 
     # -- VirtualServices: the changed ones, and those that looked up a host whose shape changed
     shapes: dict[int, tuple] = {}
@@ -563,7 +565,8 @@ def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[Object
 
     # -- the model, and what reads all of it
     model = Model(gateways=tuple(gateways), http_routes=http_routes, clusters=clusters,
-                  services=tuple(st.by_host.values()), secrets=tuple(secrets), grpc_web=grpc_web)
+                  services=tuple(st.by_host.values()), secrets=tuple(secrets), grpc_web=grpc_web,
+                  access_logs=access_logs)
     for ref in itertools.chain(previous, recheck, svc_refs, dr_refs, *touched.values()):
         e = st.entries.get(ref)
         if e is not None and e.diagnostics:

@@ -412,6 +412,11 @@ class HttpListener:
     fault: bool | None = None
     #: forward ``:authority`` with its port (Gateway API); otherwise the port is stripped before routing
     keep_port: bool = False
+    #: gRPC stats: per-method stats for these ``(service, methods)``, or for every method
+    grpc_stats_methods: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    grpc_stats_all: bool = False
+    #: a stdout access log with the gRPC status (Istio Telemetry ``accessLogging``)
+    access_log: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,6 +429,9 @@ class GatewayServer:
     https_redirect: bool = False
     passthrough: bool = False  # tls.mode PASSTHROUGH: route on SNI to a TCP proxy
     bind: str = ""  # servers[].bind: the listener's IP address ("" binds 0.0.0.0)
+    #: gRPC stats for every method (Emissary Module ``grpc_stats.all_methods``), and named ones
+    grpc_stats_all: bool = False
+    grpc_stats_methods: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -470,6 +478,26 @@ class GrpcWebSelector:
 
 
 @dataclass(frozen=True, slots=True)
+class AccessLogSelector:
+    """An Istio Telemetry ``accessLogging`` (provider ``envoy``): which gateways log every request to stdout."""
+
+    ref: ObjectRef
+    #: "" = every namespace (a Telemetry in the root namespace ``istio-system``)
+    namespace: str
+    labels: tuple[tuple[str, str], ...] = ()
+    #: ``disabled: true``: turns logging off for what it selects (the most specific Telemetry wins)
+    disabled: bool = False
+
+    def selects(self, labels: dict[str, str], namespace: str) -> bool:
+        return self.namespace in ("", namespace) and all(labels.get(k) == v for k, v in self.labels)
+
+    @property
+    def rank(self) -> int:
+        """Istio's precedence: a workload selector over a namespace over the root namespace."""
+        return 2 if self.labels else (1 if self.namespace else 0)
+
+
+@dataclass(frozen=True, slots=True)
 class TlsRoute:
     """A VirtualService ``tls[]`` entry: SNI-matched TCP proxying for PASSTHROUGH servers."""
 
@@ -512,3 +540,10 @@ class Model:
     secrets: tuple[TlsSecret, ...] = field(default=(), repr=False)
     #: gRPC-Web EnvoyFilters (translators.istio.envoy_filter)
     grpc_web: tuple[GrpcWebSelector, ...] = ()
+    #: access logging (Istio Telemetry)
+    access_logs: tuple[AccessLogSelector, ...] = ()
+
+    def access_log(self, labels: dict[str, str], namespace: str) -> bool:
+        """Whether a gateway with these labels logs requests: the most specific selecting Telemetry decides."""
+        chosen = [a for a in self.access_logs if a.selects(labels, namespace)]
+        return bool(chosen) and not max(chosen, key=lambda a: a.rank).disabled

@@ -126,6 +126,8 @@ class Translation:
         key = (node.flavour, node.namespace) + tuple(g.key for g in self.model.gateways if g.selects(labels, node.namespace))
         if any(f.selects(labels, node.namespace) for f in self.model.grpc_web):
             key += ("grpc-web",)  # a gRPC-Web EnvoyFilter selects the node: its listeners get the filter
+        if self.model.access_logs and self.model.access_log(labels, node.namespace):
+            key += ("access-log",)
         return key
 
     def shared(self, flavour: str) -> Resources:
@@ -205,7 +207,8 @@ class Translation:
         if self._fingerprint is None:
             m = self.model
             self._fingerprint = (tuple(map(id, m.gateways)), id(m.http_routes), tuple(map(id, m.http_routes)),
-                                 tuple(map(id, m.secrets)), tuple(map(id, self.tls_clusters)), m.grpc_web)
+                                 tuple(map(id, m.secrets)), tuple(map(id, self.tls_clusters)), m.grpc_web,
+                                 m.access_logs)
         return self._fingerprint
 
     def _build_own(self, node: NodeInfo) -> Resources:
@@ -228,7 +231,8 @@ class Translation:
                         continue  # no credential found: the port is not served (a warning says why)
                     l = replace(l, tls_chains=chains)
                 key = ("listener", l.name, l.port, l.address, l.route_config, l.grpc_web, l.cors, l.tls_chains,
-                       l.https_redirect, l.protocols, l.keep_port, id(l.virtual_hosts))
+                       l.https_redirect, l.protocols, l.keep_port, l.grpc_stats_all, l.grpc_stats_methods,
+                       l.access_log, id(l.virtual_hosts))
                 hit = self.vhosts.get(key) or self._previous_vhosts.get(key)
                 if hit is None or hit[0] is not l.virtual_hosts:
                     hit = (l.virtual_hosts, build_gateway_listener(l))

@@ -25,6 +25,11 @@ from envoy.config.route.v3 import route_pb2
 from envoy.config.listener.v3 import api_listener_pb2, listener_components_pb2, listener_pb2
 from envoy.extensions.filters.http.cors.v3 import cors_pb2
 from envoy.extensions.filters.http.fault.v3 import fault_pb2
+from envoy.config.accesslog.v3 import accesslog_pb2
+from envoy.config.core.v3 import substitution_format_string_pb2
+from envoy.config.core.v3 import grpc_method_list_pb2
+from envoy.extensions.access_loggers.stream.v3 import stream_pb2
+from envoy.extensions.filters.http.grpc_stats.v3 import config_pb2 as grpc_stats_pb2
 from envoy.extensions.filters.http.grpc_web.v3 import grpc_web_pb2
 from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
@@ -47,8 +52,35 @@ TLS_INSPECTOR = "envoy.filters.listener.tls_inspector"
 TLS_TRANSPORT = "envoy.transport_sockets.tls"
 
 
-def http_filters(*, fault: bool, grpc_web: bool = False, cors: bool = False) -> list[hcm.HttpFilter]:
-    """Filter order: fault, grpc_web, cors, router (the router is always last)."""
+GRPC_STATS_FILTER = "envoy.filters.http.grpc_stats"
+#: Istio's default access log format, with the gRPC status next to the HTTP status
+ACCESS_LOG_FORMAT = ('[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" %RESPONSE_CODE% '
+                     '%GRPC_STATUS% %RESPONSE_FLAGS% %BYTES_RECEIVED% %BYTES_SENT% %DURATION% '
+                     '"%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%" %UPSTREAM_CLUSTER% %ROUTE_NAME%\n')
+
+
+def grpc_stats_filter(listener: ir.HttpListener) -> hcm.HttpFilter:
+    """gRPC stats on every gateway connection manager, as Istio inserts them: success/failure/total per
+    method the routes name, upstream timing (``enable_upstream_stats``)."""
+    config = grpc_stats_pb2.FilterConfig(enable_upstream_stats=True, emit_filter_state=True)
+    if listener.grpc_stats_all:
+        config.stats_for_all_methods.value = True
+    else:
+        config.individual_method_stats_allowlist.services.extend(
+            grpc_method_list_pb2.GrpcMethodList.Service(name=s, method_names=list(m))
+            for s, m in listener.grpc_stats_methods)
+    return hcm.HttpFilter(name=GRPC_STATS_FILTER, typed_config=pack(config))
+
+
+def access_log() -> accesslog_pb2.AccessLog:
+    return accesslog_pb2.AccessLog(name="envoy.access_loggers.stdout", typed_config=pack(stream_pb2.StdoutAccessLog(
+        log_format=substitution_format_string_pb2.SubstitutionFormatString(
+            text_format_source=base_pb2.DataSource(inline_string=ACCESS_LOG_FORMAT)))))
+
+
+def http_filters(*, fault: bool, grpc_web: bool = False, cors: bool = False,
+                 grpc_stats: hcm.HttpFilter | None = None) -> list[hcm.HttpFilter]:
+    """Filter order: fault, grpc_web, cors, grpc_stats, router (the router is always last)."""
     filters = []
     if fault:
         filters.append(hcm.HttpFilter(name=FAULT_FILTER, typed_config=pack(fault_pb2.HTTPFault())))
@@ -56,6 +88,8 @@ def http_filters(*, fault: bool, grpc_web: bool = False, cors: bool = False) -> 
         filters.append(hcm.HttpFilter(name=GRPC_WEB_FILTER, typed_config=pack(grpc_web_pb2.GrpcWeb())))
     if cors:
         filters.append(hcm.HttpFilter(name=CORS_FILTER, typed_config=pack(cors_pb2.Cors())))
+    if grpc_stats is not None:
+        filters.append(grpc_stats)
     filters.append(hcm.HttpFilter(name=ROUTER_FILTER, typed_config=pack(router_pb2.Router())))
     return filters
 
@@ -136,7 +170,8 @@ def build_gateway_listener(listener: ir.HttpListener) -> listener_pb2.Listener:
         rds=hcm.Rds(config_source=ads_source(), route_config_name=listener.route_config),
         http_filters=http_filters(fault=listener.fault if listener.fault is not None else
                                   uses_fault(listener.virtual_hosts), grpc_web=listener.grpc_web,
-                                  cors=listener.cors),
+                                  cors=listener.cors, grpc_stats=grpc_stats_filter(listener)),
+        access_log=[access_log()] if listener.access_log else [],
         strip_any_host_port=not listener.keep_port,
         use_remote_address=wrappers_pb2.BoolValue(value=True),
         stream_idle_timeout=duration(0),

@@ -359,6 +359,8 @@ def _compile_one(aid: str, *, mappings: list[MappingSpec], hosts: list[HostSpec]
     servers: list[GatewayServer] = []
     routes_by_host: dict[tuple[str, str], list[Route]] = {}
     grpc_web = module is not None and module.grpc_web
+    stats = {"grpc_stats_all": module.grpc_stats_all, "grpc_stats_methods": module.grpc_stats_methods} \
+        if module is not None else {}
     for h in hosts:
         groups: dict[tuple, list[MappingSpec]] = {}
         for m in ordered:
@@ -381,13 +383,13 @@ def _compile_one(aid: str, *, mappings: list[MappingSpec], hosts: list[HostSpec]
                 if tls is None:
                     continue  # a Host without a certificate is not served on a TLS listener
                 servers.append(GatewayServer(lst.port, f"emissary-{lst.port}", "GRPC-WEB" if grpc_web else "HTTPS",
-                                             (("*", h.hostname),), tls=tls))
+                                             (("*", h.hostname),), tls=tls, **stats))
                 continue
             action = "Route" if lst.secure else h.insecure_action
             if action == "Reject":
                 continue
             servers.append(GatewayServer(lst.port, f"emissary-{lst.port}", "GRPC-WEB" if grpc_web else "HTTP",
-                                         (("*", h.hostname),), https_redirect=action == "Redirect"))
+                                         (("*", h.hostname),), https_redirect=action == "Redirect", **stats))
     gateway_ref = ObjectRef("Listener", "", aid, GROUP)
     out.gateways.append(Gateway(ref=gateway_ref, selector=((AMBASSADOR_ID_LABEL, aid),), servers=tuple(servers),
                                 dialect=DIALECT))

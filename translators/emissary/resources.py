@@ -638,6 +638,24 @@ class ModuleSpec:
     cluster_request_timeout_ms: int | None
     load_balancer: LoadBalancer | None
     circuit_breakers: tuple[CircuitBreaker, ...] | None
+    #: ``grpc_stats``: per-method stats for every method, or for these (service, methods)
+    grpc_stats_all: bool = False
+    grpc_stats_methods: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+
+def _grpc_stats(value: Any, path: str, rep: Reporter) -> tuple[bool, tuple[tuple[str, tuple[str, ...]], ...]]:
+    """Emissary's ``grpc_stats``: ``services`` ([{name, method_names}]) lists methods, else ``all_methods``;
+    ``upstream_stats`` is always on here."""
+    m = fields.mapping(value, path, rep)
+    if m is None:
+        return False, ()
+    services = []
+    for i, s in enumerate(fields.sequence(m.get("services"), f"{path}.services", rep)):
+        sm = fields.mapping(s, f"{path}.services[{i}]", rep) or {}
+        name = fields.string(sm.get("name"), f"{path}.services[{i}].name", rep, required=True)
+        if name:
+            services.append((name, fields.strings(sm.get("method_names"), f"{path}.services[{i}].method_names", rep)))
+    return (not services and bool(fields.boolean(m.get("all_methods"), f"{path}.all_methods", rep))), tuple(services)
 
 
 def parse_module(obj: ConfigObject, rep: Reporter) -> ModuleSpec | None:
@@ -661,7 +679,8 @@ def parse_module(obj: ConfigObject, rep: Reporter) -> ModuleSpec | None:
         _ms(c.get("cluster_request_timeout_ms"), "spec.config.cluster_request_timeout_ms", rep),
         parse_load_balancer(c.get("load_balancer"), "spec.config.load_balancer", rep)
         if c.get("load_balancer") is not None else None,
-        parse_circuit_breakers(c.get("circuit_breakers"), "spec.config.circuit_breakers", rep))
+        parse_circuit_breakers(c.get("circuit_breakers"), "spec.config.circuit_breakers", rep),
+        *_grpc_stats(c.get("grpc_stats"), "spec.config.grpc_stats", rep))
     return None if rep.failed else module
 
 
