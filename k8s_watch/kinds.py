@@ -45,6 +45,8 @@ KINDS: tuple[WatchedKind, ...] = (
     WatchedKind("Namespace", "", ("v1",), "namespaces", namespaced=False),
     WatchedKind("Secret", "", ("v1",), "secrets", field_selector="type=kubernetes.io/tls"),
     WatchedKind("EndpointSlice", "discovery.k8s.io", ("v1",), "endpointslices"),
+    WatchedKind("Telemetry", "telemetry.istio.io", ("v1", "v1alpha1"), "telemetries"),
+    WatchedKind("BackendTrafficPolicy", "gateway.envoyproxy.io", ("v1alpha1",), "backendtrafficpolicies"),
     WatchedKind("Mapping", EMISSARY, EMISSARY_VERSIONS, "mappings"),
     WatchedKind("Host", EMISSARY, EMISSARY_VERSIONS, "hosts"),
     WatchedKind("TLSContext", EMISSARY, EMISSARY_VERSIONS, "tlscontexts"),

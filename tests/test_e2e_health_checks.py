@@ -1,8 +1,8 @@
 """Active gRPC health checks end to end: two replicas behind a real Envoy, each serving ``grpc.health.v1``.
 
-The same checks written two ways: an Emissary Mapping with ``health_checks`` (``grpc.upstream_name``), and
-an Istio DestinationRule with the ``xds-server.io/health-check`` annotation (Envoy Gateway's healthCheck
-form); interval 1 s, unhealthy threshold 2.  One replica switches to NOT_SERVING: within interval x
+The same checks written three ways: an Emissary Mapping with ``health_checks`` (``grpc.upstream_name``),
+an Istio DestinationRule with the ``xds-server.io/health-check`` annotation, and Envoy Gateway's
+BackendTrafficPolicy on a GRPCRoute (the same healthCheck form); interval 1 s, unhealthy threshold 2.  One replica switches to NOT_SERVING: within interval x
 threshold + 2 s every call goes to the other; back to SERVING, traffic returns to it.  Then a replica is
 killed outright.
 """
@@ -132,6 +132,56 @@ endpoints: [{{addresses: [127.0.0.1]}}]
 """
 
 
+GATEWAY_API = """
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw, namespace: default}}
+spec:
+  gatewayClassName: xds-server
+  listeners: [{{name: grpc, port: {listener}, protocol: HTTP}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {{name: greeter, namespace: default}}
+spec:
+  parentRefs: [{{name: gw}}]
+  rules: [{{backendRefs: [{{name: greeter, port: 50051}}]}}]
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {{name: greeter-health, namespace: default}}
+spec:
+  targetRefs: [{{group: gateway.networking.k8s.io, kind: GRPCRoute, name: greeter}}]
+  healthCheck:
+    active:
+      type: GRPC
+      grpc: {{service: helloworld.Greeter}}
+      interval: {interval}s
+      timeout: 1s
+      unhealthyThreshold: {unhealthy}
+      healthyThreshold: 1
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: greeter}}
+spec: {{ports: [{{name: grpc, port: 50051, appProtocol: grpc}}]}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: greeter-r1, labels: {{kubernetes.io/service-name: greeter}}}}
+addressType: IPv4
+ports: [{{name: grpc, port: {p1}}}]
+endpoints: [{{addresses: [127.0.0.1]}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: greeter-r2, labels: {{kubernetes.io/service-name: greeter}}}}
+addressType: IPv4
+ports: [{{name: grpc, port: {p2}}}]
+endpoints: [{{addresses: [127.0.0.1]}}]
+"""
+
+
 class _Greeter(helloworld_pb2_grpc.GreeterServicer):
     def __init__(self, replica: str) -> None:
         self.replica = replica
@@ -184,7 +234,7 @@ def _all_go_to(channel: grpc.Channel, replica: str, *, within: float) -> float:
     return time.monotonic() - start
 
 
-@pytest.fixture(params=["emissary", "istio"])
+@pytest.fixture(params=["emissary", "istio", "envoy-gateway"])
 def env(tmp_path, request):
     with contextlib.ExitStack() as stack:
         r1 = stack.enter_context(Replica("r1"))
@@ -192,12 +242,13 @@ def env(tmp_path, request):
         listener = free_port()
         config = tmp_path / "config"
         config.mkdir()
-        text = CONFIG if request.param == "emissary" else ISTIO
+        text = {"emissary": CONFIG, "istio": ISTIO, "envoy-gateway": GATEWAY_API}[request.param]
         (config / "hc.yaml").write_text(text.format(listener=listener, p1=r1.port, p2=r2.port, interval=INTERVAL_S,
                                                     unhealthy=UNHEALTHY))
         cp = stack.enter_context(ControlPlane(config_dirs=[config], workdir=tmp_path)).wait_ready()
-        labels = LABELS if request.param == "emissary" else {"istio": "ingressgateway"}
-        envoy = stack.enter_context(Envoy(control_plane=cp, workdir=tmp_path, node_id="hc-1", labels=labels))
+        labels = {"emissary": LABELS, "istio": {"istio": "ingressgateway"}, "envoy-gateway": {}}[request.param]
+        envoy = stack.enter_context(Envoy(control_plane=cp, workdir=tmp_path, node_id="hc-1", labels=labels,
+                                          gateway="gw" if request.param == "envoy-gateway" else None))
         envoy.wait_ready()
         channel = stack.enter_context(grpc.insecure_channel(f"127.0.0.1:{listener}"))
         wait_until(lambda: set(_answers(channel, 10)) == {"r1", "r2"}, timeout=30, what="both replicas answer")

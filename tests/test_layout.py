@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DIALECTS = ("istio", "gateway_api", "emissary", "kubernetes")
+DIALECTS = ("istio", "gateway_api", "emissary", "envoy_gateway", "kubernetes")
 
 
 def _imports(path: Path) -> set[str]:

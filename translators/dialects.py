@@ -45,10 +45,12 @@ GATEWAY_API = Dialect("gateway_api", "gateway.networking.k8s.io", None, {
     k: "gwapi:" + k for k in ("Gateway", "GRPCRoute", "HTTPRoute", "ReferenceGrant", "GatewayClass")})
 EMISSARY = Dialect("emissary", "getambassador.io", ("v3alpha1", "v2"), {
     k: "emissary:" + k for k in ("Mapping", "Host", "TLSContext", "Module", "Listener")})
+ENVOY_GATEWAY = Dialect("envoy_gateway", "gateway.envoyproxy.io", ("v1alpha1",),
+                        {"BackendTrafficPolicy": "BackendTrafficPolicy"})
 KUBERNETES = Dialect("kubernetes", "", None, {"Service": "Service", "Secret": "Secret", "Namespace": "Namespace"})
 KUBERNETES_DISCOVERY = Dialect("kubernetes", "discovery.k8s.io", None, {"EndpointSlice": "EndpointSlice"})
 
-DIALECTS = (ISTIO, ISTIO_TELEMETRY, GATEWAY_API, EMISSARY, KUBERNETES, KUBERNETES_DISCOVERY)
+DIALECTS = (ISTIO, ISTIO_TELEMETRY, GATEWAY_API, EMISSARY, ENVOY_GATEWAY, KUBERNETES, KUBERNETES_DISCOVERY)
 #: (group, kind) -> (dialect, stage)
 TABLE: dict[tuple[str, str], tuple[Dialect, str]] = {
     (d.group, kind): (d, stage) for d in DIALECTS for kind, stage in d.stages.items()}
@@ -58,7 +60,7 @@ _GROUPS = tuple(sorted({d.group for d in DIALECTS if d.group}))
 
 TRANSLATED = ("xds-server translates networking.istio.io Gateway/VirtualService/DestinationRule/ServiceEntry "
               "(and the gRPC-Web EnvoyFilter), telemetry.istio.io Telemetry (access logs), gateway.networking.k8s.io Gateway/GRPCRoute/HTTPRoute/"
-              "ReferenceGrant/GatewayClass, getambassador.io Mapping/Host/TLSContext/Module/Listener, core Service/EndpointSlice/"
+              "ReferenceGrant/GatewayClass, gateway.envoyproxy.io BackendTrafficPolicy (healthCheck), getambassador.io Mapping/Host/TLSContext/Module/Listener, core Service/EndpointSlice/"
               "Secret")
 
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping
 
 from translators import diagnostics, dialects, known_fields, route_analysis
@@ -44,6 +44,7 @@ from translators.emissary import DEFAULT_AMBASSADOR_ID
 from translators.emissary import dialect as emissary
 from translators.emissary.resources import (parse_host, parse_listener, parse_mapping, parse_module,
                                             parse_tls_context)
+from translators.envoy_gateway.policy import BackendPolicy, parse_backend_traffic_policy
 from translators.gateway_api import DEFAULT_GATEWAY_CLASS
 from translators.gateway_api.dialect import KINDS as GATEWAY_API_KINDS
 from translators.gateway_api.dialect import compile_gateway_api
@@ -127,7 +128,8 @@ class EngineState:
     cluster_names: list[str] = field(default_factory=list)
     cluster_list: list[Cluster] = field(default_factory=list)
     host_clusters: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    built: dict[str, tuple[Service, DestinationPolicy | None, list[Cluster]]] = field(default_factory=dict)
+    built: dict[str, tuple[Service, DestinationPolicy | None, list[Cluster], BackendPolicy | None]] = \
+        field(default_factory=dict)
     #: diagnostics about one host (duplicate DestinationRules, outlier ejection, upstream credentials)
     host_diags: dict[str, list[Diagnostic]] = field(default_factory=dict)
     credential_diags: list[Diagnostic] = field(default_factory=list)
@@ -147,6 +149,8 @@ class EngineState:
     tls_hosts: set[str] = field(default_factory=set)
     #: merged gateway virtual hosts per selection (translators.gateway_view), shared with the builders
     views: dict = field(default_factory=dict)
+    #: BackendTrafficPolicy health checks by host (the most specific target's)
+    backend_policies: dict[str, BackendPolicy] = field(default_factory=dict)
     #: Namespace labels (Gateway API ``allowedRoutes`` selectors); Services in front of Gateways, by Service
     namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)
     gateway_services: dict[ObjectRef, tuple[tuple[str, str], tuple[str, ...]]] = field(default_factory=dict)
@@ -499,6 +503,18 @@ def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[Object
     ref_hosts |= {h for h, _, _ in st.api_referenced ^ api_refs}
     st.api_referenced = api_refs
 
+    # -- BackendTrafficPolicy: few objects; their targets resolve to hosts through the Gateway API routes
+    for ref in touched.get("BackendTrafficPolicy", ()):
+        if st.bucket.get(ref) == "BackendTrafficPolicy":
+            st.entries[ref] = parse(new[ref], parse_backend_traffic_policy, own[ref])
+    btps = [e.result for r in _refs(st, "BackendTrafficPolicy") if (e := st.entries[r]).result is not None]
+    if btps or st.backend_policies:
+        by_host = _backend_policy_hosts(btps, api_routes)
+        for host in by_host.keys() | st.backend_policies.keys():
+            if by_host.get(host) is not st.backend_policies.get(host):
+                ref_hosts.add(host)
+        st.backend_policies = by_host
+
     # -- Emissary: each object parses on its own; the join re-runs when one of them, or a host, changed
     emissary_touched = False
     for kind, parser in _EMISSARY_PARSERS.items():
@@ -695,7 +711,37 @@ def _unindex_vs(st: EngineState, ref: ObjectRef, entry: Entry) -> set[str]:
     return changed
 
 
-def _clusters_of(host: str, svc: Service, dr: DestinationPolicy | None) -> list[Cluster]:
+def _backend_policy_hosts(policies: list[BackendPolicy], routes) -> dict[str, BackendPolicy]:  # noqa: ANN001
+    """host -> the BackendTrafficPolicy whose target reaching it is the most specific (Service, route, Gateway)."""
+    ranked: dict[str, tuple[int, BackendPolicy]] = {}
+    for p in policies:
+        for group, kind, name, rank in p.targets:
+            hosts: set[str] = set()
+            if kind == "Service":
+                hosts.add(f"{name}.{p.namespace}.{DOMAIN_SUFFIX}")
+            else:
+                key = f"gateway.networking.k8s.io:{p.namespace}/{name}"
+                for hr in routes:
+                    if (kind == "Gateway" and any(g.split("|")[0] == key for g in hr.gateways)) or \
+                            (kind != "Gateway" and hr.ref.kind == kind and hr.ref.namespace == p.namespace
+                             and hr.ref.name == name):
+                        hosts |= {wc.cluster.split("|", 3)[3] for r in hr.routes for wc in r.clusters
+                                  if wc.cluster.count("|") == 3}
+            for h in hosts:
+                if h not in ranked or rank > ranked[h][0]:
+                    ranked[h] = (rank, p)
+    return {h: p for h, (_, p) in ranked.items()}
+
+
+def _with_backend_policy(policy: TrafficPolicy, bp: BackendPolicy | None) -> TrafficPolicy:
+    if bp is None:
+        return policy
+    return replace(policy, health_checks=policy.health_checks or bp.health_checks or None,
+                   outlier=policy.outlier if policy.outlier is not None else bp.outlier)
+
+
+def _clusters_of(host: str, svc: Service, dr: DestinationPolicy | None,
+                 bp: BackendPolicy | None = None) -> list[Cluster]:
     """One cluster per service port, and one per DestinationRule subset of it."""
     out = []
     discovery = "STRICT_DNS" if svc.resolution == "DNS" else "EDS"
@@ -704,7 +750,7 @@ def _clusters_of(host: str, svc: Service, dr: DestinationPolicy | None) -> list[
         subsets = [("", ())] + [(s.name, s.labels) for s in (dr.subsets if dr else ())]
         for subset, selector in subsets:
             name = cluster_name(port=port.number, subset=subset, host=host)
-            policy = dr.policy_for(port=port.number, subset=subset) if dr else TrafficPolicy()
+            policy = _with_backend_policy(dr.policy_for(port=port.number, subset=subset) if dr else TrafficPolicy(), bp)
             eps = tuple(e for e in port_endpoints if e.matches(selector)) if selector else port_endpoints
             out.append(Cluster(name, host, port.number, subset, port.h2, policy, discovery, eps))
     return out
@@ -718,9 +764,10 @@ def _service_clusters(st: EngineState, host: str) -> list[Cluster]:
         st.built.pop(host, None)
         return []
     dr = st.policies.get(host)
+    bp = st.backend_policies.get(host)
     hit = st.built.get(host)
-    if hit is None or hit[0] is not svc or hit[1] is not dr:
-        hit = st.built[host] = (svc, dr, _clusters_of(host, svc, dr))
+    if hit is None or hit[0] is not svc or hit[1] is not dr or hit[3] is not bp:
+        hit = st.built[host] = (svc, dr, _clusters_of(host, svc, dr, bp), bp)
     return hit[2]
 
 

@@ -47,6 +47,7 @@ from translators.proxyless_view import INBOUND_PREFIX
 from xds_server.cache import SnapshotCache, TooManyClasses
 from xds_server.nodes import claimed_namespace, claimed_service_account, node_info
 from xds_server.protocol import Decision, Request, TypeState, should_respond
+from xds_server.metrics import XdsMetrics
 from xds_server.redact import redact
 from xds_server import delta
 from xds_server.snapshot import Resource, Snapshot, encode_delta_response, encode_response, version_of
@@ -108,10 +109,61 @@ class NackRecord:
     type_url: str
     version: str
     message: str
+    #: the resources the NACK is about (named in the message, else every one the rejected response carried)
+    resources: list[str] = field(default_factory=list)
+    #: the config objects they were built from: ``{"resource", "file", "kind", "namespace", "name"}``
+    sources: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {"time": self.time, "node": self.node_id, "type": type_urls.short(self.type_url),
-                "version": self.version, "message": self.message}
+                "version": self.version, "message": self.message, "resources": list(self.resources),
+                "sources": [dict(s) for s in self.sources]}
+
+
+#: nonces remembered per type for convergence timing, and resources traced per NACK
+_NONCES_KEPT = 64
+_TRACED_NAMES = 50
+
+
+@dataclass(slots=True)
+class TypeWatch:
+    """Observability of one type on one stream (``/debug/syncz``, ``/debug/config_dump``, metrics); the
+    protocol never reads it."""
+
+    #: wall time of the last response, and of the oldest response not ACKed yet (None: all ACKed)
+    sent_at: float = 0.0
+    unacked_since: float | None = None
+    last_nonce: str = ""
+    version: str = ""
+    #: nonce -> snapshot generation it was built from (convergence), newest last
+    nonces: dict[str, int] = field(default_factory=dict)
+    acked_generation: int = -1
+    #: names the last response carried (what a NACK of it is about)
+    payload: tuple[str, ...] = ()
+    #: SotW: the mapping the stream last got, and the subscription filtering it (None: all)
+    resources: Mapping[str, Resource] | None = None
+    subscribed: frozenset[str] | None = None
+    #: Delta: the client's view after the last response, and the resources it holds that its base lacks
+    view: "delta.View | None" = None
+    extras: dict[str, Resource] = field(default_factory=dict)
+    wildcard: bool = False
+    #: the NACK of the last response, until a later one is ACKed
+    nack: NackRecord | None = None
+
+    def held(self) -> dict[str, Resource | None]:
+        """What the client was last sent, name -> Resource (None: the server no longer has that version)."""
+        if self.view is not None:
+            base = self.view.base or {}
+            out: dict[str, Resource | None] = {}
+            for name, version in sorted(self.view.items(None if self.wildcard else self.subscribed).items()):
+                r = base.get(name)
+                out[name] = r if r is not None and r.version == version else self.extras.get(name)
+            return out
+        if self.resources is None:
+            return {}
+        if self.subscribed is None:
+            return dict(sorted(self.resources.items()))
+        return {n: self.resources[n] for n in sorted(self.subscribed) if n in self.resources}
 
 
 @dataclass(slots=True)
@@ -127,6 +179,9 @@ class StreamInfo:
     connected_at: float = field(default_factory=time.time)
     #: the verified identity (None: --insecure-xds, claims trusted)
     identity: "Identity | None" = None
+    #: per type: what observability needs (never read by the protocol)
+    watch: dict[str, TypeWatch] = field(default_factory=dict)
+    connected_mono: float = field(default_factory=time.monotonic)
 
     def as_dict(self) -> dict:
         types = {type_urls.short(t): {"sent": s.last_version, "acked": s.acked_version, "nacked": s.nacked_version,
@@ -176,8 +231,17 @@ class _NackLog:
 
 class AdsServer:
     def __init__(self, *, cache: SnapshotCache, nack_history: int = 200, limits: Limits = Limits(),
-                 auth: Authenticators | None = None) -> None:
+                 auth: Authenticators | None = None, metrics: XdsMetrics | None = None,
+                 sources: Callable[[str, str, NodeInfo | None], list] | None = None,
+                 changed_at: Callable[[int], float | None] | None = None) -> None:
         self.cache = cache
+        self.metrics = metrics or XdsMetrics()
+        if self.metrics.clients is None:
+            self.metrics.clients = self.client_counts
+        #: ``(type_url, name, node) -> [(file, ObjectRef)]``: the config objects a resource came from
+        self.sources = sources
+        #: generation -> monotonic time the controller saw the change it was built from
+        self.changed_at = changed_at
         self.auth = auth or Authenticators()
         self.limits = limits
         self.streams: dict[int, StreamInfo] = {}
@@ -188,27 +252,192 @@ class AdsServer:
         self._subscriptions: dict[frozenset[str], frozenset[str]] = {}
         self._big_writes = asyncio.Semaphore(limits.big_writes)
 
-    async def _write(self, context, resources: list[Resource], encode: Callable[[], bytes]) -> None:  # noqa: ANN001
+    async def _write(self, context, resources: list[Resource], encode: Callable[[], bytes], *,  # noqa: ANN001
+                     type_url: str = "") -> None:
         """Encode and send one response.  Large ones (a full CDS or EDS at 10,000 services is ~15 MB) are
         encoded and written a few at a time, so a thousand clients syncing at once do not each hold their
         own copy in memory; a client that does not read delays the others by ``big_write_wait`` at most."""
+        async def send() -> None:
+            data = encode()
+            try:
+                await context.write(data)
+            except Exception:
+                self.metrics.push_failed(type_url)
+                raise
+            self.metrics.pushed(type_url, len(data))
+
         if len(resources) < 1000 or sum(len(r.entry) for r in resources) < self.limits.big_response_bytes:
-            await context.write(encode())
+            await send()
             return
         try:
             await asyncio.wait_for(self._big_writes.acquire(), self.limits.big_write_wait)
         except asyncio.TimeoutError:
-            await context.write(encode())  # do not let a stalled client hold everyone up
+            await send()  # do not let a stalled client hold everyone up
             return
         try:
-            await context.write(encode())
+            await send()
         finally:
             self._big_writes.release()
 
-    def _record_nack(self, info: StreamInfo, type_url: str, version: str, message: str) -> None:
-        """A NACK for ``/debug/nacks`` and the log (``message`` is already sanitized)."""
-        self.nacks.append(NackRecord(time.time(), info.node_id[:256], type_url, version, message))
+    def _record_nack(self, info: StreamInfo, type_url: str, version: str, message: str,
+                     names: tuple[str, ...] | list[str] = ()) -> None:
+        """A NACK for ``/debug/nacks`` and the log (``message`` is already sanitized), traced to the config
+        objects the rejected resources came from: those the message names, else all the response carried."""
+        named = [n for n in names if n and n in message]
+        chosen = (named or list(names))[:_TRACED_NAMES]
+        record = NackRecord(time.time(), info.node_id[:256], type_url, version, message, resources=chosen,
+                            sources=self._trace(type_url, chosen, info.node))
+        self.nacks.append(record)
+        self.metrics.nacked(type_url)
+        w = info.watch.get(type_url)
+        if w is not None:
+            w.nack = record
         self._nack_log.log(info.node_id, type_url, version, message)
+
+    def _trace(self, type_url: str, names: list[str], node: NodeInfo | None) -> list[dict]:
+        if self.sources is None:
+            return []
+        out: list[dict] = []
+        seen: set = set()
+        for name in names:
+            try:
+                found = self.sources(type_url, name, node)
+            except Exception:  # noqa: BLE001 - tracing is best effort; the NACK is recorded regardless
+                log.debug("tracing %s %s failed", type_urls.short(type_url), name, exc_info=True)
+                continue
+            for file, ref in found or ():
+                key = (name, file, ref)
+                if key not in seen:
+                    seen.add(key)
+                    out.append({"resource": name, "file": str(file or ""), "kind": ref.kind,
+                                "namespace": ref.namespace, "name": ref.name})
+        return out
+
+    # ------------------------------------------------------------------ observability (never read by the protocol)
+    def client_counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for s in list(self.streams.values()):
+            if s.node is not None:
+                out[s.node.flavour] = out.get(s.node.flavour, 0) + 1
+        return out
+
+    def _watch(self, info: StreamInfo, type_url: str) -> TypeWatch:
+        w = info.watch.get(type_url)
+        if w is None:
+            w = info.watch[type_url] = TypeWatch()
+        return w
+
+    def _sent(self, info: StreamInfo, type_url: str, *, nonce: str, version: str, generation: int,
+              payload: list[Resource]) -> TypeWatch:
+        w = self._watch(info, type_url)
+        now = time.time()
+        w.sent_at = now
+        if w.unacked_since is None:
+            w.unacked_since = now
+        w.last_nonce = nonce
+        w.version = version
+        w.payload = tuple(r.name for r in payload)
+        w.nonces[nonce] = generation
+        while len(w.nonces) > _NONCES_KEPT:
+            w.nonces.pop(next(iter(w.nonces)))
+        return w
+
+    def _acked(self, info: StreamInfo, type_url: str, nonce: str) -> None:
+        w = info.watch.get(type_url)
+        if w is None:
+            return
+        generation = w.nonces.pop(nonce, None)
+        if nonce == w.last_nonce:
+            w.unacked_since = None
+            w.nack = None
+        if generation is None or generation <= w.acked_generation:
+            return
+        w.acked_generation = generation
+        changed = self.changed_at(generation) if self.changed_at is not None else None
+        # only changes made while the client was connected: a first sync is not convergence
+        if changed is not None and changed >= info.connected_mono:
+            self.metrics.converged(time.monotonic() - changed)
+
+    def sync_status(self, info: StreamInfo, *, now: float | None = None) -> dict[str, dict]:
+        """Per type: SYNCED (everything sent is ACKed), STALE (sent, not ACKed yet), NACKED."""
+        now = time.time() if now is None else now
+        out: dict[str, dict] = {}
+        for type_url in (*info.states, *info.deltas):
+            w = info.watch.get(type_url)
+            if type_url in info.deltas:
+                d = info.deltas[type_url]
+                sent, acked, nacked = d.last_version, d.acked_version, d.nacked_version
+                if d.nacked_view is not None and not d.in_flight and self._still_rejected(info, type_url, d):
+                    status = "NACKED"
+                elif d.in_flight:
+                    status = "STALE"
+                else:
+                    status = "SYNCED" if d.last_nonce else "-"
+            else:
+                s = info.states[type_url]
+                sent, acked, nacked = s.last_version, s.acked_version, s.nacked_version
+                if not sent:
+                    status = "-"
+                elif nacked and nacked == sent:
+                    status = "NACKED"
+                elif acked == sent:
+                    status = "SYNCED"
+                else:
+                    status = "STALE"
+            entry: dict = {"status": status, "sent": sent, "acked": acked}
+            if status == "STALE" and w is not None and w.unacked_since is not None:
+                entry["stale_seconds"] = round(max(0.0, now - w.unacked_since), 3)
+            if status == "NACKED":
+                entry["nacked"] = nacked
+                if w is not None and w.nack is not None:
+                    entry["message"] = redact(w.nack.message)
+                    entry["resources"] = list(w.nack.resources)
+                    entry["sources"] = [dict(s) for s in w.nack.sources]
+            out[type_urls.short(type_url)] = entry
+        return out
+
+    def _still_rejected(self, info: StreamInfo, type_url: str, d: delta.DeltaTypeState) -> bool:
+        """Delta: whether the server still serves a version the client rejected.  After a NACK the client
+        keeps what it had; when the config goes back to that, nothing is sent and nothing is wrong."""
+        if not d.rejected or info.node is None:
+            return True
+        try:
+            snap = self.cache.get(info.node)
+        except Exception:  # noqa: BLE001 - status must not fail
+            return True
+        if snap is None:
+            return True
+        current = snap.get(type_url)
+        for name, version in d.rejected.items():
+            r = current.get(name)
+            if r is None and snap.resolver is not None:
+                return True  # resolved lazily: do not resolve for a status view
+            if r is not None and r.version == version:
+                return True
+        return False
+
+    def nack_diagnostics(self) -> list:
+        """A warning (code ``nack``) per config object behind a resource a connected client rejects now."""
+        from translators.diagnostics import Diagnostic, Severity
+        from translators.objects import ObjectRef
+
+        found: dict[tuple, list] = {}
+        for info in list(self.streams.values()):
+            for type_url, entry in self.sync_status(info).items():
+                if entry["status"] != "NACKED":
+                    continue
+                for src in entry.get("sources") or [{"file": "", "kind": "", "namespace": "", "name": "",
+                                                     "resource": ", ".join(entry.get("resources") or [])}]:
+                    key = (src["file"], src["kind"], src["namespace"], src["name"], type_url, src["resource"],
+                           entry.get("message", ""))
+                    found.setdefault(key, []).append(info.node_id)
+        out = []
+        for (file, kind, ns, name, type_name, resource, message), nodes in found.items():
+            who = sanitize(nodes[0], limit=128) + (f" and {len(nodes) - 1} more clients" if len(nodes) > 1 else "")
+            ref = ObjectRef(kind, ns, name) if kind else None
+            out.append(Diagnostic(Severity.WARNING, "nack", f"Envoy rejected {type_name} {resource!r} built from "
+                                  f"this object (client {who}): {message}", file, ref, ""))
+        return out
 
     def _intern(self, names: frozenset[str]) -> frozenset[str]:
         """One object for identical subscriptions: a thousand Envoys of one class subscribe to the same
@@ -357,12 +586,18 @@ class AdsServer:
         error = sanitize(req.error_detail.message, limit=self.limits.nack_chars) if req.HasField("error_detail") else None
         request = Request(type_url=req.type_url, version_info=req.version_info[:256],
                           resource_names=tuple(req.resource_names), response_nonce=req.response_nonce, error_message=error)
-        decision, state = should_respond(info.states.get(req.type_url), request)
+        previous = info.states.get(req.type_url)
+        decision, state = should_respond(previous, request)
         if state.names:
             state = replace(state, names=self._intern(state.names))
         info.states[req.type_url] = state
+        if error is None and previous is not None and req.response_nonce \
+                and req.response_nonce == previous.last_nonce and decision is not Decision.STALE:
+            self._acked(info, req.type_url, req.response_nonce)
         if decision is Decision.NACK or (decision is Decision.RESPOND and error is not None):
-            self._record_nack(info, req.type_url, state.nacked_version, error or "")
+            w = info.watch.get(req.type_url)
+            self._record_nack(info, req.type_url, state.nacked_version, error or "",
+                              names=w.payload if w is not None else ())
             info.sent.pop(req.type_url, None)  # the client dropped that response: the next one is complete
         if decision is Decision.RESPOND:
             changed = await self._send(info, req.type_url, snapshot, context, force=True)
@@ -420,10 +655,13 @@ class AdsServer:
                 return frozenset()
         nonce = str(next(self._nonces))
         await self._write(context, payload, lambda: encode_response(version=version, type_url=type_url,
-                                                                    nonce=nonce, resources=payload))
+                                                                    nonce=nonce, resources=payload),
+                          type_url=type_url)
         resolved = snapshot.resolver is not None and state.names is not None and type_url in _RESOLVED_TYPES
         info.sent[type_url] = {r.name: r for r in resources} if resolved else current
         info.states[type_url] = replace(state, last_version=version, last_nonce=nonce)
+        w = self._sent(info, type_url, nonce=nonce, version=version, generation=snapshot.generation, payload=payload)
+        w.resources, w.subscribed = info.sent[type_url], state.names
         return changed
 
     # ------------------------------------------------------------------ Delta (incremental) streams
@@ -434,12 +672,20 @@ class AdsServer:
                                      unsubscribe=tuple(req.resource_names_unsubscribe),
                                      initial_versions=dict(req.initial_resource_versions),
                                      response_nonce=req.response_nonce, error_message=error)
-        state, outcome = delta.on_request(info.deltas.get(req.type_url), request)
+        previous = info.deltas.get(req.type_url)
+        carried = previous.in_flight.get(req.response_nonce) if previous is not None and req.response_nonce else None
+        state, outcome = delta.on_request(previous, request)
         if state.names:
             state.names = self._intern(state.names)
         info.deltas[req.type_url] = state
+        if outcome.acked:
+            self._acked(info, req.type_url, req.response_nonce)
+            if not state.in_flight and (w := info.watch.get(req.type_url)) is not None:
+                w.unacked_since = None
+                w.nack = None
         if outcome.nacked:
-            self._record_nack(info, req.type_url, state.nacked_version, error or "")
+            self._record_nack(info, req.type_url, state.nacked_version, error or "",
+                              names=sorted(carried[1]) if carried is not None else ())
         if outcome.respond:
             changed = await self._delta_send(info, req.type_url, snapshot, context, force=outcome.force,
                                              always=outcome.opened)
@@ -475,6 +721,25 @@ class AdsServer:
             return frozenset()
         nonce = str(next(self._nonces))
         await self._write(context, send, lambda: encode_delta_response(
-            system_version=str(snapshot.generation), type_url=type_url, nonce=nonce, resources=send, removed=remove))
+            system_version=str(snapshot.generation), type_url=type_url, nonce=nonce, resources=send, removed=remove),
+                          type_url=type_url)
         delta.record_sent(state, nonce=nonce, before=before, sent=send, removed=remove)
+        self._delta_sent(info, type_url, state, before, send, nonce=nonce, generation=snapshot.generation)
         return frozenset(r.name for r in send)
+
+    def _delta_sent(self, info: StreamInfo, type_url: str, state: delta.DeltaTypeState, before: delta.View,
+                    send: list[Resource], *, nonce: str, generation: int) -> None:
+        """Remember the client's view after a Delta response, and the Resources behind the names its base
+        (the snapshot's dict) does not hold at the client's version (usually none)."""
+        w = self._sent(info, type_url, nonce=nonce, version=state.last_version, generation=generation, payload=send)
+        sent = {r.name: r for r in send}
+        old_bases = (before.base or {}, (w.view.base if w.view is not None else None) or {})
+        extras: dict[str, Resource] = {}
+        for name, version in state.view.overrides.items():
+            if version is None:
+                continue
+            for r in (sent.get(name), w.extras.get(name), *(b.get(name) for b in old_bases)):
+                if r is not None and r.version == version:
+                    extras[name] = r
+                    break
+        w.view, w.extras, w.wildcard, w.subscribed = state.view, extras, state.wildcard, state.names

@@ -9,6 +9,7 @@ Stable contract (scripts and docs outside this repo depend on it)::
     xds-server bootstrap envoy --node-id ID --label k=v [--xds-address H:P] [--gateway NAME --namespace NS] [--ads delta|sotw]
     xds-server bootstrap envoy --node-id ID --dialect emissary [--ambassador-id ID] [--namespace NS]
     xds-server bootstrap grpc --node-id ID [--namespace NS] [--xds-address H:P] [-o FILE]
+    xds-server status [--admin-address H:P] [--stale-after SECONDS]
 """
 from __future__ import annotations
 
@@ -150,6 +151,67 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     return 0
 
 
+STATUS_TYPES = ("CDS", "LDS", "EDS", "RDS", "SDS")
+
+
+def status_rows(syncz: dict, *, stale_after: float) -> tuple[list[list[str]], list[str], bool]:
+    """The ``status`` table from ``/debug/syncz``: rows, NACK notes, and whether anything is wrong (a
+    NACK, or a type STALE for more than ``stale_after`` seconds)."""
+    rows: list[list[str]] = []
+    notes: list[str] = []
+    bad = False
+    for c in syncz.get("clients", []):
+        types = c.get("types") or {}
+        cells = []
+        for t in STATUS_TYPES:
+            e = types.get(t)
+            status = (e or {}).get("status", "-")
+            if status == "STALE":
+                age = float(e.get("stale_seconds") or 0.0)
+                if age > stale_after:
+                    bad = True
+                cell = f"STALE ({age:.0f}s)"
+            else:
+                cell = status
+            if status == "NACKED":
+                bad = True
+                where = "; ".join(f"{s.get('kind')}/{s.get('namespace')}/{s.get('name')} ({s.get('file') or '?'})"
+                                  for s in e.get("sources") or [])
+                notes.append(f"{c.get('node')} {t} NACKED: {e.get('message', '')}"
+                             + (f"\n    from: {where}" if where else ""))
+            cells.append(cell)
+        rows.append([str(c.get("node", "")), str(c.get("flavour", "")), str(c.get("namespace", "")), *cells])
+    return rows, notes, bad
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(line, widths)).rstrip() for line in (header, *rows))
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """``istioctl proxy-status`` in our terms: exit 0 all in sync, 1 NACKED or STALE too long, 2 unreachable."""
+    import urllib.error
+    import urllib.request
+
+    address = args.admin_address
+    url = address if address.startswith(("http://", "https://")) else f"http://{address}"
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/debug/syncz", timeout=args.timeout) as resp:
+            syncz = json.loads(resp.read())
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        print(f"xds-server status: cannot reach the admin server at {address}: {exc}", file=sys.stderr)
+        return 2
+    rows, notes, bad = status_rows(syncz, stale_after=args.stale_after)
+    if args.json:
+        print(json.dumps(syncz, indent=2))
+    else:
+        print(format_table(["NODE", "FLAVOUR", "NAMESPACE", *STATUS_TYPES], rows) if rows else "no connected clients")
+        for n in notes:
+            print(n)
+    return 1 if bad else 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xds-server", description="xDS control plane for Envoy gateways and proxyless gRPC")
     sub = p.add_subparsers(dest="command", required=True)
@@ -254,6 +316,14 @@ def parser() -> argparse.ArgumentParser:
     bg.add_argument("--xds-client-key", metavar="FILE", help="client private key for mTLS")
     bg.add_argument("--xds-token-file", metavar="FILE", help="call_creds jwt_token_file (gRFC A97)")
     bg.set_defaults(func=cmd_bootstrap_grpc)
+
+    st = sub.add_parser("status", help="sync status of every connected client (exit 1 on NACKED or long STALE)")
+    st.add_argument("--admin-address", default="127.0.0.1:19000", metavar="H:P", help="the server's admin address")
+    st.add_argument("--stale-after", type=float, default=10.0, metavar="SECONDS",
+                    help="a type sent but not ACKed for longer than this fails the check (default 10)")
+    st.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS", help="HTTP timeout (default 5)")
+    st.add_argument("--json", action="store_true", help="print /debug/syncz as JSON instead of the table")
+    st.set_defaults(func=cmd_status)
     return p
 
 

@@ -22,6 +22,7 @@ from translators.objects import ConfigObject, ObjectRef
 from translators.gateway_api import DEFAULT_GATEWAY_CLASS
 from translators.pipeline import Translation, translate
 from xds_server.cache import SnapshotCache
+from xds_server.metrics import XdsMetrics
 from xds_server.redact import redact
 from xds_server.store import ConfigStore
 
@@ -46,7 +47,16 @@ class Controller:
                  leading: float = 0.01,
                  clock: Callable[[], float] = time.monotonic, gateway_class: str = DEFAULT_GATEWAY_CLASS,
                  on_translated: Callable[[Translation, list[ConfigObject]], None] | None = None,
-                 ambassador_ids: tuple[str, ...] = ("default",), gateway_addresses: tuple[str, ...] = ()) -> None:
+                 ambassador_ids: tuple[str, ...] = ("default",), gateway_addresses: tuple[str, ...] = (),
+                 metrics: "XdsMetrics | None" = None) -> None:
+        #: translation time goes here (``xds_server_translation_seconds``)
+        self.metrics = metrics
+        #: monotonic time of the first store change not yet translated, and per translated generation the
+        #: time its oldest change was seen (for ``xds_server_convergence_seconds``); bounded
+        self._pending_change: float | None = None
+        self._change_times: dict[int, float] = {}
+        #: kind -> count of the objects of the last translation
+        self.object_counts: dict[str, int] = {}
         self.gateway_addresses = tuple(gateway_addresses)
         self.gateway_class = gateway_class
         self.ambassador_ids = tuple(ambassador_ids)
@@ -68,10 +78,35 @@ class Controller:
         self._translated_generation = -1
         self._wakeup = asyncio.Event()
         store.subscribe(self._wakeup.set)
+        store.subscribe(self._note_change)
         #: snapshot reference problems found while preparing the current translation
         self._reference_problems: dict[tuple[str, str], Diagnostic] = {}
         if cache.on_inconsistent is None:
             cache.on_inconsistent = self._on_inconsistent
+
+    def _note_change(self) -> None:
+        if self._pending_change is None:
+            self._pending_change = time.monotonic()
+
+    def changed_at(self, generation: int) -> float | None:
+        """When the controller saw the (first) store change the snapshot of ``generation`` was built from."""
+        return self._change_times.get(generation)
+
+    @property
+    def translation(self) -> Translation | None:
+        """The last successful translation."""
+        return self._previous
+
+    def sources(self, type_url: str, name: str, node=None) -> list:  # noqa: ANN001
+        """The ``(file, ObjectRef)`` list a served resource was built from (empty before any translation)."""
+        translation = self._previous
+        return translation.sources(type_url, name, node=node) if translation is not None else []
+
+    def diagnostic_counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for d in list(self.diagnostics):
+            out[d.severity.value] = out.get(d.severity.value, 0) + 1
+        return out
 
     def _on_inconsistent(self, node, problems: list[str]) -> None:  # noqa: ANN001 - worker thread
         for p in problems:
@@ -102,6 +137,7 @@ class Controller:
     async def _step(self) -> None:
         started = self.clock()
         generation = self.store.generation
+        change_seen, self._pending_change = self._pending_change, None
         objects, origin_diags = self.store.objects()
         self._reference_problems = {}
         translation, prepared = await asyncio.to_thread(self._translate_and_serialize, objects, generation)
@@ -117,8 +153,17 @@ class Controller:
             gc.collect()
             gc.freeze()
         self._translated_generation = generation
+        self._change_times[generation] = change_seen if change_seen is not None else time.monotonic()
+        while len(self._change_times) > 64:
+            self._change_times.pop(next(iter(self._change_times)))
+        counts: dict[str, int] = {}
+        for o in objects:
+            counts[o.ref.kind] = counts.get(o.ref.kind, 0) + 1
+        self.object_counts = counts
         self.translations += 1
         self.last_duration_s = self.clock() - started
+        if self.metrics is not None:
+            self.metrics.translated(self.last_duration_s)
         self._log_new(diags)
         self.diagnostics = diags
         log.info("translation %d (generation %d) took %.3fs: %d clusters, %d diagnostics", self.translations,

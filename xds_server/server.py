@@ -18,6 +18,7 @@ from xds_server.ads import AdsServer, Limits
 from xds_server.auth import Authenticators, MtlsAuthenticator, TokenAuthenticator, kubernetes_review
 from xds_server.cache import SnapshotCache
 from xds_server.controller import Controller
+from xds_server.metrics import XdsMetrics
 from xds_server.sources.files import MAX_FILE_BYTES, FileSource
 from xds_server.store import ConfigStore
 
@@ -54,7 +55,7 @@ class ServeOptions:
     gateway_service_accounts: Sequence[str] = ()
     #: listen without authentication on a non-loopback address
     insecure_xds: bool = False
-    #: a second HTTP listener with only /healthz and /readyz (the admin/debug server stays on admin_address)
+    #: a second HTTP listener with only /healthz, /readyz and /metrics (the admin/debug server stays on admin_address)
     probe_address: str | None = None
     lease_namespace: str = "default"
     #: per-client limits of the ADS server
@@ -173,11 +174,21 @@ async def serve(options: ServeOptions, *, stop_event: asyncio.Event | None = Non
 
         def hook(translation, objects):  # noqa: ANN001 - runs in a worker thread
             writer.write(translation.statuses, {o.ref: o for o in objects})
+    metrics = XdsMetrics()  # this server's own registry, never the process-global one
     controller = Controller(store=store, cache=cache, quiet=options.debounce_quiet, max_delay=options.debounce_max,
                             gateway_class=options.gateway_class, on_translated=hook,
                             ambassador_ids=tuple(options.ambassador_ids),
-                            gateway_addresses=tuple(options.gateway_addresses))
-    ads = AdsServer(cache=cache, limits=options.limits, auth=_authenticators(options))
+                            gateway_addresses=tuple(options.gateway_addresses), metrics=metrics)
+    ads = AdsServer(cache=cache, limits=options.limits, auth=_authenticators(options), metrics=metrics,
+                    sources=controller.sources, changed_at=controller.changed_at)
+    metrics.objects = lambda: controller.object_counts
+
+    def diagnostic_counts() -> dict[str, int]:
+        counts = controller.diagnostic_counts()
+        for d in (*cache.request_diagnostics, *ads.nack_diagnostics()):
+            counts[d.severity.value] = counts.get(d.severity.value, 0) + 1
+        return counts
+    metrics.diagnostics = diagnostic_counts
     source = FileSource(dirs=options.config_dirs, store=store, max_file_bytes=options.max_file_bytes)
 
     server = grpc.aio.server(options=grpc_server_options(options))
