@@ -129,7 +129,7 @@ class Envoy(_Process):
 
     def __init__(self, *, control_plane: ControlPlane, workdir: Path, node_id: str = "gateway-1",
                  labels: dict[str, str] | None = None, namespace: str = "default", gateway: str | None = None,
-                 ads: str | None = None, bootstrap_args: Sequence[str] = ()) -> None:
+                 ads: str | None = None, bootstrap_args: Sequence[str] = (), runtime: dict | None = None) -> None:
         Envoy._base_id += 1
         self.admin_port = free_port()
         self.admin_url = f"http://127.0.0.1:{self.admin_port}"
@@ -143,6 +143,11 @@ class Envoy(_Process):
         self.ads = ads or os.environ.get("XDS_TEST_ADS", "delta")
         cmd += ["--ads", self.ads, *bootstrap_args]
         bootstrap = subprocess.run(cmd, check=True, capture_output=True, text=True, env=_env(), cwd=ROOT).stdout
+        if runtime:  # an operator's runtime tuning (a static layer), as a real deployment may have
+            import yaml
+            doc = yaml.safe_load(bootstrap)
+            doc["layered_runtime"] = {"layers": [{"name": "static", "static_layer": runtime}]}
+            bootstrap = yaml.safe_dump(doc, sort_keys=False)
         self.bootstrap_path = workdir / f"envoy-{self.admin_port}.yaml"
         self.bootstrap_path.write_text(bootstrap)
         self.log_path = workdir / f"envoy-{self.admin_port}.log"

@@ -173,3 +173,36 @@ def test_route_configuration_assembled_from_cached_virtual_hosts_is_byte_identic
     assert len(reused_parts) == 29, "unchanged virtual hosts reuse their bytes"
     assert built.name == listener.route_config and len(built.virtual_hosts) == 30  # parsed on demand
     assert "outbound|50051|v1|svc-3.default.svc.cluster.local" in built.cluster_refs
+
+
+def test_hosts_that_differ_only_in_case_are_one_virtual_host() -> None:
+    """Envoy compares domains case-insensitively and rejects a route configuration with the same domain
+    twice: two spellings of one host merge into one virtual host instead."""
+    from translators.node import NodeInfo
+    from translators.pipeline import translate
+    from translators.render import render
+    from xds_server.sources.documents import parse_text
+
+    text = """
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: default}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 8080, name: grpc, protocol: GRPC}, hosts: ["*"]}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: upper, namespace: default}
+spec: {hosts: [Dup.Example.com], gateways: [gw], http: [{match: [{uri: {prefix: /a/}}], route: [{destination: {host: a}}]}]}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: lower, namespace: default}
+spec: {hosts: [dup.example.com], gateways: [gw], http: [{match: [{uri: {prefix: /b/}}], route: [{destination: {host: b}}]}]}
+"""
+    objects, _ = parse_text(text, file="t.yaml")
+    out = render(translate(objects), NodeInfo.of(labels={"istio": "ingressgateway"}))
+    [rc] = out["RDS"]
+    assert [v["domains"] for v in rc["virtual_hosts"]] == [["dup.example.com"]]
+    assert [r["match"]["prefix"] for r in rc["virtual_hosts"][0]["routes"]] == ["/b/", "/a/"]

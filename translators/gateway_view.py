@@ -28,7 +28,9 @@ def _server_allows(server: ir.GatewayServer, *, vs_namespace: str, vs_host: str)
     for ns, host in server.hosts:
         if ns not in ("*", vs_namespace):
             continue
-        got = intersect(host, vs_host)
+        # hosts are DNS names: case-insensitive, as Envoy compares domains (two spellings of one host would
+        # otherwise be two virtual hosts with one domain, which Envoy rejects for the whole route config)
+        got = intersect(host.lower(), vs_host.lower())
         if got is not None and got not in out:
             out.append(got)
     return out

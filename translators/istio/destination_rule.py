@@ -130,8 +130,12 @@ def _traffic_policy(value, path: str, rep: Reporter, *, allow_port_level: bool) 
             maglev = fields.mapping(ch.get("maglev"), f"{hp}.maglev", rep)
             if maglev is not None:
                 lb = "MAGLEV"
-                maglev_size = fields.integer(maglev.get("tableSize"), f"{hp}.maglev.tableSize", rep, lo=1,
+                maglev_size = fields.integer(maglev.get("tableSize"), f"{hp}.maglev.tableSize", rep, lo=2,
                                              hi=5_000_011)
+                if maglev_size is not None and any(maglev_size % d == 0 for d in range(2, int(maglev_size**0.5) + 1)):
+                    rep.error(f"{hp}.maglev.tableSize", f"must be a prime number (Envoy's Maglev needs one), got "
+                              f"{maglev_size}; 65537 is the default")
+                    maglev_size = None
         warm = lbm.get("warmupDurationSecs")
         if warm is None and isinstance(lbm.get("warmup"), dict):
             warm = lbm["warmup"].get("duration")
