@@ -300,3 +300,38 @@ spec: {{controllerName: example.com/other}}
     assert list(classes) == ["another-class"]
     [c] = classes["another-class"]["conditions"]
     assert (c["type"], c["status"], c["observedGeneration"]) == ("Accepted", "True", 4)
+
+
+def test_a_cross_namespace_certificate_is_served_only_with_a_reference_grant() -> None:
+    """A Gateway's certificateRef to a Secret in another namespace: refused without a ReferenceGrant
+    (RefNotPermitted); with one, the Envoy of that Gateway gets it as kubernetes://NS/NAME, and nothing
+    else from that namespace."""
+    from tests.test_tls_translation import secret
+    from translators import type_urls
+
+    gateway = f"""
+apiVersion: {GW}
+kind: Gateway
+metadata: {{name: gw, namespace: infra}}
+spec:
+  gatewayClassName: xds-server
+  listeners: [{{name: tls, port: 443, protocol: HTTPS, tls: {{certificateRefs: [{{name: shared, namespace: certs}}]}}}}]
+"""
+    grant = """
+---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: gateways, namespace: certs}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: Gateway, namespace: infra}]
+  to: [{group: "", kind: Secret, name: shared}]
+"""
+    base = gateway + "---" + secret("shared", "certs") + "---" + secret("other", "certs")
+    for text, served in ((base, False), (base + grant, True)):
+        t = _translate(text)
+        status = next(s for r, s in t.statuses.items() if r.kind == "Gateway")
+        resolved = next(c for c in status["listeners"][0]["conditions"] if c["type"] == "ResolvedRefs")
+        assert (resolved["status"] == "True") is served, resolved
+        got = t.for_node(NODE)
+        assert sorted(got[type_urls.SECRET]) == (["kubernetes://certs/shared"] if served else [])
+        assert bool(got[type_urls.LISTENER]) is served

@@ -136,6 +136,14 @@ class ServerTls:
     ca_credential: str = ""
     #: MUTUAL: whether a client certificate is required (False: validated when presented)
     require_client_certificate: bool = True
+    #: the Secret's namespace when it is not the Envoy's own: only where a ReferenceGrant permits it
+    #: (Gateway API certificateRefs); its SDS name is then ``kubernetes://NAMESPACE/NAME``
+    credential_namespace: str = ""
+
+    @property
+    def sds_credential(self) -> str:
+        return f"{self.credential_namespace}/{self.credential_name}" if self.credential_namespace \
+            else self.credential_name
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,7 +107,7 @@ def downstream_tls(chain: ir.TlsChain) -> tls_pb2.DownstreamTlsContext:
     """TLS termination with ALPN h2 + http/1.1, so gRPC clients negotiate HTTP/2."""
     t = chain.tls
     common = tls_pb2.CommonTlsContext(
-        tls_certificate_sds_secret_configs=[_sds(ir.sds_name(t.credential_name))],
+        tls_certificate_sds_secret_configs=[_sds(ir.sds_name(t.sds_credential))],
         alpn_protocols=list(t.alpn) or ["h2", "http/1.1"],
         tls_params=common_pb2.TlsParameters(tls_minimum_protocol_version=_TLS_VERSION[t.min_version],
                                             tls_maximum_protocol_version=_TLS_VERSION[t.max_version],

@@ -30,7 +30,11 @@ class SecretStore:
     """Collects the SDS secrets one node may have: only those its config references, from its namespace."""
 
     def __init__(self, secrets: Iterable[ir.TlsSecret], *, namespace: str) -> None:
+        secrets = list(secrets)
+        self.namespace = namespace
         self._by_name = {s.name: s for s in secrets if s.namespace == namespace}
+        #: every namespace's, for a server certificate a ReferenceGrant lets a Gateway use across namespaces
+        self._granted = {(s.namespace, s.name): s for s in secrets}
         self.resources: dict[str, secret_pb2.Secret] = {}
 
     def _ca(self, credential: str) -> bytes:
@@ -47,6 +51,14 @@ class SecretStore:
 
     def add_server_credential(self, tls: ir.ServerTls) -> bool:
         """Add what a TLS server needs; False when its Secret (or MUTUAL's CA) is missing."""
+        if tls.credential_namespace and tls.credential_namespace != self.namespace:
+            granted = self._granted.get((tls.credential_namespace, tls.credential_name))
+            if granted is None or not granted.cert_pem or tls.mode == "MUTUAL":
+                return False
+            msg = build_certificate_secret(granted)
+            msg.name = ir.sds_name(tls.sds_credential)
+            self.resources[msg.name] = msg
+            return True
         secret = self._by_name.get(tls.credential_name)
         if secret is None or not secret.cert_pem:
             return False

@@ -145,8 +145,9 @@ def parse_gateway(obj: ConfigObject, rep: Reporter, *, secret_ok: Callable[[str,
                 elif not secret_ok(ref_ns, ref_name):
                     refs_ok, r_reason, r_message = False, "InvalidCertificateRef", (
                         f"Secret {ref_ns}/{ref_name} does not exist or is not a valid TLS Secret")
-                else:
-                    tls = ServerTls("SIMPLE", ref_name)
+                else:  # in another namespace only with a ReferenceGrant (checked above)
+                    tls = ServerTls("SIMPLE", ref_name,
+                                    credential_namespace=ref_ns if ref_ns != obj.namespace else "")
                 if not refs_ok:
                     rep.warning(f"{lp}.tls.certificateRefs[0]", r_message, code=r_reason)
         if bad_kinds:
