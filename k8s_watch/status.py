@@ -141,7 +141,35 @@ class StatusWriter:
         with self._lock:
             self._latest = (statuses, objects)
             if self.election.is_leader:
-                self._write(statuses, objects)
+                self._write(self._merged(statuses), objects)
+
+    def set_nacks(self, nacks: Mapping[ObjectRef, str]) -> None:
+        """Objects whose resources a connected Envoy rejects now, with its message: shown on the object
+        (Istio: a validationMessage and ``Reconciled=False, EnvoyRejected``; Emissary: ``Inactive``) until
+        no client rejects them any more.  Gateway API objects get none (their conditions are the spec's)."""
+        with self._lock:
+            if dict(nacks) == getattr(self, "_nacks", {}):
+                return
+            self._nacks = dict(nacks)
+            if self._latest is not None and self.election.is_leader:
+                self._write(self._merged(self._latest[0]), self._latest[1])
+
+    def _merged(self, statuses: Mapping[ObjectRef, dict]) -> Mapping[ObjectRef, dict]:
+        nacks = getattr(self, "_nacks", {})
+        if not nacks:
+            return statuses
+        out = dict(statuses)
+        for ref, message in nacks.items():
+            text = f"Envoy rejected the config built from this object: {message}"[:1000]
+            if ref.group == "networking.istio.io":
+                base = out.get(ref) or {}
+                out[ref] = {"validationMessages": list(base.get("validationMessages") or []) + [
+                    {"level": "ERROR", "type": {"code": "XDS0002", "name": "EnvoyRejected"}, "message": text}],
+                    "conditions": [{"type": "Reconciled", "status": "False", "reason": "EnvoyRejected",
+                                    "message": text}]}
+            elif ref.group == "getambassador.io":
+                out[ref] = {"state": "Inactive", "reason": text}
+        return out
 
     def _write(self, statuses: Mapping[ObjectRef, dict], objects: Mapping[ObjectRef, ConfigObject]) -> None:
         for ref, status in statuses.items():

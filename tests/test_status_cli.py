@@ -92,3 +92,25 @@ def test_stale_threshold_is_configurable() -> None:
     syncz = {"clients": [client(CDS=stale(12.0))]}
     assert status_rows(syncz, stale_after=10)[2] is True
     assert status_rows(syncz, stale_after=20)[2] is False
+
+
+def test_nacked_objects_get_a_condition_istio_and_emissary_recognise() -> None:
+    """Kubernetes mode: an object behind a resource an Envoy rejects gets it on its status (merged with what
+    the translation wrote); Gateway API objects keep only the spec's conditions."""
+    from k8s_watch.status import StatusWriter
+    from translators.objects import ObjectRef
+
+    class Election:
+        is_leader = False
+    writer = StatusWriter(api=None, election=Election(), versions={})
+    vs = ObjectRef("VirtualService", "default", "regex", "networking.istio.io")
+    mapping = ObjectRef("Mapping", "default", "m", "getambassador.io")
+    route = ObjectRef("HTTPRoute", "default", "r", "gateway.networking.k8s.io")
+    writer.set_nacks({vs: "RE2 program size of 30 > 8", mapping: "bad", route: "bad"})
+    merged = writer._merged({route: {"parents": []}})
+    assert merged[vs]["conditions"][0]["reason"] == "EnvoyRejected"
+    assert "RE2 program size" in merged[vs]["validationMessages"][0]["message"]
+    assert merged[mapping]["state"] == "Inactive"
+    assert merged[route] == {"parents": []}
+    writer.set_nacks({})
+    assert writer._merged({}) == {}

@@ -310,7 +310,7 @@ class AdsServer:
                 if key not in seen:
                     seen.add(key)
                     out.append({"resource": name, "file": str(file or ""), "kind": ref.kind,
-                                "namespace": ref.namespace, "name": ref.name})
+                                "namespace": ref.namespace, "name": ref.name, "group": ref.group})
         return out
 
     # ------------------------------------------------------------------ observability (never read by the protocol)
@@ -429,12 +429,12 @@ class AdsServer:
                 for src in entry.get("sources") or [{"file": "", "kind": "", "namespace": "", "name": "",
                                                      "resource": ", ".join(entry.get("resources") or [])}]:
                     key = (src["file"], src["kind"], src["namespace"], src["name"], type_url, src["resource"],
-                           entry.get("message", ""))
+                           entry.get("message", ""), src.get("group", ""))
                     found.setdefault(key, []).append(info.node_id)
         out = []
-        for (file, kind, ns, name, type_name, resource, message), nodes in found.items():
+        for (file, kind, ns, name, type_name, resource, message, group), nodes in found.items():
             who = sanitize(nodes[0], limit=128) + (f" and {len(nodes) - 1} more clients" if len(nodes) > 1 else "")
-            ref = ObjectRef(kind, ns, name) if kind else None
+            ref = ObjectRef(kind, ns, name, group) if kind else None
             out.append(Diagnostic(Severity.WARNING, "nack", f"Envoy rejected {type_name} {resource!r} built from "
                                   f"this object (client {who}): {message}", file, ref, ""))
         return out

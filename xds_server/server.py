@@ -174,6 +174,16 @@ async def serve(options: ServeOptions, *, stop_event: asyncio.Event | None = Non
 
         def hook(translation, objects):  # noqa: ANN001 - runs in a worker thread
             writer.write(translation.statuses, {o.ref: o for o in objects})
+
+        async def nack_statuses() -> None:
+            """Every 2 s: the objects connected Envoys reject now, as conditions on them."""
+            while not stop_event.is_set():
+                await asyncio.sleep(2.0)
+                try:
+                    nacks = {d.object_ref: d.message for d in ads.nack_diagnostics() if d.object_ref is not None}
+                    await asyncio.to_thread(writer.set_nacks, nacks)
+                except Exception:  # noqa: BLE001 - status is best effort
+                    log.exception("writing NACK conditions failed")
     metrics = XdsMetrics()  # this server's own registry, never the process-global one
     controller = Controller(store=store, cache=cache, quiet=options.debounce_quiet, max_delay=options.debounce_max,
                             gateway_class=options.gateway_class, on_translated=hook,
@@ -223,6 +233,8 @@ async def serve(options: ServeOptions, *, stop_event: asyncio.Event | None = Non
         threading.Thread(target=election.run, name="leader-election", daemon=True).start()
     tasks = [asyncio.create_task(controller.run(stop_event=stop_event), name="controller"),
              asyncio.create_task(source.run(stop_event=stop_event), name="file-source")]
+    if k8s is not None:
+        tasks.append(asyncio.create_task(nack_statuses(), name="nack-statuses"))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
