@@ -1,8 +1,9 @@
 """gRPC metrics and access logs in Envoy: the grpc_stats filter on every gateway, and an Istio Telemetry
 ``accessLogging`` that becomes a stdout access log carrying the gRPC status.
 
-Calls that succeed and calls that fail with NOT_FOUND show up in Envoy's ``/stats`` by method and
-status, and in the access log with their gRPC status.
+Calls that succeed and calls that fail with NOT_FOUND show up in Envoy's ``/stats`` by status (always)
+and by method (the Gateway's ``xds-server.io/grpc-stats-all-methods``), and in the access log with their
+gRPC status.
 """
 from __future__ import annotations
 
@@ -32,7 +33,10 @@ spec:
 ---
 apiVersion: networking.istio.io/v1
 kind: Gateway
-metadata: {{name: gw, namespace: default}}
+metadata:
+  name: gw
+  namespace: default
+  annotations: {{xds-server.io/grpc-stats-all-methods: "true"}}
 spec:
   selector: {{istio: ingressgateway}}
   servers: [{{port: {{number: {port}, name: grpc, protocol: GRPC}}, hosts: ["*"]}}]
@@ -104,6 +108,7 @@ def test_success_and_not_found_show_in_stats_by_method_and_status(env) -> None:
     wait_until(moved, timeout=10, what=f"{prefix}.success/failure")
     now = envoy.stats(prefix)
     assert now[f"{prefix}.total"] - before.get(f"{prefix}.total", 0) >= 8
+    assert now.get(f"{prefix}.0", 0) >= 5 and now.get(f"{prefix}.5", 0) >= 3, now  # by status: OK, NOT_FOUND
 
 
 def test_access_log_carries_the_grpc_status(env) -> None:

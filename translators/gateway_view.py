@@ -194,26 +194,18 @@ def gateway_listeners(model: ir.Model, *, labels: dict[str, str], namespace: str
             tls_chains=_tls_chains(servers), https_redirect=view.redirect, address=bind or ir.DEFAULT_BIND,
             fault=bool(view.fault_hosts), keep_port=all(g.gateway_api for g, _ in servers),
             grpc_stats_all=any(s.grpc_stats_all for _, s in servers),
-            grpc_stats_methods=_grpc_methods(vhosts, servers),
+            grpc_stats_methods=_grpc_methods(servers),
             access_log=model.access_log(labels, namespace)))
     return listeners
 
 
-def _grpc_methods(vhosts: tuple[ir.VirtualHost, ...], servers) -> tuple[tuple[str, tuple[str, ...]], ...]:  # noqa: ANN001
-    """The gRPC methods routes name exactly (``/pkg.Service/Method``), and those a server lists: they get
-    per-method stats (``cluster.NAME.grpc.pkg.Service.Method.*``).  Not every method: paths are the
-    client's to choose, and a stat per path would grow without bound."""
+def _grpc_methods(servers) -> tuple[tuple[str, tuple[str, ...]], ...]:  # noqa: ANN001
+    """The gRPC methods a server lists (Emissary Module ``grpc_stats.services``) get per-method stats.
+    Never derived from routes: the listener would change, and drain every connection, on a route edit."""
     methods: dict[str, set[str]] = {}
     for _, s in servers:
         for service, names in s.grpc_stats_methods:
             methods.setdefault(service, set()).update(names)
-    for vh in vhosts:
-        for r in vh.routes:
-            p = r.match.path
-            if p is not None and p.kind == "exact" and p.value.count("/") == 2:
-                service, method = p.value[1:].split("/")
-                if service and method:
-                    methods.setdefault(service, set()).add(method)
     return tuple((s, tuple(sorted(m))) for s, m in sorted(methods.items()))
 
 

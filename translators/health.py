@@ -73,3 +73,19 @@ def parse_health_check(value: Any, path: str, rep: Reporter) -> tuple[tuple[Heal
             max_ejection_percent=fields.integer(p.get("maxEjectionPercent", 10), f"{pp}.maxEjectionPercent", rep,
                                                 lo=0, hi=100))
     return tuple(checks), outlier
+
+
+#: per-method gRPC stats for every method on a Gateway's listeners (Istio or Gateway API Gateway annotation)
+GRPC_STATS_ANNOTATION = "xds-server.io/grpc-stats-all-methods"
+
+
+def grpc_stats_all_methods(annotations, rep: Reporter) -> bool:  # noqa: ANN001
+    """``xds-server.io/grpc-stats-all-methods: "true"``: ``cluster.NAME.grpc.SERVICE.METHOD.*`` for every
+    method.  Off by default: paths are the client's to choose, so each new one would add stats."""
+    value = annotations.get(GRPC_STATS_ANNOTATION)
+    if value is None:
+        return False
+    if value not in ("true", "false"):
+        rep.error(f"metadata.annotations[{GRPC_STATS_ANNOTATION}]", f"must be \"true\" or \"false\", got {value!r}")
+        return False
+    return value == "true"

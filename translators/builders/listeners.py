@@ -60,8 +60,10 @@ ACCESS_LOG_FORMAT = ('[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?
 
 
 def grpc_stats_filter(listener: ir.HttpListener) -> hcm.HttpFilter:
-    """gRPC stats on every gateway connection manager, as Istio inserts them: success/failure/total per
-    method the routes name, upstream timing (``enable_upstream_stats``)."""
+    """gRPC stats on every gateway connection manager, as Istio inserts them: per cluster
+    ``grpc.{success,failure,total}`` and per status ``grpc.<code>``, upstream timing (``enable_upstream_stats``);
+    per method (``grpc.<service>.<method>.*``) for the methods listed, or all with the Gateway's
+    ``xds-server.io/grpc-stats-all-methods: "true"``."""
     config = grpc_stats_pb2.FilterConfig(enable_upstream_stats=True, emit_filter_state=True)
     if listener.grpc_stats_all:
         config.stats_for_all_methods.value = True

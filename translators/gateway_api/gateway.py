@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from translators import fields
+from translators.health import grpc_stats_all_methods
 from translators.conditions import condition
 from translators.diagnostics import Reporter
 from translators.gateway_api import GROUP
@@ -176,7 +177,8 @@ def parse_gateway(obj: ConfigObject, rep: Reporter, *, secret_ok: Callable[[str,
                                       else "Same", selector, expressions, kinds if accepted else (), programmed,
                                       accepted))
         if programmed:
-            servers.append(GatewayServer(port, name, protocol, (("*", hostname),), tls))
+            servers.append(GatewayServer(port, name, protocol, (("*", hostname),), tls,
+                                         grpc_stats_all=grpc_stats_all_methods(obj.annotations, rep)))
     # Accepted: True while at least one listener is; ListenersNotValid (with True or False) once one is not
     not_accepted = [ls["name"] for ls in listener_status
                     if any(c["type"] == "Accepted" and c["status"] != "True" for c in ls["conditions"])]

@@ -15,6 +15,7 @@ import re
 from translators.diagnostics import Reporter
 from translators.ir import DEFAULT_BIND, Gateway, GatewayServer, ServerTls
 from translators import fields
+from translators.health import grpc_stats_all_methods
 from translators.hosts import split_namespaced
 from translators.objects import ConfigObject
 
@@ -84,6 +85,7 @@ def _bind(value, path: str, rep: Reporter) -> tuple[str, bool]:
 def parse_gateway(obj: ConfigObject, rep: Reporter) -> Gateway | None:
     spec = obj.spec
     selector = fields.labels(spec.get("selector"), "spec.selector", rep)
+    all_methods = grpc_stats_all_methods(obj.annotations, rep)
     servers = []
     raw_servers = fields.sequence(spec.get("servers"), "spec.servers", rep)
     if not raw_servers:
@@ -133,7 +135,8 @@ def parse_gateway(obj: ConfigObject, rep: Reporter) -> Gateway | None:
             continue
         tls, redirect, skip = _server_tls(m.get("tls"), f"{sp}.tls", rep, protocol=protocol)
         if not skip:
-            servers.append(GatewayServer(number, name, protocol, tuple(hosts), tls, redirect, bind=bind))
+            servers.append(GatewayServer(number, name, protocol, tuple(hosts), tls, redirect, bind=bind,
+                                         grpc_stats_all=all_methods))
     if rep.failed:
         return None
     return Gateway(obj.ref, selector, tuple(servers))
