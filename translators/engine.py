@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import operator
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping
 
@@ -149,6 +150,8 @@ class EngineState:
     tls_hosts: set[str] = field(default_factory=set)
     #: merged gateway virtual hosts per selection (translators.gateway_view), shared with the builders
     views: dict = field(default_factory=dict)
+    #: each VirtualService's result (or None), in ``order[VS]`` order, patched by position
+    vs_results: list | None = None
     #: BackendTrafficPolicy health checks by host (the most specific target's)
     backend_policies: dict[str, BackendPolicy] = field(default_factory=dict)
     #: Namespace labels (Gateway API ``allowedRoutes`` selectors); Services in front of Gateways, by Service
@@ -467,7 +470,7 @@ def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[Object
                                         mine, destinations=destinations, signature=host_signature)
         ref_hosts |= _index_vs(st, ref, entry)
     if VS in touched or reparsed or fresh:
-        st.http_routes = tuple(e.result for r in _refs(st, VS) if (e := st.entries[r]).result is not None)
+        st.http_routes = _patched_routes(st, set(touched.get(VS, ())) | reparsed, fresh)
     http_routes: tuple[HttpRoutes, ...] = st.http_routes
 
     # -- Gateway API: re-run over its (few) objects; it resolves backends against the registry
@@ -648,7 +651,7 @@ def _diff_objects(st: EngineState, objects: list[ConfigObject]) \
     """
     prev, old = st.object_list, st.objects
     if prev and len(objects) >= len(prev):
-        differing = [i for i, (a, b) in enumerate(zip(prev, objects)) if a is not b]
+        differing = list(itertools.compress(range(len(prev)), map(operator.is_not, prev, objects)))
         tail = objects[len(prev):]
         if len(differing) + len(tail) <= max(64, len(objects) // 8):
             arriving = {}
@@ -709,6 +712,23 @@ def _unindex_vs(st: EngineState, ref: ObjectRef, entry: Entry) -> set[str]:
         else:
             counts[(p, s)] = n
     return changed
+
+
+def _patched_routes(st: EngineState, refs: set[ObjectRef], fresh: bool) -> tuple[HttpRoutes, ...]:
+    """The VirtualServices' routes in their sorted order: patched at the positions of ``refs`` when no
+    VirtualService came or went (an edit costs what it changes), rebuilt otherwise."""
+    order = st.order.get(VS, [])
+    results = st.vs_results
+    if not fresh and results is not None and len(results) == len(order):
+        for ref in refs:
+            i = bisect.bisect_left(order, (_sort_key(ref),))
+            if i >= len(order) or order[i][1] != ref:
+                break  # it came or went: rebuild
+            results[i] = st.entries[ref].result
+        else:
+            return tuple(filter(None, results))
+    st.vs_results = [st.entries[r].result for _, r in order]
+    return tuple(filter(None, st.vs_results))
 
 
 def _backend_policy_hosts(policies: list[BackendPolicy], routes) -> dict[str, BackendPolicy]:  # noqa: ANN001

@@ -18,6 +18,8 @@ labels equal each Gateway's selector would get.
 """
 from __future__ import annotations
 
+import itertools
+import operator
 from typing import Iterable, Mapping
 
 from translators import ir
@@ -126,9 +128,10 @@ def analyze(model: ir.Model, *, sources: Mapping[ObjectRef, str] | None = None,
     """Warnings for routes hidden behind an earlier catch-all, and for gRPC-Web CORS routes whose
     preflights a catch-all takes; deduplicated across hosts and ports (which the message lists)."""
     sources = sources or {}
+    selections = _selections(model, memo)
     if memo is not None:
         # the same merged virtual hosts as last time: the same findings
-        listeners = [l for _, l in _selections(model, memo)]
+        listeners = [l for _, l in selections]
         signature = tuple(id(l.virtual_hosts) for l in listeners)
         last = memo.get(_RESULT_KEY)
         if last is not None and last[0] == signature and all(a is b for a, b in zip(last[1], listeners_vh(listeners))):
@@ -137,25 +140,36 @@ def analyze(model: ir.Model, *, sources: Mapping[ObjectRef, str] | None = None,
     preflight: dict[tuple[str, str], tuple[ir.Route, ir.Route, list[str]]] = {}
     previous = memo.get(_MEMO_KEY, {}) if memo is not None else {}
     kept: dict[tuple, tuple] = {}
-    for n, (_, listener) in enumerate(_selections(model, memo)):
-        # per listener: the virtual hosts with findings; only hosts that are new objects are analysed
+    for n, (_, listener) in enumerate(selections):
+        # per listener: the virtual hosts with findings (by domain); only hosts that are new objects are
+        # analysed -- found by position when no host came or went (a route edit), by domain otherwise
         vhosts = listener.virtual_hosts
         key = (n, listener.name)
         last = previous.get(key)
         if last is not None and last[0] is vhosts:
             entry = last
         else:
-            by_id = dict(zip(map(id, vhosts), vhosts))
-            before_ids, before_found = (last[1], last[2]) if last is not None else (frozenset(), {})
-            found = {i: hit for i, hit in before_found.items() if i in by_id and by_id[i] is hit[0]}
-            for i in by_id.keys() - before_ids:
-                v = by_id[i]
+            before_vhosts, before_found = (last[0], last[1]) if last is not None else ((), {})
+            found = dict(before_found)
+            if len(before_vhosts) == len(vhosts):
+                changed = list(itertools.compress(vhosts, map(operator.is_not, before_vhosts, vhosts)))
+                if any(a.domains[0] != v.domains[0] for a, v in zip(before_vhosts, vhosts) if a is not v):
+                    changed = None
+            else:
+                changed = None
+            if changed is None:  # hosts came or went: compare by domain
+                by_domain = {v.domains[0]: v for v in vhosts}
+                found = {d: hit for d, hit in before_found.items() if by_domain.get(d) is hit[0]}
+                old = {v.domains[0]: v for v in before_vhosts}
+                changed = [v for d, v in by_domain.items() if old.get(d) is not v]
+            for v in changed:
+                found.pop(v.domains[0], None)
                 shadow, pre = _findings(v.routes)
                 if shadow or pre:
-                    found[i] = (v, (shadow, pre))
-            entry = (vhosts, frozenset(by_id), found)
+                    found[v.domains[0]] = (v, (shadow, pre))
+            entry = (vhosts, found)
         kept[key] = entry
-        for vhost, (shadow, pre) in sorted(entry[2].values(), key=lambda h: h[0].domains[0]):  # the tuple's order
+        for vhost, (shadow, pre) in sorted(entry[1].values(), key=lambda h: h[0].domains[0]):  # the tuple's order
             where = f"{vhost.domains[0]} (port {listener.port})"
             for k, catch_all, hidden in shadow:
                 agg = shadowed.setdefault(k, (catch_all, hidden, []))

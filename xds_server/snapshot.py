@@ -44,7 +44,9 @@ class Resource:
         body_header = b"\x12" + _varint(len(body))
         any_len = len(type_field) + len(body_header) + len(body)
         entry = b"".join((b"\x12", _varint(any_len), type_field, body_header, body))  # one copy of the body
-        return cls(name, type_url, message, body, hashlib.sha256(body).hexdigest()[:16], entry)
+        version = getattr(message, "content_version", None)  # assembled messages hash their parts instead
+        return cls(name, type_url, message, body, version if isinstance(version, str) else
+                   hashlib.sha256(body).hexdigest()[:16], entry)
 
 
 def version_of(resources: Iterable[Resource]) -> str:

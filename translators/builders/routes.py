@@ -10,6 +10,10 @@ Route semantics that make gRPC behave:
 """
 from __future__ import annotations
 
+import hashlib
+import itertools
+import operator
+
 from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
@@ -292,13 +296,16 @@ class Prebuilt:
     snapshot consistency checks need no parse either.
     """
 
-    __slots__ = ("_data", "_cls", "_msg", "cluster_refs")
+    __slots__ = ("_data", "_cls", "_msg", "cluster_refs", "content_version")
 
-    def __init__(self, cls: type, data: bytes, *, cluster_refs: frozenset[str] = frozenset()) -> None:
+    def __init__(self, cls: type, data: bytes, *, cluster_refs: frozenset[str] = frozenset(),
+                 content_version: str | None = None) -> None:
         self._data = data
         self._cls = cls
         self._msg = None
         self.cluster_refs = cluster_refs
+        #: a content hash of ``data`` computed from its parts' (so a 2.5 MB configuration is not re-hashed)
+        self.content_version = content_version
 
     def SerializeToString(self, deterministic: bool = False) -> bytes:  # noqa: N802 - protobuf's name
         return self._data
@@ -338,38 +345,82 @@ def _vhost_refs(vh: rc.VirtualHost) -> frozenset[str]:
 VhostCache = dict[tuple, tuple[tuple, bytes, frozenset[str]]]
 
 
+#: virtual hosts per block of a route configuration's cached bytes: an edit re-joins one block
+_BLOCK = 128
+
+
+def _same_routes(a: ir.VirtualHost, b: ir.VirtualHost) -> bool:
+    """Two virtual-host objects that serialize the same: equal name, domains, TLS flag, and the very same
+    route objects (a view rebuilt after a Gateway edit makes new hosts around the same routes)."""
+    return a.name == b.name and a.domains == b.domains and a.require_tls == b.require_tls and \
+        len(a.routes) == len(b.routes) and all(x is y for x, y in zip(a.routes, b.routes))
+
+
+def _vhost_entry(v: ir.VirtualHost, grpc_web: bool, old: tuple | None = None) \
+        -> tuple[ir.VirtualHost, bytes, frozenset[str]]:
+    if old is not None and _same_routes(old[0], v):
+        return (v, old[1], old[2])
+    vh = rc.VirtualHost(name=v.name, domains=list(v.domains),
+                        routes=[build_route(r, grpc_web=grpc_web) for r in v.routes],
+                        require_tls=rc.VirtualHost.ALL if v.require_tls else rc.VirtualHost.NONE)
+    return (v, field(2, vh.SerializeToString(deterministic=True)), _vhost_refs(vh))
+
+
 def assemble_route_configuration(name: str, virtual_hosts: tuple[ir.VirtualHost, ...], *, grpc_web: bool,
                                  previous: VhostCache, current: VhostCache, keep_port: bool = False) -> Prebuilt:
     """A gateway ``RouteConfiguration`` from cached per-virtual-host bytes (repeated fields concatenate on
     the wire): one edited route re-serializes one virtual host, not all of them.  ``previous`` is the
     last translation's cache; what this one uses goes into ``current``.  Byte-identical to
-    ``build_route_configuration(...).SerializeToString(deterministic=True)``."""
+    ``build_route_configuration(...).SerializeToString(deterministic=True)``.
+
+    The bytes are kept per virtual host and joined per block of ``_BLOCK`` hosts: when no host came or
+    went (a route edit), the changed hosts are found by position and only their blocks are re-joined."""
     whole_key = ("route-configuration", name, id(virtual_hosts), grpc_web, keep_port)
     whole = current.get(whole_key) or previous.get(whole_key)
     if whole is not None and whole[0] is virtual_hosts:
         current[whole_key] = whole
+        parts_key = ("route-configuration-parts", name, grpc_web, keep_port)
+        kept = current.get(parts_key) or previous.get(parts_key)
+        if kept is not None:
+            current[parts_key] = kept
         return whole[1]  # the very same virtual hosts: the very same bytes
-    parts = [field(1, name.encode())]
-    refs: set[str] = set()
-    for v in virtual_hosts:
-        by_object = ("virtual-host", id(v), grpc_web)
-        hit = current.get(by_object) or previous.get(by_object)
-        if hit is None or hit[0] is not v:
-            key = (v.name, v.domains, v.require_tls, grpc_web, tuple(map(id, v.routes)))
-            hit = current.get(key) or previous.get(key)
-            if hit is None or any(a is not b for a, b in zip(hit[0], v.routes)):
-                vh = rc.VirtualHost(name=v.name, domains=list(v.domains),
-                                    routes=[build_route(r, grpc_web=grpc_web) for r in v.routes],
-                                    require_tls=rc.VirtualHost.ALL if v.require_tls else rc.VirtualHost.NONE)
-                hit = (v.routes, field(2, vh.SerializeToString(deterministic=True)), _vhost_refs(vh))
-            current[key] = hit
-            hit = (v, hit[1], hit[2])
-        current[by_object] = hit
-        parts.append(hit[1])
-        refs.update(hit[2])
-    parts.append(_VALIDATE_CLUSTERS_FALSE)
-    if keep_port:
-        parts.append(_IGNORE_PORT_IN_HOST_MATCHING)
-    built = Prebuilt(route_pb2.RouteConfiguration, b"".join(parts), cluster_refs=frozenset(refs))
+    parts_key = ("route-configuration-parts", name, grpc_web, keep_port)
+    cached = current.get(parts_key) or previous.get(parts_key)
+    n = len(virtual_hosts)
+    refs_union = None
+    if cached is not None and len(cached[0]) == n:
+        old_vhosts, entries, blocks, block_refs, digests, refs_union = cached
+        entries, blocks, block_refs, digests = list(entries), list(blocks), list(block_refs), list(digests)
+        dirty = set()
+        for i in itertools.compress(range(n), map(operator.is_not, old_vhosts, virtual_hosts)):  # C speed
+            entries[i] = _vhost_entry(virtual_hosts[i], grpc_web, entries[i])
+            dirty.add(i // _BLOCK)
+    else:
+        old = {id(e[0]): e for e in cached[1]} if cached is not None else {}
+        by_domain = {e[0].domains: e for e in cached[1]} if cached is not None else {}
+        entries = []
+        for v in virtual_hosts:
+            e = old.get(id(v))
+            entries.append(e if e is not None and e[0] is v else _vhost_entry(v, grpc_web, by_domain.get(v.domains)))
+        blocks = [b""] * -(-n // _BLOCK)
+        block_refs = [frozenset()] * len(blocks)
+        digests = [b""] * len(blocks)
+        dirty = set(range(len(blocks)))
+    refs_changed = refs_union is None
+    for b in dirty:
+        chunk = entries[b * _BLOCK:(b + 1) * _BLOCK]
+        blocks[b] = b"".join(e[1] for e in chunk)
+        digests[b] = hashlib.sha256(blocks[b]).digest()
+        new_refs = frozenset().union(*(e[2] for e in chunk))
+        refs_changed = refs_changed or new_refs != block_refs[b]
+        block_refs[b] = new_refs
+    if refs_changed:
+        refs_union = frozenset().union(*block_refs)
+    current[parts_key] = (virtual_hosts, entries, blocks, block_refs, digests, refs_union)
+    head, tail = field(1, name.encode()), _VALIDATE_CLUSTERS_FALSE + (_IGNORE_PORT_IN_HOST_MATCHING if keep_port
+                                                                     else b"")
+    data = b"".join([head, *blocks, tail])
+    version = hashlib.sha256(b"".join([head, *digests, tail])).hexdigest()[:16]
+    built = Prebuilt(route_pb2.RouteConfiguration, data, cluster_refs=refs_union, content_version=version)
     current[whole_key] = (virtual_hosts, built)
     return built
