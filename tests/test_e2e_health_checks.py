@@ -28,6 +28,29 @@ UNHEALTHY = 2
 BOUND_S = INTERVAL_S * UNHEALTHY + 2
 LABELS = {"xds-server.io/dialect": "emissary", "xds-server.io/ambassador-id": "default"}
 
+#: the Service with one EndpointSlice per replica, shared by the three ways of writing the checks
+REPLICAS = """---
+apiVersion: v1
+kind: Service
+metadata: {{name: greeter}}
+spec: {{ports: [{{name: grpc, port: 50051}}]}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: greeter-r1, labels: {{kubernetes.io/service-name: greeter}}}}
+addressType: IPv4
+ports: [{{name: grpc, port: {p1}}}]
+endpoints: [{{addresses: [127.0.0.1]}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: greeter-r2, labels: {{kubernetes.io/service-name: greeter}}}}
+addressType: IPv4
+ports: [{{name: grpc, port: {p2}}}]
+endpoints: [{{addresses: [127.0.0.1]}}]
+"""
+
+
 CONFIG = """
 apiVersion: getambassador.io/v3alpha1
 kind: Listener
@@ -55,26 +78,7 @@ spec:
     timeout: 1s
     unhealthy_threshold: {unhealthy}
     healthy_threshold: 1
----
-apiVersion: v1
-kind: Service
-metadata: {{name: greeter}}
-spec: {{ports: [{{name: grpc, port: 50051}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: greeter-r1, labels: {{kubernetes.io/service-name: greeter}}}}
-addressType: IPv4
-ports: [{{name: grpc, port: {p1}}}]
-endpoints: [{{addresses: [127.0.0.1]}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: greeter-r2, labels: {{kubernetes.io/service-name: greeter}}}}
-addressType: IPv4
-ports: [{{name: grpc, port: {p2}}}]
-endpoints: [{{addresses: [127.0.0.1]}}]
-"""
+""" + REPLICAS
 
 
 ISTIO = """
@@ -110,26 +114,7 @@ metadata:
 spec:
   host: greeter.default.svc.cluster.local
   trafficPolicy: {{loadBalancer: {{simple: ROUND_ROBIN}}}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: greeter}}
-spec: {{ports: [{{name: grpc, port: 50051}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: greeter-r1, labels: {{kubernetes.io/service-name: greeter}}}}
-addressType: IPv4
-ports: [{{name: grpc, port: {p1}}}]
-endpoints: [{{addresses: [127.0.0.1]}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: greeter-r2, labels: {{kubernetes.io/service-name: greeter}}}}
-addressType: IPv4
-ports: [{{name: grpc, port: {p2}}}]
-endpoints: [{{addresses: [127.0.0.1]}}]
-"""
+""" + REPLICAS
 
 
 GATEWAY_API = """
@@ -160,26 +145,7 @@ spec:
       timeout: 1s
       unhealthyThreshold: {unhealthy}
       healthyThreshold: 1
----
-apiVersion: v1
-kind: Service
-metadata: {{name: greeter}}
-spec: {{ports: [{{name: grpc, port: 50051, appProtocol: grpc}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: greeter-r1, labels: {{kubernetes.io/service-name: greeter}}}}
-addressType: IPv4
-ports: [{{name: grpc, port: {p1}}}]
-endpoints: [{{addresses: [127.0.0.1]}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: greeter-r2, labels: {{kubernetes.io/service-name: greeter}}}}
-addressType: IPv4
-ports: [{{name: grpc, port: {p2}}}]
-endpoints: [{{addresses: [127.0.0.1]}}]
-"""
+""" + REPLICAS.replace("port: 50051}}", "port: 50051, appProtocol: grpc}}")
 
 
 class _Greeter(helloworld_pb2_grpc.GreeterServicer):
