@@ -38,12 +38,15 @@ KINDS: tuple[WatchedKind, ...] = (
     WatchedKind("Gateway", GATEWAY_API, ("v1", "v1beta1"), "gateways"),
     WatchedKind("GRPCRoute", GATEWAY_API, ("v1", "v1alpha2"), "grpcroutes"),
     WatchedKind("HTTPRoute", GATEWAY_API, ("v1", "v1beta1"), "httproutes"),
+    WatchedKind("BackendTLSPolicy", GATEWAY_API, ("v1", "v1alpha3"), "backendtlspolicies"),
     WatchedKind("ReferenceGrant", GATEWAY_API, ("v1", "v1beta1", "v1alpha2"), "referencegrants"),
     WatchedKind("GatewayClass", GATEWAY_API, ("v1", "v1beta1"), "gatewayclasses", namespaced=False),
     WatchedKind("Service", "", ("v1",), "services"),
     #: labels only: Gateway API listeners select route namespaces by them
     WatchedKind("Namespace", "", ("v1",), "namespaces", namespaced=False),
     WatchedKind("Secret", "", ("v1",), "secrets", field_selector="type=kubernetes.io/tls"),
+    #: CA bundles (``ca.crt``) that BackendTLSPolicies name
+    WatchedKind("ConfigMap", "", ("v1",), "configmaps"),
     WatchedKind("EndpointSlice", "discovery.k8s.io", ("v1",), "endpointslices"),
     WatchedKind("Telemetry", "telemetry.istio.io", ("v1", "v1alpha1"), "telemetries"),
     WatchedKind("BackendTrafficPolicy", "gateway.envoyproxy.io", ("v1alpha1",), "backendtrafficpolicies"),

@@ -89,6 +89,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
             "referencegrants": Script(lists=[("6", [])]),
             "secrets": Script(lists=[("7", [])]),
             "namespaces": Script(lists=[("7", [])]),
+            "configmaps": Script(lists=[("7", [])]),
             # Emissary, watched alongside: a Listener, a Host and the gRPC guide's Mapping, plus an invalid one
             "listeners": Script(lists=[("8", [obj("Listener", "http", namespace="ambassador", rv="8", api_version=EMISSARY,
                                                   spec={"port": emissary_port, "protocol": "HTTP", "securityModel": "XFP",

@@ -42,12 +42,14 @@ ISTIO = Dialect("istio", "networking.istio.io", ("v1", "v1beta1", "v1alpha3"), {
     "Gateway": "Gateway", "EnvoyFilter": "EnvoyFilter"})
 ISTIO_TELEMETRY = Dialect("istio", "telemetry.istio.io", ("v1", "v1alpha1"), {"Telemetry": "Telemetry"})
 GATEWAY_API = Dialect("gateway_api", "gateway.networking.k8s.io", None, {
-    k: "gwapi:" + k for k in ("Gateway", "GRPCRoute", "HTTPRoute", "ReferenceGrant", "GatewayClass")})
+    k: "gwapi:" + k for k in ("Gateway", "GRPCRoute", "HTTPRoute", "ReferenceGrant", "GatewayClass")}
+    | {"BackendTLSPolicy": "BackendTLSPolicy"})
 EMISSARY = Dialect("emissary", "getambassador.io", ("v3alpha1", "v2"), {
     k: "emissary:" + k for k in ("Mapping", "Host", "TLSContext", "Module", "Listener")})
 ENVOY_GATEWAY = Dialect("envoy_gateway", "gateway.envoyproxy.io", ("v1alpha1",),
                         {"BackendTrafficPolicy": "BackendTrafficPolicy"})
-KUBERNETES = Dialect("kubernetes", "", None, {"Service": "Service", "Secret": "Secret", "Namespace": "Namespace"})
+KUBERNETES = Dialect("kubernetes", "", None, {"Service": "Service", "Secret": "Secret", "Namespace": "Namespace",
+                                              "ConfigMap": "ConfigMap"})
 KUBERNETES_DISCOVERY = Dialect("kubernetes", "discovery.k8s.io", None, {"EndpointSlice": "EndpointSlice"})
 
 DIALECTS = (ISTIO, ISTIO_TELEMETRY, GATEWAY_API, EMISSARY, ENVOY_GATEWAY, KUBERNETES, KUBERNETES_DISCOVERY)
@@ -55,12 +57,12 @@ DIALECTS = (ISTIO, ISTIO_TELEMETRY, GATEWAY_API, EMISSARY, ENVOY_GATEWAY, KUBERN
 TABLE: dict[tuple[str, str], tuple[Dialect, str]] = {
     (d.group, kind): (d, stage) for d in DIALECTS for kind, stage in d.stages.items()}
 #: kinds that are read elsewhere (namespaces, the ConfigMap a Kubernetes source mounts) and need no word
-QUIET_KINDS = frozenset({("", "ConfigMap")})
+QUIET_KINDS: frozenset[tuple[str, str]] = frozenset()
 _GROUPS = tuple(sorted({d.group for d in DIALECTS if d.group}))
 
 TRANSLATED = ("xds-server translates networking.istio.io Gateway/VirtualService/DestinationRule/ServiceEntry "
               "(and the gRPC-Web EnvoyFilter), telemetry.istio.io Telemetry (access logs), gateway.networking.k8s.io Gateway/GRPCRoute/HTTPRoute/"
-              "ReferenceGrant/GatewayClass, gateway.envoyproxy.io BackendTrafficPolicy (healthCheck), getambassador.io Mapping/Host/TLSContext/Module/Listener, core Service/EndpointSlice/"
+              "ReferenceGrant/GatewayClass/BackendTLSPolicy, gateway.envoyproxy.io BackendTrafficPolicy (healthCheck), getambassador.io Mapping/Host/TLSContext/Module/Listener, core Service/EndpointSlice/"
               "Secret")
 
 

@@ -47,11 +47,12 @@ from translators.emissary.resources import (parse_host, parse_listener, parse_ma
                                             parse_tls_context)
 from translators.envoy_gateway.policy import BackendPolicy, parse_backend_traffic_policy
 from translators.gateway_api import DEFAULT_GATEWAY_CLASS
+from translators.gateway_api.backend_tls import SYSTEM_CA_FILE, BackendTlsPolicy, parse_backend_tls_policy
 from translators.gateway_api.dialect import KINDS as GATEWAY_API_KINDS
 from translators.gateway_api.dialect import compile_gateway_api
 from translators.hosts import Registry
 from translators.ir import (BLACKHOLE_CLUSTER, DOMAIN_SUFFIX, GATEWAY_NAME_LABEL, Cluster, Gateway, HttpRoutes, Model,
-                            Service, TrafficPolicy, cluster_name)
+                            Service, TrafficPolicy, UpstreamTls, cluster_name)
 from translators.istio import checks as istio_checks
 from translators.istio import envoy_filter
 from translators.istio.destination_rule import DestinationPolicy, parse_destination_rule
@@ -152,6 +153,10 @@ class EngineState:
     views: dict = field(default_factory=dict)
     #: each VirtualService's result (or None), in ``order[VS]`` order, patched by position
     vs_results: list | None = None
+    #: BackendTLSPolicy TLS by host: ((port name or "", UpstreamTls), ...); CA bundles of ConfigMaps
+    backend_tls: dict[str, tuple] = field(default_factory=dict)
+    configmap_cas: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    backend_tls_diags: list[Diagnostic] = field(default_factory=list)
     #: BackendTrafficPolicy health checks by host (the most specific target's)
     backend_policies: dict[str, BackendPolicy] = field(default_factory=dict)
     #: Namespace labels (Gateway API ``allowedRoutes`` selectors); Services in front of Gateways, by Service
@@ -511,6 +516,23 @@ def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[Object
         if st.bucket.get(ref) == "BackendTrafficPolicy":
             st.entries[ref] = parse(new[ref], parse_backend_traffic_policy, own[ref])
     btps = [e.result for r in _refs(st, "BackendTrafficPolicy") if (e := st.entries[r]).result is not None]
+    # -- BackendTLSPolicy: TLS origination to Services, the CA from ConfigMaps (also few)
+    for ref in touched.get("ConfigMap", ()):
+        obj = new.get(ref) if st.bucket.get(ref) == "ConfigMap" else None
+        ca = (obj.raw.get("data") or {}).get("ca.crt") if obj is not None and obj.raw else None
+        if isinstance(ca, str) and "BEGIN CERTIFICATE" in ca:
+            st.configmap_cas[(ref.namespace, ref.name)] = ca.encode()
+        else:
+            st.configmap_cas.pop((ref.namespace, ref.name), None)
+    for ref in touched.get("BackendTLSPolicy", ()):
+        if st.bucket.get(ref) == "BackendTLSPolicy":
+            st.entries[ref] = parse(new[ref], parse_backend_tls_policy, own[ref])
+    if "BackendTLSPolicy" in touched or "ConfigMap" in touched or st.backend_tls:
+        tls_by_host, st.backend_tls_diags = _backend_tls_hosts(st, new)
+        for host in tls_by_host.keys() | st.backend_tls.keys():
+            if tls_by_host.get(host) != st.backend_tls.get(host):
+                ref_hosts.add(host)
+        st.backend_tls = tls_by_host
     if btps or st.backend_policies:
         by_host = _backend_policy_hosts(btps, api_routes)
         for host in by_host.keys() | st.backend_policies.keys():
@@ -598,6 +620,7 @@ def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[Object
         diags += per_host
     diags += api_diags
     diags += em.diagnostics
+    diags += st.backend_tls_diags
     istio_checks.istio_statuses(diags, statuses)
     emissary.statuses(diags, statuses)
     diags += route_analysis.analyze(model, sources=_Sources(new), memo=st.views)
@@ -753,6 +776,40 @@ def _backend_policy_hosts(policies: list[BackendPolicy], routes) -> dict[str, Ba
     return {h: p for h, (_, p) in ranked.items()}
 
 
+def _backend_tls_hosts(st: EngineState, objects: Mapping[ObjectRef, ConfigObject]) \
+        -> tuple[dict[str, tuple], list[Diagnostic]]:
+    """host -> ((port name or "", UpstreamTls), ...) from the BackendTLSPolicies; warnings for CA
+    ConfigMaps that do not exist (the cluster then has no TLS until they do)."""
+    out: dict[str, list] = {}
+    diags: list[Diagnostic] = []
+    for r in _refs(st, "BackendTLSPolicy"):
+        p: BackendTlsPolicy | None = st.entries[r].result
+        if p is None:
+            continue
+        ca = b""
+        missing = [n for n in p.ca_configmaps if (p.namespace, n) not in st.configmap_cas]
+        if missing:
+            diags.append(Diagnostic(Severity.WARNING, "unknown-configmap", f"no ConfigMap {', '.join(missing)} with "
+                                    "ca.crt in this namespace: TLS to the target is not originated until it exists",
+                                    objects[r].source, r, "spec.validation.caCertificateRefs"))
+            continue
+        ca = b"".join(st.configmap_cas[(p.namespace, n)] for n in p.ca_configmaps)
+        tls = UpstreamTls(mode="SIMPLE", sni=p.hostname, subject_alt_names=p.subject_alt_names or (p.hostname,),
+                          ca_pem=ca, ca_certificates=SYSTEM_CA_FILE if p.system_ca else "")
+        for name, section in p.targets:
+            out.setdefault(f"{name}.{p.namespace}.{DOMAIN_SUFFIX}", []).append((section, tls))
+    return {h: tuple(v) for h, v in out.items()}, diags
+
+
+def _with_backend_tls(policy: TrafficPolicy, port_name: str, entries: tuple | None) -> TrafficPolicy:
+    """A BackendTLSPolicy's TLS where the DestinationRule set none (the port's own, else the Service's)."""
+    if not entries or policy.tls is not None:
+        return policy
+    chosen = next((t for s, t in entries if s and s == port_name), None) or \
+        next((t for s, t in entries if not s), None)
+    return replace(policy, tls=chosen) if chosen is not None else policy
+
+
 def _with_backend_policy(policy: TrafficPolicy, bp: BackendPolicy | None) -> TrafficPolicy:
     if bp is None:
         return policy
@@ -761,7 +818,7 @@ def _with_backend_policy(policy: TrafficPolicy, bp: BackendPolicy | None) -> Tra
 
 
 def _clusters_of(host: str, svc: Service, dr: DestinationPolicy | None,
-                 bp: BackendPolicy | None = None) -> list[Cluster]:
+                 bp: BackendPolicy | None = None, btls: tuple | None = None) -> list[Cluster]:
     """One cluster per service port, and one per DestinationRule subset of it."""
     out = []
     discovery = "STRICT_DNS" if svc.resolution == "DNS" else "EDS"
@@ -771,6 +828,7 @@ def _clusters_of(host: str, svc: Service, dr: DestinationPolicy | None,
         for subset, selector in subsets:
             name = cluster_name(port=port.number, subset=subset, host=host)
             policy = _with_backend_policy(dr.policy_for(port=port.number, subset=subset) if dr else TrafficPolicy(), bp)
+            policy = _with_backend_tls(policy, port.name, btls)
             eps = tuple(e for e in port_endpoints if e.matches(selector)) if selector else port_endpoints
             out.append(Cluster(name, host, port.number, subset, port.h2, policy, discovery, eps))
     return out
@@ -785,9 +843,10 @@ def _service_clusters(st: EngineState, host: str) -> list[Cluster]:
         return []
     dr = st.policies.get(host)
     bp = st.backend_policies.get(host)
+    btls = st.backend_tls.get(host)
     hit = st.built.get(host)
-    if hit is None or hit[0] is not svc or hit[1] is not dr or hit[3] is not bp:
-        hit = st.built[host] = (svc, dr, _clusters_of(host, svc, dr, bp), bp)
+    if hit is None or hit[0] is not svc or hit[1] is not dr or hit[3] is not bp or hit[4] != btls:
+        hit = st.built[host] = (svc, dr, _clusters_of(host, svc, dr, bp, btls), bp, btls)
     return hit[2]
 
 

@@ -160,6 +160,8 @@ class UpstreamTls:
     insecure_skip_verify: bool = False
     #: the Secret whose CA validates the backend (empty: ``ca.crt`` of the credential, or NAME-cacert)
     ca_credential: str = ""
+    #: a CA bundle inline (Gateway API BackendTLSPolicy ConfigMaps: public, sent in the cluster itself)
+    ca_pem: bytes = field(default=b"", repr=False)
 
 
 @dataclass(frozen=True, slots=True)

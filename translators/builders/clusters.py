@@ -198,6 +198,8 @@ def upstream_tls(cluster: ir.Cluster, t: ir.UpstreamTls) -> tls_pb2.UpstreamTlsC
             ca = ir.sds_name(t.ca_credential) if t.ca_credential else name
             common.validation_context_sds_secret_config.CopyFrom(
                 secret_pb2.SdsSecretConfig(name=ca + "-cacert", sds_config=ads_source()))
+    elif t.ca_pem and not t.insecure_skip_verify:
+        common.validation_context.trusted_ca.inline_bytes = t.ca_pem
     elif t.ca_credential and not t.insecure_skip_verify:
         common.validation_context_sds_secret_config.CopyFrom(
             secret_pb2.SdsSecretConfig(name=ir.sds_name(t.ca_credential) + "-cacert", sds_config=ads_source()))
