@@ -153,6 +153,7 @@ class EngineState:
     views: dict = field(default_factory=dict)
     #: each VirtualService's result (or None), in ``order[VS]`` order, patched by position
     vs_results: list | None = None
+    vs_result_keys: list | None = None
     #: BackendTLSPolicy TLS by host: ((port name or "", UpstreamTls), ...); CA bundles of ConfigMaps
     backend_tls: dict[str, tuple] = field(default_factory=dict)
     configmap_cas: dict[tuple[str, str], bytes] = field(default_factory=dict)
@@ -741,16 +742,27 @@ def _patched_routes(st: EngineState, refs: set[ObjectRef], fresh: bool) -> tuple
     """The VirtualServices' routes in their sorted order: patched at the positions of ``refs`` when no
     VirtualService came or went (an edit costs what it changes), rebuilt otherwise."""
     order = st.order.get(VS, [])
-    results = st.vs_results
-    if not fresh and results is not None and len(results) == len(order):
+    results, keys = st.vs_results, st.vs_result_keys
+    if not fresh and results is not None and keys is not None:
+        # remove the ones that went, then replace or insert by position (keys: the sort keys of ``results``)
         for ref in refs:
-            i = bisect.bisect_left(order, (_sort_key(ref),))
-            if i >= len(order) or order[i][1] != ref:
-                break  # it came or went: rebuild
-            results[i] = st.entries[ref].result
-        else:
+            key = _sort_key(ref)
+            j = bisect.bisect_left(keys, key)
+            present = j < len(keys) and keys[j] == key
+            i = bisect.bisect_left(order, (key,))
+            if i < len(order) and order[i][1] == ref:
+                if present:
+                    results[j] = st.entries[ref].result
+                else:
+                    keys.insert(j, key)
+                    results.insert(j, st.entries[ref].result)
+            elif present:
+                del keys[j]
+                del results[j]
+        if len(results) == len(order):
             return tuple(filter(None, results))
     st.vs_results = [st.entries[r].result for _, r in order]
+    st.vs_result_keys = [k for k, _ in order]
     return tuple(filter(None, st.vs_results))
 
 

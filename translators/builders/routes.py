@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import operator
+import zlib
 
 from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
@@ -345,8 +346,9 @@ def _vhost_refs(vh: rc.VirtualHost) -> frozenset[str]:
 VhostCache = dict[tuple, tuple[tuple, bytes, frozenset[str]]]
 
 
-#: virtual hosts per block of a route configuration's cached bytes: an edit re-joins one block
-_BLOCK = 128
+#: a block of a route configuration's cached bytes ends after a host whose domain hashes to 0 mod this
+#: (content-defined: a host that comes or goes changes its own block only, not every later one)
+_BLOCK = 64
 
 
 def _same_routes(a: ir.VirtualHost, b: ir.VirtualHost) -> bool:
@@ -356,14 +358,35 @@ def _same_routes(a: ir.VirtualHost, b: ir.VirtualHost) -> bool:
         len(a.routes) == len(b.routes) and all(x is y for x, y in zip(a.routes, b.routes))
 
 
-def _vhost_entry(v: ir.VirtualHost, grpc_web: bool, old: tuple | None = None) \
-        -> tuple[ir.VirtualHost, bytes, frozenset[str]]:
+def _vhost_entry(v: ir.VirtualHost, grpc_web: bool, old: tuple | None = None) -> tuple:
+    """(host, its bytes, the clusters it names, whether a block ends after it)."""
     if old is not None and _same_routes(old[0], v):
-        return (v, old[1], old[2])
+        return (v, old[1], old[2], old[3])
     vh = rc.VirtualHost(name=v.name, domains=list(v.domains),
                         routes=[build_route(r, grpc_web=grpc_web) for r in v.routes],
                         require_tls=rc.VirtualHost.ALL if v.require_tls else rc.VirtualHost.NONE)
-    return (v, field(2, vh.SerializeToString(deterministic=True)), _vhost_refs(vh))
+    boundary = zlib.crc32(v.name.encode()) % _BLOCK == 0
+    return (v, field(2, vh.SerializeToString(deterministic=True)), _vhost_refs(vh), boundary)
+
+
+def _merged_entries(old: list[tuple], virtual_hosts: tuple[ir.VirtualHost, ...], grpc_web: bool) -> list[tuple]:
+    """The entries of ``virtual_hosts`` (sorted by host, as views keep them), reusing the old ones: a merge
+    walk, so a host that came or went costs one entry (out of order input only costs reuse, never bytes)."""
+    out = []
+    i, n = 0, len(old)
+    for v in virtual_hosts:
+        host = v.domains[0] if v.domains else ""
+        while i < n and (old[i][0].domains[0] if old[i][0].domains else "") < host:
+            i += 1  # hosts that went
+        if i < n and old[i][0] is v:
+            out.append(old[i])
+            i += 1
+        elif i < n and old[i][0].name == v.name:
+            out.append(_vhost_entry(v, grpc_web, old[i]))
+            i += 1
+        else:
+            out.append(_vhost_entry(v, grpc_web))
+    return out
 
 
 def assemble_route_configuration(name: str, virtual_hosts: tuple[ir.VirtualHost, ...], *, grpc_web: bool,
@@ -373,54 +396,56 @@ def assemble_route_configuration(name: str, virtual_hosts: tuple[ir.VirtualHost,
     last translation's cache; what this one uses goes into ``current``.  Byte-identical to
     ``build_route_configuration(...).SerializeToString(deterministic=True)``.
 
-    The bytes are kept per virtual host and joined per block of ``_BLOCK`` hosts: when no host came or
-    went (a route edit), the changed hosts are found by position and only their blocks are re-joined."""
+    The bytes are kept per virtual host and joined per block; blocks end at hosts whose name hashes to 0
+    (content-defined), so an edit or a host that comes or goes re-joins and re-hashes one block.  The
+    configuration's version is the hash of the block hashes, and its cluster references are reused unless
+    a block's changed."""
     whole_key = ("route-configuration", name, id(virtual_hosts), grpc_web, keep_port)
+    parts_key = ("route-configuration-parts", name, grpc_web, keep_port)
     whole = current.get(whole_key) or previous.get(whole_key)
     if whole is not None and whole[0] is virtual_hosts:
         current[whole_key] = whole
-        parts_key = ("route-configuration-parts", name, grpc_web, keep_port)
         kept = current.get(parts_key) or previous.get(parts_key)
         if kept is not None:
             current[parts_key] = kept
         return whole[1]  # the very same virtual hosts: the very same bytes
-    parts_key = ("route-configuration-parts", name, grpc_web, keep_port)
     cached = current.get(parts_key) or previous.get(parts_key)
     n = len(virtual_hosts)
-    refs_union = None
     if cached is not None and len(cached[0]) == n:
-        old_vhosts, entries, blocks, block_refs, digests, refs_union = cached
-        entries, blocks, block_refs, digests = list(entries), list(blocks), list(block_refs), list(digests)
-        dirty = set()
-        for i in itertools.compress(range(n), map(operator.is_not, old_vhosts, virtual_hosts)):  # C speed
+        entries = list(cached[1])
+        for i in itertools.compress(range(n), map(operator.is_not, cached[0], virtual_hosts)):  # C speed
             entries[i] = _vhost_entry(virtual_hosts[i], grpc_web, entries[i])
-            dirty.add(i // _BLOCK)
     else:
-        old = {id(e[0]): e for e in cached[1]} if cached is not None else {}
-        by_domain = {e[0].domains: e for e in cached[1]} if cached is not None else {}
-        entries = []
-        for v in virtual_hosts:
-            e = old.get(id(v))
-            entries.append(e if e is not None and e[0] is v else _vhost_entry(v, grpc_web, by_domain.get(v.domains)))
-        blocks = [b""] * -(-n // _BLOCK)
-        block_refs = [frozenset()] * len(blocks)
-        digests = [b""] * len(blocks)
-        dirty = set(range(len(blocks)))
-    refs_changed = refs_union is None
-    for b in dirty:
-        chunk = entries[b * _BLOCK:(b + 1) * _BLOCK]
-        blocks[b] = b"".join(e[1] for e in chunk)
-        digests[b] = hashlib.sha256(blocks[b]).digest()
-        new_refs = frozenset().union(*(e[2] for e in chunk))
-        refs_changed = refs_changed or new_refs != block_refs[b]
-        block_refs[b] = new_refs
-    if refs_changed:
-        refs_union = frozenset().union(*block_refs)
-    current[parts_key] = (virtual_hosts, entries, blocks, block_refs, digests, refs_union)
+        entries = _merged_entries(cached[1] if cached is not None else [], virtual_hosts, grpc_web)
+    # blocks: [start, end) ranges ending after a boundary host; an unchanged block is reused as it was
+    old_blocks = {}
+    if cached is not None:
+        for blk in cached[2]:
+            old_blocks[id(blk[0][0][0])] = blk  # by the first host object of the block
+    blocks = []
+    start = 0
+    refs_changed = cached is None
+    for end in itertools.chain((k + 1 for k, e in enumerate(entries) if e[3]), (n,)):
+        if end <= start:
+            continue
+        chunk = entries[start:end]
+        old = old_blocks.get(id(chunk[0][0]))
+        if old is not None and len(old[0]) == len(chunk) and all(map(operator.is_, old[0], chunk)):
+            blocks.append(old)
+        else:
+            data = b"".join(e[1] for e in chunk)
+            refs = frozenset().union(*(e[2] for e in chunk))
+            refs_changed = refs_changed or old is None or refs != old[3]
+            blocks.append((chunk, data, hashlib.sha256(data).digest(), refs))
+        start = end
+    if cached is not None and len(blocks) != len(cached[2]):
+        refs_changed = True
+    refs_union = frozenset().union(*(b[3] for b in blocks)) if refs_changed else cached[3]
+    current[parts_key] = (virtual_hosts, entries, blocks, refs_union)
     head, tail = field(1, name.encode()), _VALIDATE_CLUSTERS_FALSE + (_IGNORE_PORT_IN_HOST_MATCHING if keep_port
                                                                      else b"")
-    data = b"".join([head, *blocks, tail])
-    version = hashlib.sha256(b"".join([head, *digests, tail])).hexdigest()[:16]
+    data = b"".join([head, *(b[1] for b in blocks), tail])
+    version = hashlib.sha256(b"".join([head, *(b[2] for b in blocks), tail])).hexdigest()[:16]
     built = Prebuilt(route_pb2.RouteConfiguration, data, cluster_refs=refs_union, content_version=version)
     current[whole_key] = (virtual_hosts, built)
     return built
