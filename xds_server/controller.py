@@ -55,8 +55,8 @@ class Controller:
         #: time its oldest change was seen (for ``xds_server_convergence_seconds``); bounded
         self._pending_change: float | None = None
         self._change_times: dict[int, float] = {}
-        #: kind -> count of the objects of the last translation
-        self.object_counts: dict[str, int] = {}
+        self._counted_objects: list[ConfigObject] = []
+        self._counts: tuple[int, dict[str, int]] = (0, {})
         self.gateway_addresses = tuple(gateway_addresses)
         self.gateway_class = gateway_class
         self.ambassador_ids = tuple(ambassador_ids)
@@ -101,6 +101,17 @@ class Controller:
         """The ``(file, ObjectRef)`` list a served resource was built from (empty before any translation)."""
         translation = self._previous
         return translation.sources(type_url, name, node=node) if translation is not None else []
+
+    @property
+    def object_counts(self) -> dict[str, int]:
+        """kind -> count of the objects of the last translation (computed on demand, once per translation)."""
+        objects = self._counted_objects
+        if self._counts[0] != id(objects):
+            counts: dict[str, int] = {}
+            for o in objects:
+                counts[o.ref.kind] = counts.get(o.ref.kind, 0) + 1
+            self._counts = (id(objects), counts)
+        return self._counts[1]
 
     def diagnostic_counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -157,9 +168,7 @@ class Controller:
         while len(self._change_times) > 64:
             self._change_times.pop(next(iter(self._change_times)))
         counts: dict[str, int] = {}
-        for o in objects:
-            counts[o.ref.kind] = counts.get(o.ref.kind, 0) + 1
-        self.object_counts = counts
+        self._counted_objects = objects  # counted when /metrics asks, not on every translation
         self.translations += 1
         self.last_duration_s = self.clock() - started
         if self.metrics is not None:
