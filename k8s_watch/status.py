@@ -145,8 +145,9 @@ class StatusWriter:
 
     def set_nacks(self, nacks: Mapping[ObjectRef, str]) -> None:
         """Objects whose resources a connected Envoy rejects now, with its message: shown on the object
-        (Istio: a validationMessage and ``Reconciled=False, EnvoyRejected``; Emissary: ``Inactive``) until
-        no client rejects them any more.  Gateway API objects get none (their conditions are the spec's)."""
+        (Istio: a validationMessage and ``Reconciled=False, EnvoyRejected``; Emissary: ``Inactive``; a Gateway
+        API Gateway: ``Programmed=False``; a route: the implementation-specific parent condition
+        ``xds-server.io/EnvoyRejected``) until no client rejects them any more."""
         with self._lock:
             if dict(nacks) == getattr(self, "_nacks", {}):
                 return
@@ -169,6 +170,18 @@ class StatusWriter:
                                     "message": text}]}
             elif ref.group == "getambassador.io":
                 out[ref] = {"state": "Inactive", "reason": text}
+            elif ref.group == "gateway.networking.k8s.io" and ref in out:
+                status = json.loads(json.dumps(out[ref]))  # a copy: the translation's statuses stay as they are
+                rejected = {"type": "Programmed", "status": "False", "reason": "Invalid", "message": text}
+                if ref.kind == "Gateway":
+                    status["conditions"] = [c for c in status.get("conditions") or [] if c.get("type") != "Programmed"]
+                    status["conditions"].append(rejected)
+                else:
+                    for parent in status.get("parents") or []:
+                        parent.setdefault("conditions", []).append(
+                            {**rejected, "type": "xds-server.io/EnvoyRejected", "status": "True",
+                             "reason": "EnvoyRejected"})
+                out[ref] = status
         return out
 
     def _write(self, statuses: Mapping[ObjectRef, dict], objects: Mapping[ObjectRef, ConfigObject]) -> None:

@@ -112,5 +112,12 @@ def test_nacked_objects_get_a_condition_istio_and_emissary_recognise() -> None:
     assert "RE2 program size" in merged[vs]["validationMessages"][0]["message"]
     assert merged[mapping]["state"] == "Inactive"
     assert merged[route] == {"parents": []}
+    gw = ObjectRef("Gateway", "default", "gw", "gateway.networking.k8s.io")
+    writer.set_nacks({gw: "bad listener", route: "bad route"})
+    merged = writer._merged({gw: {"conditions": [{"type": "Programmed", "status": "True", "reason": "Programmed"}]},
+                             route: {"parents": [{"parentRef": {"name": "gw"}, "conditions": []}]}})
+    assert merged[gw]["conditions"] == [{"type": "Programmed", "status": "False", "reason": "Invalid",
+                                         "message": "Envoy rejected the config built from this object: bad listener"}]
+    assert merged[route]["parents"][0]["conditions"][0]["type"] == "xds-server.io/EnvoyRejected"
     writer.set_nacks({})
     assert writer._merged({}) == {}
