@@ -131,6 +131,8 @@ class StatusWriter:
         self.writes = 0
         self._latest: tuple[Mapping[ObjectRef, dict], Mapping[ObjectRef, ConfigObject]] = ({}, {})
         self._lock = threading.Lock()
+        #: objects a connected Envoy rejects now, with its message (``set_nacks``)
+        self._nacks: dict[ObjectRef, str] = {}
 
     def flush(self) -> None:
         """Write the latest computed statuses (e.g. right after winning the election)."""
@@ -149,14 +151,14 @@ class StatusWriter:
         API Gateway: ``Programmed=False``; a route: the implementation-specific parent condition
         ``xds-server.io/EnvoyRejected``) until no client rejects them any more."""
         with self._lock:
-            if dict(nacks) == getattr(self, "_nacks", {}):
+            if dict(nacks) == self._nacks:
                 return
             self._nacks = dict(nacks)
-            if self._latest is not None and self.election.is_leader:
+            if self.election.is_leader:
                 self._write(self._merged(self._latest[0]), self._latest[1])
 
     def _merged(self, statuses: Mapping[ObjectRef, dict]) -> Mapping[ObjectRef, dict]:
-        nacks = getattr(self, "_nacks", {})
+        nacks = self._nacks
         if not nacks:
             return statuses
         out = dict(statuses)

@@ -57,6 +57,15 @@ def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:
     return any(d.severity is Severity.ERROR for d in diagnostics)
 
 
+def errors_by_object(diagnostics: Iterable[Diagnostic], *, group: str) -> dict[ObjectRef, list[Diagnostic]]:
+    """The errors on each object of one API group, in order: what a dialect writes into their status."""
+    out: dict[ObjectRef, list[Diagnostic]] = {}
+    for d in diagnostics:
+        if d.object_ref is not None and d.object_ref.group == group and d.severity is Severity.ERROR:
+            out.setdefault(d.object_ref, []).append(d)
+    return out
+
+
 class Reporter:
     """Collects diagnostics for one object, filling in file and ref."""
 

@@ -66,7 +66,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                          names_per_stream=args.max_names_per_stream))
     from xds_server.server import check_security
 
-    check_security(options)  # a clear message and exit 1 before anything starts
+    check_security(options, warn=False)  # a clear message and exit 1 before anything starts; serve warns
     try:
         asyncio.run(serve(options))
     except KeyboardInterrupt:

@@ -108,7 +108,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_security(options: ServeOptions) -> None:
+def check_security(options: ServeOptions, *, warn: bool = True) -> None:
     """Secure by default: TLS goes with an authenticator, and no authenticator means loopback only
     unless ``--insecure-xds`` says otherwise (logged at every start)."""
     authenticated = bool(options.xds_client_ca or options.xds_auth)
@@ -125,9 +125,10 @@ def check_security(options: ServeOptions) -> None:
                 "can reach it could download every gateway's TLS private keys. Configure --xds-tls-cert/--xds-tls-key "
                 "with --xds-client-ca (mTLS) or --xds-auth kubernetes (service-account tokens), listen on 127.0.0.1, "
                 "or pass --insecure-xds to accept the risk")
-        log.warning("--insecure-xds: xDS on %s has no authentication; node claims (namespace, labels) are trusted "
-                    "and any client that reaches the port can fetch the TLS private keys of the namespaces it claims",
-                    options.xds_address)
+        if warn:
+            log.warning("--insecure-xds: xDS on %s has no authentication; node claims (namespace, labels) are "
+                        "trusted and any client that reaches the port can fetch the TLS private keys of the "
+                        "namespaces it claims", options.xds_address)
 
 
 def _authenticators(options: ServeOptions) -> Authenticators:

@@ -49,6 +49,15 @@ class SecretStore:
         s = self._by_name.get(name)
         return (s.ca_pem or s.cert_pem) if s is not None else b""
 
+    def _add_ca(self, credential: str, ca_credential: str) -> bool:
+        """The validation CA as ``kubernetes://NAME-cacert``: from ``ca_credential`` when one is named,
+        else the credential's own ``ca.crt`` (or its ``-cacert`` Secret); False when there is none."""
+        name = ca_credential or credential
+        ca = self._named_ca(ca_credential) if ca_credential else self._ca(credential)
+        if ca:
+            self.resources[ir.sds_name(name) + "-cacert"] = build_ca_secret(credential=name, ca_pem=ca)
+        return bool(ca)
+
     def add_server_credential(self, tls: ir.ServerTls) -> bool:
         """Add what a TLS server needs; False when its Secret (or MUTUAL's CA) is missing."""
         if tls.credential_namespace and tls.credential_namespace != self.namespace:
@@ -62,33 +71,18 @@ class SecretStore:
         secret = self._by_name.get(tls.credential_name)
         if secret is None or not secret.cert_pem:
             return False
-        if tls.mode == "MUTUAL":
-            ca_name = tls.ca_credential or tls.credential_name
-            ca = self._named_ca(ca_name) if tls.ca_credential else self._ca(tls.credential_name)
-            if not ca:
-                return False
-            self.resources[ir.sds_name(ca_name) + "-cacert"] = build_ca_secret(credential=ca_name, ca_pem=ca)
+        if tls.mode == "MUTUAL" and not self._add_ca(tls.credential_name, tls.ca_credential):
+            return False
         self.resources[ir.sds_name(secret.name)] = build_certificate_secret(secret)
         return True
 
     def add_upstream_ca(self, tls: ir.UpstreamTls) -> None:
         """Only the CA of an upstream credential (public): for clusters this node does not route to."""
-        name = tls.ca_credential or tls.credential_name
-        ca = self._named_ca(tls.ca_credential) if tls.ca_credential else self._ca(tls.credential_name)
-        if ca:
-            self.resources[ir.sds_name(name) + "-cacert"] = build_ca_secret(credential=name, ca_pem=ca)
+        self._add_ca(tls.credential_name, tls.ca_credential)
 
     def add_upstream_credential(self, tls: ir.UpstreamTls) -> None:
+        """The client certificate and the CA of a cluster this node routes to."""
         secret = self._by_name.get(tls.credential_name)
         if secret is not None and secret.cert_pem:
             self.resources[ir.sds_name(secret.name)] = build_certificate_secret(secret)
-        if tls.ca_credential:
-            ca = self._named_ca(tls.ca_credential)
-            if ca:
-                self.resources[ir.sds_name(tls.ca_credential) + "-cacert"] = build_ca_secret(
-                    credential=tls.ca_credential, ca_pem=ca)
-            return
-        ca = self._ca(tls.credential_name)
-        if ca:
-            self.resources[ir.sds_name(tls.credential_name) + "-cacert"] = build_ca_secret(
-                credential=tls.credential_name, ca_pem=ca)
+        self._add_ca(tls.credential_name, tls.ca_credential)

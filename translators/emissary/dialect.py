@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
-from translators.diagnostics import Diagnostic, Severity
+from translators.diagnostics import Diagnostic, Severity, errors_by_object
 from translators.emissary import AMBASSADOR_ID_LABEL, DIALECT, GROUP
 from translators.emissary.resources import (HostSpec, ListenerSpec, LoadBalancer, MappingSpec, ModuleSpec,
                                             TLSContextSpec)
@@ -424,9 +424,5 @@ def _server_tls(h: HostSpec, join: _Join) -> ServerTls | None:
 
 def statuses(diagnostics: Sequence[Diagnostic], out: dict[ObjectRef, dict]) -> None:
     """Emissary objects with errors get Emissary's own status shape: ``state: Inactive`` and the reason."""
-    errors: dict[ObjectRef, list[Diagnostic]] = {}
-    for d in diagnostics:
-        if d.object_ref is not None and d.object_ref.group == GROUP and d.severity is Severity.ERROR:
-            errors.setdefault(d.object_ref, []).append(d)
-    for ref, ds in errors.items():
+    for ref, ds in errors_by_object(diagnostics, group=GROUP).items():
         out[ref] = {"state": "Inactive", "reason": "; ".join(f"{d.field_path}: {d.message}" for d in ds)[:1000]}

@@ -7,7 +7,6 @@ CRD form and the flat form (the loader turns flat documents into the CRD form).
 """
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -740,11 +739,3 @@ def parse_listener(obj: ConfigObject, rep: Reporter) -> ListenerSpec | None:
     if rep.failed or port is None:
         return None
     return ListenerSpec(obj.ref, ambassador_ids(s, rep), port, tls, model, from_, selector)
-
-
-def is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        return False

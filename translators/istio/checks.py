@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from translators.defaults import DEFAULT_MAX_EJECTION_PERCENT
-from translators.diagnostics import Diagnostic, Severity
+from translators.diagnostics import Diagnostic, Severity, errors_by_object
 from translators.conditions import condition
 from translators.ir import Cluster, Gateway, TrafficPolicy
 from translators.istio import API_GROUP
@@ -15,11 +15,7 @@ from translators.objects import ConfigObject, ObjectRef
 
 def istio_statuses(diags: list[Diagnostic], statuses: dict[ObjectRef, dict]) -> None:
     """Istio objects that fail validation get it on the object, as istiod's analysis would report it."""
-    errors: dict[ObjectRef, list[Diagnostic]] = {}
-    for d in diags:
-        if d.object_ref is not None and d.object_ref.group == API_GROUP and d.severity is Severity.ERROR:
-            errors.setdefault(d.object_ref, []).append(d)
-    for ref, ds in errors.items():
+    for ref, ds in errors_by_object(diags, group=API_GROUP).items():
         statuses[ref] = {"validationMessages": [{"level": "ERROR", "type": {"code": "XDS0001", "name": "InvalidConfig"},
                                                  "message": f"{d.field_path}: {d.message}"} for d in ds],
                          "conditions": [condition("Reconciled", False, "Invalid", f"{ds[0].field_path}: {ds[0].message}")]}

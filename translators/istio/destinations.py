@@ -36,11 +36,6 @@ class Destinations:
         if self.looked_up is not None:
             self.looked_up.update(hosts)
 
-    def hash_header(self, cluster: str) -> str | None:
-        """The consistent-hash header of the DestinationRule that governs ``cluster``, if any."""
-        p = self.policy(cluster)
-        return p.hash_header if p is not None else None
-
     def policy(self, cluster: str):  # noqa: ANN201 - TrafficPolicy | None
         """The traffic policy of the DestinationRule that governs ``cluster`` (its port and subset), if any."""
         _, port, subset, host = cluster.split("|", 3)
