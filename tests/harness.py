@@ -29,10 +29,21 @@ ENVOY_BIN = Path(sys.executable).parent / "envoy"
 T = TypeVar("T")
 
 
+#: ports this process has handed out: the OS may offer a just-closed port again before anyone binds it
+#: (an Envoy got its own admin port as a gateway listener port: "cannot bind ... Address already in use")
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free 127.0.0.1 port, never one this process handed out before (bounded: 100 tries)."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+    raise RuntimeError("no free port that was not handed out already")
 
 
 def wait_until(predicate: Callable[[], T], *, timeout: float, interval: float = 0.05, what: str = "condition") -> T:
