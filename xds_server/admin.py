@@ -61,7 +61,8 @@ def config_dump(info: StreamInfo) -> dict:
         for name, r in w.held().items():
             resources.append({"name": name, "version": r.version, "resource": resource_json(r)} if r is not None
                              else {"name": name, "resource": None, "note": "no longer held by the server"})
-        types[type_urls.short(type_url)] = {"version": w.version, "nonce": w.last_nonce, "sent_at": w.sent_at,
+        version = info.deltas[type_url].last_version if type_url in info.deltas else w.version
+        types[type_urls.short(type_url)] = {"version": version, "nonce": w.last_nonce, "sent_at": w.sent_at,
                                             "resources": resources}
     out = {"node": info.node_id, "stream": info.stream_id, "mode": "delta" if info.deltas else "sotw",
            "flavour": info.node.flavour if info.node else "", "namespace": info.node.namespace if info.node else "",

@@ -134,6 +134,7 @@ class TypeWatch:
     sent_at: float = 0.0
     unacked_since: float | None = None
     last_nonce: str = ""
+    #: SotW: the version of the last response (Delta: see DeltaTypeState.last_version, computed on demand)
     version: str = ""
     #: nonce -> snapshot generation it was built from (convergence), newest last
     nonces: dict[str, int] = field(default_factory=dict)
@@ -731,7 +732,8 @@ class AdsServer:
                     send: list[Resource], *, nonce: str, generation: int) -> None:
         """Remember the client's view after a Delta response, and the Resources behind the names its base
         (the snapshot's dict) does not hold at the client's version (usually none)."""
-        w = self._sent(info, type_url, nonce=nonce, version=state.last_version, generation=generation, payload=send)
+        # the summary version of a Delta view is O(size): config_dump computes it when asked, never per send
+        w = self._sent(info, type_url, nonce=nonce, version="", generation=generation, payload=send)
         sent = {r.name: r for r in send}
         old_bases = (before.base or {}, (w.view.base if w.view is not None else None) or {})
         extras: dict[str, Resource] = {}
