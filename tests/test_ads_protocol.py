@@ -186,11 +186,15 @@ async def subscribe_all(s: Stream) -> dict[str, discovery_pb2.DiscoveryResponse]
 
 
 @pytest.fixture
-async def server(tmp_path: Path):
-    """``(channel, config dir, options)`` of a running in-process server."""
-    write_config(tmp_path, config())
+async def server(tmp_path: Path, request: pytest.FixtureRequest):
+    """``(channel, config dir, options)`` of a running in-process server.  An ``indirect`` parameter
+    ``(vhds, config text)`` turns VHDS for Delta Envoys on (off by default, so RDS carries the virtual hosts
+    these tests look at) and starts from that config."""
+    vhds, text = getattr(request, "param", (False, config()))
+    write_config(tmp_path, text)
     options = ServeOptions(config_dirs=[tmp_path], xds_address=f"127.0.0.1:{free_port()}",
-                           admin_address=f"127.0.0.1:{free_port()}", debounce_quiet=0.02, debounce_max=0.2)
+                           admin_address=f"127.0.0.1:{free_port()}", debounce_quiet=0.02, debounce_max=0.2,
+                           vhds=vhds)
     stop = asyncio.Event()
     task = asyncio.create_task(serve(options, stop_event=stop))
     channel = grpc.aio.insecure_channel(options.xds_address)

@@ -218,3 +218,135 @@ async def test_sotw_and_delta_serve_the_same_resources(server) -> None:
     for type_url in (T.CLUSTER, T.ENDPOINT, T.LISTENER, T.ROUTE):
         assert sorted(r.resource.SerializeToString() for r in delta_got[type_url].resources) == \
             sorted(a.SerializeToString() for a in sotw_got[type_url].resources)
+
+
+# ---------------------------------------------------------------------------------------------- VHDS
+
+def vhds_names(resp: discovery_pb2.DeltaDiscoveryResponse) -> list[str]:
+    return [n for n in names(resp)]
+
+
+async def subscribe_vhds(s: DeltaStream) -> dict[str, discovery_pb2.DeltaDiscoveryResponse]:
+    got = await subscribe_all(s)
+    # Envoy's VHDS subscribes to the route configuration's name as a namespace (vhds.cc)
+    await s.send(T.VIRTUAL_HOST, subscribe=[ROUTE_NAME])
+    got[T.VIRTUAL_HOST] = await s.recv()
+    await s.ack(got[T.VIRTUAL_HOST])
+    return got
+
+
+def _vhost(resource) -> "route_components_pb2.VirtualHost":  # noqa: ANN001
+    from envoy.config.route.v3 import route_components_pb2
+    vh = route_components_pb2.VirtualHost()
+    assert resource.resource.Unpack(vh)
+    return vh
+
+
+def two_hosts(*, prefix: str = "/helloworld.Greeter/", second: bool = True) -> str:
+    """:func:`config` with the VirtualService on ``a.example.com`` and, with ``second``, another on
+    ``b.example.com``: two virtual hosts."""
+    text = config(prefix=prefix).replace('hosts: ["*"]\n  gateways: [gw]', 'hosts: [a.example.com]\n  gateways: [gw]')
+    if second:
+        text += """---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: second, namespace: default}
+spec:
+  hosts: [b.example.com]
+  gateways: [gw]
+  http: [{route: [{destination: {host: greeter, subset: v1}}]}]
+"""
+    return text
+
+
+VHDS_SERVER = pytest.mark.parametrize("server", [(True, two_hosts())], indirect=True)
+VHDS_ONE_HOST = pytest.mark.parametrize("server", [(True, two_hosts(second=False))], indirect=True)
+
+
+@VHDS_SERVER
+async def test_vhds_route_configuration_names_vhds_and_hosts_come_by_namespace(server) -> None:
+    from envoy.config.core.v3 import config_source_pb2
+    from envoy.config.route.v3 import route_pb2
+    channel, config_dir, options = server
+    s = DeltaStream(channel)
+    got = await subscribe_vhds(s)
+    rc = route_pb2.RouteConfiguration()
+    assert got[T.ROUTE].resources[0].resource.Unpack(rc)
+    assert not rc.virtual_hosts and rc.vhds.config_source.HasField("ads")
+    assert rc.vhds.config_source.resource_api_version == config_source_pb2.V3
+    vh = got[T.VIRTUAL_HOST]
+    assert vhds_names(vh) == [f"{ROUTE_NAME}/a.example.com:8080", f"{ROUTE_NAME}/b.example.com:8080"]
+    assert not vh.removed_resources, "a namespace is not a resource: never reported absent"
+    assert {tuple(_vhost(r).domains) for r in vh.resources} == {("a.example.com",), ("b.example.com",)}
+    await s.nothing()
+    [client] = (await admin(options, "clients"))["clients"]
+    assert client["types"]["VHDS"]["resources"] == 2 and client["types"]["VHDS"]["acked"]
+
+
+@VHDS_SERVER
+async def test_vhds_a_route_edit_sends_one_host_and_no_route_configuration(server) -> None:
+    channel, config_dir, _ = server
+    s = DeltaStream(channel)
+    await subscribe_vhds(s)
+    write_config(config_dir, two_hosts(prefix="/other.Service/"))
+    resp = await s.recv()
+    assert resp.type_url == T.VIRTUAL_HOST and vhds_names(resp) == [f"{ROUTE_NAME}/a.example.com:8080"]
+    assert _vhost(resp.resources[0]).routes[0].match.prefix == "/other.Service/"
+    await s.ack(resp)
+    await s.nothing()  # RDS did not change: the configuration only names VHDS
+
+
+@VHDS_ONE_HOST
+async def test_vhds_hosts_added_and_removed(server) -> None:
+    channel, config_dir, _ = server
+    s = DeltaStream(channel)
+    got = await subscribe_vhds(s)
+    assert vhds_names(got[T.VIRTUAL_HOST]) == [f"{ROUTE_NAME}/a.example.com:8080"]
+    write_config(config_dir, two_hosts())
+    resp = await s.recv()
+    assert resp.type_url == T.VIRTUAL_HOST and vhds_names(resp) == [f"{ROUTE_NAME}/b.example.com:8080"]
+    assert not resp.removed_resources
+    await s.ack(resp)
+    write_config(config_dir, two_hosts(second=False))
+    resp = await s.recv()
+    assert resp.type_url == T.VIRTUAL_HOST and not resp.resources
+    assert list(resp.removed_resources) == [f"{ROUTE_NAME}/b.example.com:8080"]
+    await s.ack(resp)
+    await s.nothing()
+
+
+@VHDS_SERVER
+async def test_vhds_reconnect_with_initial_versions_and_unsubscribe(server) -> None:
+    channel, config_dir, _ = server
+    s = DeltaStream(channel)
+    got = await subscribe_vhds(s)
+    held = versions(got[T.VIRTUAL_HOST])
+    # a new stream that kept both hosts, one at a stale version: only that one is sent
+    stale = dict(held, **{f"{ROUTE_NAME}/b.example.com:8080": "stale"})
+    s2 = DeltaStream(channel)
+    await s2.send(T.VIRTUAL_HOST, subscribe=[ROUTE_NAME], initial=stale)
+    resp = await s2.recv()
+    assert vhds_names(resp) == [f"{ROUTE_NAME}/b.example.com:8080"] and not resp.removed_resources
+    await s2.ack(resp)
+    # unsubscribing the namespace: later edits are not sent
+    await s.send(T.VIRTUAL_HOST, unsubscribe=[ROUTE_NAME])
+    write_config(config_dir, two_hosts(prefix="/other.Service/"))
+    await s.nothing()
+
+
+@VHDS_SERVER
+async def test_vhds_opened_as_envoy_opens_it_naming_nothing(server) -> None:
+    """Envoy 1.40 opens VHDS with a request that names nothing (its watch map sorts hosts into route
+    configurations by namespace): that is the legacy wildcard, answered with every host."""
+    channel, config_dir, _ = server
+    s = DeltaStream(channel)
+    await subscribe_all(s)
+    await s.send(T.VIRTUAL_HOST)
+    resp = await s.recv()
+    assert vhds_names(resp) == [f"{ROUTE_NAME}/a.example.com:8080", f"{ROUTE_NAME}/b.example.com:8080"]
+    await s.ack(resp)
+    write_config(config_dir, two_hosts(second=False))
+    resp = await s.recv()
+    assert list(resp.removed_resources) == [f"{ROUTE_NAME}/b.example.com:8080"] and not resp.resources
+    await s.ack(resp)
+    await s.nothing()

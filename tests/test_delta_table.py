@@ -82,6 +82,17 @@ REQUESTS = [
     ReqCase("an ACK that also subscribes responds", IN_FLIGHT,
             DeltaRequest(T.ENDPOINT, response_nonce="7", subscribe=("c",)),
             {"acked": True, "respond": True, "force": frozenset({"c"})}, {"names": {"a", "b", "c"}}),
+    ReqCase("first VHDS request naming nothing is wildcard (as Envoy opens it)", None, DeltaRequest(T.VIRTUAL_HOST),
+            {"respond": True, "opened": True}, {"wildcard": True, "namespaced": True}),
+    ReqCase("VHDS subscribing a route configuration forces its namespace", None,
+            DeltaRequest(T.VIRTUAL_HOST, subscribe=("rc",)), {"force": frozenset({"rc"})},
+            {"wildcard": False, "names": {"rc"}, "namespaced": True}),
+    ReqCase("VHDS reconnect that kept hosts of the namespace: nothing forced", None,
+            DeltaRequest(T.VIRTUAL_HOST, subscribe=("rc",), initial_versions={"rc/a": "1"}), {"force": frozenset()},
+            {"names": {"rc"}}),
+    ReqCase("VHDS unsubscribing a namespace forgets its hosts", state(names={"rc"}, namespaced=True,
+                                                                    have={"rc/a": "1", "other/b": "1"}),
+            DeltaRequest(T.VIRTUAL_HOST, unsubscribe=("rc",)), {"respond": True}, {"names": set()}),
 ]
 
 
@@ -124,6 +135,15 @@ DIFFS = [
              frozenset(), [], []),
     DiffCase("initial versions for resources that are gone are removed", state(wildcard=True, have={"a": "1", "x": "9"}),
              {"a": "1"}, frozenset(), [], ["x"]),
+    DiffCase("VHDS namespace: every host named NS/... is sent", state(names={"rc"}, namespaced=True),
+             {"rc/a": "1", "rc/b": "1", "other/c": "1"}, frozenset(), ["rc/a", "rc/b"], []),
+    DiffCase("VHDS namespace: a namespace is never reported absent", state(names={"rc", "gone"}, namespaced=True),
+             {"rc/a": "1"}, frozenset(), ["rc/a"], []),
+    DiffCase("VHDS namespace: a host that went is removed", state(names={"rc"}, namespaced=True,
+                                                                  have={"rc/a": "1", "rc/b": "1"}),
+             {"rc/a": "1"}, frozenset(), [], ["rc/b"]),
+    DiffCase("VHDS namespace forced: every host re-sent", state(names={"rc"}, namespaced=True, have={"rc/a": "1"}),
+             {"rc/a": "1"}, frozenset({"rc"}), ["rc/a"], []),
 ]
 
 

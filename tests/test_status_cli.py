@@ -69,7 +69,7 @@ def test_exit_codes(admin, capsys, clients, code) -> None:
     assert main(["status", "--admin-address", address, "--stale-after", "10"]) == code
     out = capsys.readouterr().out
     if clients:
-        assert out.splitlines()[0].split() == ["NODE", "FLAVOUR", "NAMESPACE", "CDS", "LDS", "EDS", "RDS", "SDS"]
+        assert out.splitlines()[0].split() == ["NODE", "FLAVOUR", "NAMESPACE", "CDS", "LDS", "EDS", "RDS", "VHDS", "SDS"]
 
 
 def test_nacked_row_names_the_message_and_the_source(admin, capsys) -> None:
@@ -78,7 +78,7 @@ def test_nacked_row_names_the_message_and_the_source(admin, capsys) -> None:
     assert main(["status", "--admin-address", address]) == 1
     out = capsys.readouterr().out
     row = out.splitlines()[1].split()
-    assert row == ["gw-1", "envoy", "default", "SYNCED", "SYNCED", "SYNCED", "NACKED", "-"]
+    assert row == ["gw-1", "envoy", "default", "SYNCED", "SYNCED", "SYNCED", "NACKED", "-", "-"]
     assert "Only unique values for domains are permitted" in out
     assert "VirtualService/default/dup (/cfg/dup.yaml)" in out
 

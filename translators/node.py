@@ -17,6 +17,9 @@ class NodeInfo:
     flavour: str = ENVOY
     namespace: str = "default"
     labels: tuple[tuple[str, str], ...] = ()
+    #: an Envoy on Delta xDS that gets its gateway virtual hosts over VHDS (one resource per host, so an
+    #: edit sends and re-applies one host, not the whole route configuration)
+    vhds: bool = False
 
     @property
     def label_map(self) -> dict[str, str]:

@@ -19,7 +19,8 @@ from translators.builders.clusters import build_cluster, build_proxyless_cluster
 from translators.builders.endpoints import build_load_assignment
 from translators.builders.listeners import (build_api_listener, build_gateway_listener, build_inbound_listener,
                                             build_tcp_listener, build_unroutable_api_listener)
-from translators.builders.routes import VhostCache, assemble_route_configuration, build_route_configuration, uses_fault
+from translators.builders.routes import VhostCache, assemble_route_configuration, assemble_vhds, \
+    build_route_configuration, uses_fault
 from translators.builders.secrets import SecretStore
 from translators.diagnostics import Diagnostic, Severity
 from translators.gateway_view import gateway_listeners, passthrough_listeners
@@ -27,7 +28,7 @@ from translators import ir
 from translators.ir import cluster_name
 from translators.gateway_api import DEFAULT_GATEWAY_CLASS
 from translators.engine import ParseMemo, compile_config
-from translators.hosts import Registry
+from translators.hosts import Registry, intersect
 from translators.node import ENVOY, GRPC, NodeInfo
 from translators.objects import ConfigObject, ObjectRef
 
@@ -72,6 +73,9 @@ class Translation:
     views: dict = field(default_factory=dict, repr=False)
     _previous_vhosts: VhostCache = field(default_factory=dict, repr=False)
     statuses: dict[ObjectRef, dict] = field(default_factory=dict, repr=False)
+    #: id(dict) -> (that dict, the dict it was patched from, the names that differ): per-node dicts built by
+    #: patching the previous translation's (VHDS hosts), so the cache wraps and streams diff only those
+    patched: dict[int, tuple[dict, dict, frozenset[str]]] = field(default_factory=dict, repr=False)
 
     def sources(self, type_url: str, name: str, *, node: NodeInfo | None = None) -> list[tuple[str, ObjectRef]]:
         """The config objects one resource was built from, as ``(file, ref)``: what a NACK of it traces
@@ -95,16 +99,21 @@ class Translation:
                     if any(wc.cluster == name for r in hr.routes for wc in r.clusters):
                         refs.extend(r.source for r in hr.routes if r.source is not None
                                     and any(wc.cluster == name for wc in r.clusters))
-        elif type_url in (type_urls.LISTENER, type_urls.ROUTE):
+        elif type_url in (type_urls.LISTENER, type_urls.ROUTE, type_urls.VIRTUAL_HOST):
+            host = None
+            if type_url == type_urls.VIRTUAL_HOST:  # ROUTE_CONFIG/HOST:PORT: that host's routes only
+                host = name.rpartition("/")[2].rsplit(":", 1)[0].lower()
+                name = type_urls.namespace_of(name)
             port = name.rsplit("_", 1)[-1] if type_url == type_urls.LISTENER else name.split(".")[1] \
                 if name.startswith("http.") else ""
             gws = [g for g in m.gateways if any(str(s.port) == port for s in g.servers)
                    and (node is None or g.selects(node.label_map, node.namespace))]
             refs.extend(g.ref for g in gws if g.ref.name and g.ref.namespace)
-            if type_url == type_urls.ROUTE:
+            if type_url != type_urls.LISTENER:
                 keys = {g.key for g in gws}
                 for hr in m.http_routes:
-                    if any(k in keys or k.split("|")[0] in keys for k in hr.gateways):
+                    if any(k in keys or k.split("|")[0] in keys for k in hr.gateways) and \
+                            (host is None or any(intersect(h.lower(), host) for h in hr.hosts)):
                         refs.append(hr.ref)
         elif type_url == type_urls.SECRET and name.startswith("kubernetes://"):
             base = name[len("kubernetes://"):].removesuffix("-cacert")
@@ -128,6 +137,8 @@ class Translation:
             key += ("grpc-web",)  # a gRPC-Web EnvoyFilter selects the node: its listeners get the filter
         if self.model.access_logs and self.model.access_log(labels, node.namespace):
             key += ("access-log",)
+        if node.vhds:
+            key += ("vhds",)
         return key
 
     def shared(self, flavour: str) -> Resources:
@@ -215,6 +226,7 @@ class Translation:
         listeners: dict[str, Message] = {}
         routes: dict[str, Message] = {}
         secrets: dict[str, Message] = {}
+        hosts: list[tuple] = []  # VHDS: (hosts, changed, base) per route configuration
         if node.flavour == ENVOY:
             store = SecretStore(self.model.secrets, namespace=node.namespace)
             routed: set[str] = set()  # the clusters this node's routes send to: only their client keys go to it
@@ -238,9 +250,15 @@ class Translation:
                     hit = (l.virtual_hosts, build_gateway_listener(l))
                 self.vhosts[key] = hit  # the same listener IR (and virtual hosts): the same message and bytes
                 listeners[l.name] = hit[1]
-                routes[l.route_config] = assemble_route_configuration(
-                    l.route_config, l.virtual_hosts, grpc_web=l.grpc_web, previous=self._previous_vhosts,
-                    current=self.vhosts, keep_port=l.keep_port)
+                if node.vhds:
+                    routes[l.route_config], vh, changed, base = assemble_vhds(
+                        l.route_config, l.virtual_hosts, grpc_web=l.grpc_web, previous=self._previous_vhosts,
+                        current=self.vhosts, keep_port=l.keep_port)
+                    hosts.append((vh, changed, base))
+                else:
+                    routes[l.route_config] = assemble_route_configuration(
+                        l.route_config, l.virtual_hosts, grpc_web=l.grpc_web, previous=self._previous_vhosts,
+                        current=self.vhosts, keep_port=l.keep_port)
             for t in passthrough_listeners(self.model, labels=node.label_map, namespace=node.namespace):
                 if t.name in listeners:
                     continue  # a port is HTTP or PASSTHROUGH, not both; the HTTP listener wins
@@ -255,7 +273,30 @@ class Translation:
                 else:
                     store.add_upstream_ca(tls)  # CA bundles are public; the client key is not
             secrets = store.resources
-        return {type_urls.LISTENER: listeners, type_urls.ROUTE: routes, type_urls.SECRET: secrets}
+        out = {type_urls.LISTENER: listeners, type_urls.ROUTE: routes, type_urls.SECRET: secrets}
+        if node.vhds:
+            out[type_urls.VIRTUAL_HOST] = self._vhds_union(hosts)
+        return out
+
+    def _vhds_union(self, parts: list[tuple[dict[str, Message], frozenset[str] | None, dict | None]]) \
+            -> dict[str, Message]:
+        """One node's VHDS resources: its route configurations' hosts.  With one route configuration (the
+        usual gateway) that configuration's own dict, and the hint of what changed from the previous one;
+        with several, their union built afresh (no hint: the cache wraps it with its memo, streams diff it
+        whole)."""
+        if len(parts) == 1:
+            vh, changed, base = parts[0]
+            if changed and base is not None:
+                self.patched[id(vh)] = (vh, base, changed)
+            return vh
+        out: dict[str, Message] = {}
+        for vh, _, _ in parts:
+            out.update(vh)
+        return out
+        out = {}
+        for vh, _ in parts:
+            out.update(vh)
+        return out
 
     def resolve(self, node: NodeInfo, type_url: str, name: str) -> Message | None:
         """A named LDS/RDS resource for a proxyless node (None: it does not exist)."""
@@ -335,3 +376,4 @@ def translate(objects: Iterable[ConfigObject], *, accepted: Mapping[ObjectRef, C
             not any(c.name in changes for c in previous.tls_clusters):
         translation._tls_clusters = previous.tls_clusters  # no cluster with TLS changed or went away
     return translation
+

@@ -31,7 +31,7 @@ def render(translation: Translation, node: NodeInfo) -> dict:
     out: dict = {}
     for type_url in type_urls.PUSH_ORDER:
         msgs = resources.get(type_url, {})
-        if msgs or type_url != type_urls.SECRET:
+        if msgs or type_url not in (type_urls.SECRET, type_urls.VIRTUAL_HOST):  # (VHDS: Delta Envoys only)
             out[type_urls.short(type_url)] = [
                 redact_keys(json_format.MessageToDict(real_message(msgs[n]), preserving_proto_field_name=True)) for n in sorted(msgs)]
     return out

@@ -234,8 +234,10 @@ class AdsServer:
     def __init__(self, *, cache: SnapshotCache, nack_history: int = 200, limits: Limits = Limits(),
                  auth: Authenticators | None = None, metrics: XdsMetrics | None = None,
                  sources: Callable[[str, str, NodeInfo | None], list] | None = None,
-                 changed_at: Callable[[int], float | None] | None = None) -> None:
+                 changed_at: Callable[[int], float | None] | None = None, vhds: bool = True) -> None:
         self.cache = cache
+        #: Envoys on Delta xDS get their gateway virtual hosts over VHDS (``--no-vhds``: in RDS)
+        self.vhds = vhds
         self.metrics = metrics or XdsMetrics()
         if self.metrics.clients is None:
             self.metrics.clients = self.client_counts
@@ -411,7 +413,7 @@ class AdsServer:
         current = snap.get(type_url)
         for name, version in d.rejected.items():
             r = current.get(name)
-            if r is None and snap.resolver is not None:
+            if r is None and snap.resolver is not None and type_url in _RESOLVED_TYPES and info.node.flavour == GRPC:
                 return True  # resolved lazily: do not resolve for a status view
             if r is not None and r.version == version:
                 return True
@@ -510,6 +512,8 @@ class AdsServer:
         node = node_info(req.node)
         if node.flavour == ENVOY and isinstance(req, discovery_pb2.DiscoveryRequest) and looks_proxyless(req):
             node = replace(node, flavour=GRPC)
+        if node.flavour == ENVOY and self.vhds and isinstance(req, discovery_pb2.DeltaDiscoveryRequest):
+            node = replace(node, vhds=True)  # VHDS is Delta-only (Envoy refuses it over a SotW ADS stream)
         # claims must agree with the verified identity; the config is then the verified namespace's
         if info.identity is not None and not claimed_namespace(req.node):
             node = replace(node, namespace=info.identity.namespace)
@@ -673,6 +677,11 @@ class AdsServer:
                                      unsubscribe=tuple(req.resource_names_unsubscribe),
                                      initial_versions=dict(req.initial_resource_versions),
                                      response_nonce=req.response_nonce, error_message=error)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("stream %d: %s request nonce=%s subscribe=%s unsubscribe=%s initial=%d%s", info.stream_id,
+                      type_urls.short(req.type_url), sanitize(req.response_nonce, limit=32),
+                      sanitize(",".join(request.subscribe[:5]), limit=300), sanitize(",".join(request.unsubscribe[:5]),
+                      limit=300), len(request.initial_versions), " NACK" if error is not None else "")
         previous = info.deltas.get(req.type_url)
         carried = previous.in_flight.get(req.response_nonce) if previous is not None and req.response_nonce else None
         state, outcome = delta.on_request(previous, request)

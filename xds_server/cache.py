@@ -80,6 +80,11 @@ class _ResourceTable:
             return hit[1], frozenset(), hit[1]
         changes = self.translation.shared_changes.get(flavour) if type_url in _SHARED_TYPES else None
         base = self._previous_shared_wrapped(type_url, flavour) if changes is not None else None
+        patched = self.translation.patched.get(id(messages)) if type_url not in _SHARED_TYPES else None
+        if patched is not None and patched[0] is messages:  # a per-node dict patched from the previous one
+            prev = self.previous_wrapped.get(id(patched[1]))
+            if prev is not None and prev[0] is patched[1]:
+                base, changes = prev[1], patched[2]
         if base is not None:
             out = dict(base)
             for name in changes:

@@ -60,7 +60,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                            gateway_service_accounts=tuple(args.gateway_service_account or ()),
                            insecure_xds=args.insecure_xds, probe_address=args.probe_address,
                            lease_namespace=args.lease_namespace, max_file_bytes=args.max_file_bytes,
-                           max_node_classes=args.max_node_classes,
+                           max_node_classes=args.max_node_classes, vhds=args.vhds,
                            limits=Limits(names_per_request=args.max_names_per_request,
                                          lookup_names_per_request=args.max_lookup_names_per_request,
                                          names_per_stream=args.max_names_per_stream))
@@ -151,7 +151,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     return 0
 
 
-STATUS_TYPES = ("CDS", "LDS", "EDS", "RDS", "SDS")
+STATUS_TYPES = ("CDS", "LDS", "EDS", "RDS", "VHDS", "SDS")
 
 
 def status_rows(syncz: dict, *, stale_after: float) -> tuple[list[list[str]], list[str], bool]:
@@ -236,6 +236,9 @@ def parser() -> argparse.ArgumentParser:
                      help="only these service accounts may act as gateways (repeatable)")
     sec.add_argument("--insecure-xds", action="store_true",
                      help="serve xDS without authentication on a non-loopback address (node claims are trusted)")
+    s.add_argument("--vhds", action=argparse.BooleanOptionalAction, default=True,
+                   help="send Envoys on Delta xDS their gateway virtual hosts over VHDS, one resource per host, so "
+                   "a route edit re-sends one host (default; --no-vhds: whole route configurations over RDS)")
     s.add_argument("--probe-address", metavar="H:P",
                    help="also serve only /healthz and /readyz here (kubelet probes; debug stays on --admin-address)")
     s.add_argument("--gateway-address", action="append", metavar="ADDRESS",

@@ -21,6 +21,12 @@ Follows Envoy's xds_protocol document, "Incremental xDS":
   is (never a resend loop).
 * A subscribed name that does not exist is reported once in
   ``removed_resources`` ("does not exist"), not on every push.
+* VHDS resources are named ``ROUTE_CONFIG/HOST`` and matched by namespace.
+  Envoy 1.40 opens VHDS with a request naming nothing (the legacy wildcard:
+  every host of every route configuration, which its watch map sorts by
+  namespace); a subscription that names ``http.8080`` is taken as one to
+  every resource named ``http.8080/...``, and the namespace itself is never
+  reported absent.
 
 **What the client has** is kept as a *view*: a shared ``base`` (a snapshot's
 own dict of resources, shared by every stream of the node class) plus a few
@@ -95,13 +101,23 @@ class DeltaTypeState:
     nack_message: str = ""
     _versions: dict[int, tuple[View, str]] = field(default_factory=dict, repr=False)
 
+    #: names are namespaces (VHDS): ``names`` holds ``NS`` and subscribes to every ``NS/...``
+    namespaced: bool = False
+
     def subscribed(self, name: str) -> bool:
-        return self.wildcard or name in self.names
+        return self.wildcard or name in self.names or \
+            (self.namespaced and type_urls.namespace_of(name) in self.names)
+
+    def _filter(self) -> Iterable[str] | None:
+        """The names to restrict a view to (None: everything it holds)."""
+        return None if self.wildcard or self.namespaced else self.names
 
     @property
     def have(self) -> dict[str, str]:
         """Everything the client has that it subscribes to (O(size); tests and status)."""
-        return self.view.items(None if self.wildcard else self.names)
+        items = self.view.items(self._filter())
+        return {n: v for n, v in items.items() if self.subscribed(n)} if self.namespaced and not self.wildcard \
+            else items
 
     def version_of(self, view: View | None) -> str:
         """A summary version of a view (what the client has of its subscription), for status views:
@@ -110,7 +126,7 @@ class DeltaTypeState:
             return ""
         hit = self._versions.get(id(view))
         if hit is None or hit[0] is not view:
-            items = view.items(None if self.wildcard else self.names)
+            items = view.items(self._filter())
             hit = (view, summary_version(items))
             if len(self._versions) > 8:
                 self._versions.clear()
@@ -204,10 +220,13 @@ def on_request(state: DeltaTypeState | None, req: DeltaRequest) -> tuple[DeltaTy
     force: set[str] = set()
     changed = first
     if first:
+        st.namespaced = req.type_url in type_urls.NAMESPACED_TYPES
         st.view = View(None, {str(k): str(v) for k, v in req.initial_versions.items()})
         st.sent_view = st.acked_view = st.view
-        if not req.subscribe and req.type_url in type_urls.WILDCARD_TYPES:
-            st.wildcard = True  # the legacy wildcard: a first LDS/CDS request naming nothing
+        if not req.subscribe and (req.type_url in type_urls.WILDCARD_TYPES or st.namespaced):
+            # the legacy wildcard: a first LDS/CDS request naming nothing; Envoy's VHDS asks so too, and
+            # sorts the hosts into route configurations by namespace itself
+            st.wildcard = True
     forget: dict[str, None] = {}
     names = set(st.names) if req.subscribe or req.unsubscribe else None
     for name in req.subscribe:
@@ -220,7 +239,9 @@ def on_request(state: DeltaTypeState | None, req: DeltaRequest) -> tuple[DeltaTy
             continue
         names.add(name)
         st.told_absent.discard(name)
-        if not (first and name in req.initial_versions):
+        kept = name in req.initial_versions or (st.namespaced and any(
+            type_urls.namespace_of(k) == name for k in req.initial_versions))
+        if not (first and kept):  # a reconnect that kept it gets only what differs
             force.add(name)
     for name in req.unsubscribe:
         changed = True
@@ -233,6 +254,11 @@ def on_request(state: DeltaTypeState | None, req: DeltaRequest) -> tuple[DeltaTy
         if not st.wildcard:
             forget[name] = None  # the client forgets it; a later subscribe sends it again
             st.rejected.pop(name, None)
+            if st.namespaced:  # ... and everything in that namespace
+                for held in st.view.items():
+                    if type_urls.namespace_of(held) == name:
+                        forget[held] = None
+                        st.rejected.pop(held, None)
     if names is not None and names != st.names:
         st.names = frozenset(names)
     if forget:
@@ -252,20 +278,27 @@ def diff(st: DeltaTypeState, *, current: Mapping[str, object], lookup: Callable[
     """
     force = set(force)
     view = st.view
+    spaces = st.names if st.namespaced and not st.wildcard else frozenset()
+    if spaces and force & spaces:  # subscribing to a namespace asks for everything in it
+        force |= {n for n in current if type_urls.namespace_of(n) in force}
     if changed is not None and view.base is not None:
         candidates = set(changed) | force | set(view.overrides)
         if not st.wildcard:
-            candidates = {n for n in candidates if n in st.names or view.get(n) is not None}
+            candidates = {n for n in candidates if st.subscribed(n) or view.get(n) is not None}
     else:
-        candidates = (set(current) if st.wildcard else set()) | st.names | \
+        candidates = (set(current) if st.wildcard else set()) | (set() if spaces else st.names) | \
             {n for n, v in view.overrides.items() if v is not None} | \
             (set(view.base) if view.base is not None and st.wildcard else set())
-        if view.base is not None and not st.wildcard:
+        if spaces:
+            candidates |= {n for n in current if type_urls.namespace_of(n) in spaces}
+            if view.base is not None:
+                candidates |= {n for n in view.base if type_urls.namespace_of(n) in spaces}
+        elif view.base is not None and not st.wildcard:
             candidates |= {n for n in st.names if n in view.base}
     send = []
     remove: list[str] = []
     for name in sorted(candidates):
-        subscribed = st.wildcard or name in st.names
+        subscribed = st.subscribed(name)
         r = None
         if subscribed:
             r = current.get(name)
@@ -280,8 +313,8 @@ def diff(st: DeltaTypeState, *, current: Mapping[str, object], lookup: Callable[
                 send.append(r)
         elif have is not None:
             remove.append(name)
-        elif name in st.names and name not in st.told_absent:
-            remove.append(name)  # "does not exist", told once
+        elif name in st.names and name not in st.told_absent and not spaces:
+            remove.append(name)  # "does not exist", told once (a namespace is not a resource)
     return send, remove, candidates
 
 

@@ -63,6 +63,8 @@ class ServeOptions:
     max_file_bytes: int = MAX_FILE_BYTES
     #: cap on distinct node classes (flavour, namespace, selected gateways)
     max_node_classes: int = 1000
+    #: Envoys on Delta xDS get gateway virtual hosts over VHDS (False: inside the route configuration)
+    vhds: bool = True
     #: cap on concurrent xDS connections
     max_connections: int = 10_000
     #: time a new connection has to complete its HTTP/2 handshake
@@ -191,7 +193,7 @@ async def serve(options: ServeOptions, *, stop_event: asyncio.Event | None = Non
                             ambassador_ids=tuple(options.ambassador_ids),
                             gateway_addresses=tuple(options.gateway_addresses), metrics=metrics)
     ads = AdsServer(cache=cache, limits=options.limits, auth=_authenticators(options), metrics=metrics,
-                    sources=controller.sources, changed_at=controller.changed_at)
+                    sources=controller.sources, changed_at=controller.changed_at, vhds=options.vhds)
     metrics.objects = lambda: controller.object_counts
 
     def diagnostic_counts() -> dict[str, int]:

@@ -216,20 +216,24 @@ class Snapshot:
                 if name not in routes:
                     problems.append(f"listener refers to missing route configuration {name!r}")
         removed_clusters = delta is not None and any(n not in clusters for n in delta.get(type_urls.CLUSTER, ()))
-        if delta is None or removed_clusters:
-            checked = routes.values()
-        else:  # only the route configurations that changed, and of those only references that are new
-            checked = [routes[n] for n in delta.get(type_urls.ROUTE, ()) if n in routes]
-        for r in checked:
-            old = since.get(type_urls.ROUTE).get(r.name) if since is not None and delta is not None else None
-            new_refs = getattr(r.message, "cluster_refs", None)
-            old_refs = getattr(old.message, "cluster_refs", None) if old is not None and not removed_clusters else None
-            if isinstance(new_refs, frozenset) and isinstance(old_refs, frozenset):
-                missing = [(r.name, c) for c in new_refs - old_refs if c not in clusters]
-            else:
-                missing = [(n, c) for n, c in route_cluster_names([r.message]) if c not in clusters]
-            for route_name, cluster in sorted(missing):
-                problems.append(f"route configuration {route_name!r} refers to missing cluster {cluster!r}")
+        for type_url in (type_urls.ROUTE, type_urls.VIRTUAL_HOST):  # route configurations, and VHDS hosts
+            have = self.get(type_url)
+            if delta is None or removed_clusters:
+                checked = have.values()
+            else:  # only the resources that changed, and of those only references that are new
+                checked = [have[n] for n in delta.get(type_url, ()) if n in have]
+            for r in checked:
+                old = since.get(type_url).get(r.name) if since is not None and delta is not None else None
+                new_refs = getattr(r.message, "cluster_refs", None)
+                old_refs = getattr(old.message, "cluster_refs", None) if old is not None and not removed_clusters \
+                    else frozenset()
+                if isinstance(new_refs, frozenset) and isinstance(old_refs, frozenset):
+                    missing = [(r.name, c) for c in new_refs - old_refs if c not in clusters]
+                else:
+                    missing = [(n, c) for n, c in route_cluster_names([r.message]) if c not in clusters]
+                for route_name, cluster in sorted(missing):
+                    what = "route configuration" if type_url == type_urls.ROUTE else "virtual host"
+                    problems.append(f"{what} {route_name!r} refers to missing cluster {cluster!r}")
         if secrets:
             problems += [f"SDS secret {name!r} is referenced but not generated (Envoy would keep the listener or "
                          "cluster that needs it warming, then reject it)" for name in self.missing_secrets(since)]

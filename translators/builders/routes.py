@@ -15,7 +15,7 @@ import itertools
 import operator
 import zlib
 
-from envoy.config.core.v3 import base_pb2
+from envoy.config.core.v3 import base_pb2, config_source_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 from envoy.extensions.filters.common.fault.v3 import fault_pb2 as common_fault
@@ -449,3 +449,83 @@ def assemble_route_configuration(name: str, virtual_hosts: tuple[ir.VirtualHost,
     built = Prebuilt(route_pb2.RouteConfiguration, data, cluster_refs=refs_union, content_version=version)
     current[whole_key] = (virtual_hosts, built)
     return built
+
+
+#: ``RouteConfiguration.vhds`` (field 9): virtual hosts over ADS, which must be Delta xDS (Envoy's vhds.cc)
+_VHDS_OVER_ADS = field(9, route_pb2.Vhds(config_source=config_source_pb2.ConfigSource(
+    ads=config_source_pb2.AggregatedConfigSource(),
+    resource_api_version=config_source_pb2.V3)).SerializeToString(deterministic=True))
+
+
+def _body(entry: bytes) -> bytes:
+    """The message inside a length-delimited field's bytes (tag, varint length, body)."""
+    i = 1
+    while entry[i] & 0x80:
+        i += 1
+    return entry[i + 1:]
+
+
+def vhds_resource_name(route_config: str, virtual_host: str) -> str:
+    """``ROUTE_CONFIG/HOST``: the VHDS naming convention (Envoy's docs, "Virtual Host Resource Naming
+    Convention"); Envoy matches a resource to its route configuration by the part before the last ``/``."""
+    return f"{route_config}/{virtual_host}"
+
+
+def assemble_vhds(name: str, virtual_hosts: tuple[ir.VirtualHost, ...], *, grpc_web: bool, previous: VhostCache,
+                  current: VhostCache, keep_port: bool = False) \
+        -> tuple[Prebuilt, dict[str, Prebuilt], frozenset[str] | None, dict[str, Prebuilt] | None]:
+    """A gateway route configuration in VHDS form: the configuration itself with no virtual hosts and
+    ``vhds`` over ADS, and one ``VirtualHost`` resource per host (named ``NAME/HOST``) from the very bytes
+    :func:`assemble_route_configuration` caches per host.
+
+    Returns ``(configuration, hosts, changed, base)``: ``base`` is the previous translation's hosts dict
+    (None: there was none); ``changed`` is empty when ``hosts`` is that very dict, else the names that
+    differ from it (None: no base).  One host edited or added costs one entry, not a pass over all.
+    """
+    assemble_route_configuration(name, virtual_hosts, grpc_web=grpc_web, previous=previous, current=current,
+                                 keep_port=keep_port)
+    entries = current[("route-configuration-parts", name, grpc_web, keep_port)][1]
+    key = ("vhds", name, grpc_web, keep_port)
+    old = current.get(key) or previous.get(key)
+    config_data = b"".join((field(1, name.encode()), _VALIDATE_CLUSTERS_FALSE, _VHDS_OVER_ADS,
+                            _IGNORE_PORT_IN_HOST_MATCHING if keep_port else b""))
+    if old is not None and old[0] is entries:
+        current[key] = old
+        return old[3], old[1], frozenset(), old[1]
+    config = old[3] if old is not None and old[3].SerializeToString() == config_data else \
+        Prebuilt(route_pb2.RouteConfiguration, config_data, content_version=hashlib.sha256(config_data).hexdigest()[:16])
+
+    def resource(e: tuple) -> Prebuilt:
+        return Prebuilt(rc.VirtualHost, _body(e[1]), cluster_refs=e[2])
+
+    changed: set[str] = set()
+    if old is not None and len(old[0]) == len(entries):
+        hosts, sources = dict(old[1]), dict(old[2])
+        gone: set[str] = set()
+        for i in itertools.compress(range(len(entries)), map(operator.is_not, old[0], entries)):  # C speed
+            before, e = old[0][i], entries[i]
+            was, now = vhds_resource_name(name, before[0].name), vhds_resource_name(name, e[0].name)
+            if was != now:
+                gone.add(was)
+            if sources.get(now) is not e[1]:
+                hosts[now], sources[now] = resource(e), e[1]
+                changed.add(now)
+        for n in gone:
+            if n not in changed:
+                hosts.pop(n, None)
+                sources.pop(n, None)
+                changed.add(n)
+        result: frozenset[str] | None = frozenset(changed)
+    else:
+        old_hosts, old_sources = (old[1], old[2]) if old is not None else ({}, {})
+        hosts, sources = {}, {}
+        for e in entries:
+            n = vhds_resource_name(name, e[0].name)
+            if old_sources.get(n) is e[1]:
+                hosts[n], sources[n] = old_hosts[n], e[1]
+            else:
+                hosts[n], sources[n] = resource(e), e[1]
+                changed.add(n)
+        result = frozenset(changed | (old_hosts.keys() - hosts.keys())) if old is not None else None
+    current[key] = (entries, hosts, sources, config)
+    return config, hosts, result, old[1] if old is not None else None
