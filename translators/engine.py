@@ -47,7 +47,8 @@ from translators.emissary.resources import (parse_host, parse_listener, parse_ma
                                             parse_tls_context)
 from translators.envoy_gateway.policy import BackendPolicy, parse_backend_traffic_policy
 from translators.gateway_api import DEFAULT_GATEWAY_CLASS
-from translators.gateway_api.backend_tls import SYSTEM_CA_FILE, BackendTlsPolicy, parse_backend_tls_policy
+from translators.gateway_api import backend_tls
+from translators.gateway_api.backend_tls import parse_backend_tls_policy, valid_ca_bundle
 from translators.gateway_api.dialect import KINDS as GATEWAY_API_KINDS
 from translators.gateway_api.dialect import compile_gateway_api
 from translators.hosts import Registry
@@ -158,6 +159,7 @@ class EngineState:
     backend_tls: dict[str, tuple] = field(default_factory=dict)
     configmap_cas: dict[tuple[str, str], bytes] = field(default_factory=dict)
     backend_tls_diags: list[Diagnostic] = field(default_factory=list)
+    backend_tls_resolution: "backend_tls.Resolution | None" = None
     #: BackendTrafficPolicy health checks by host (the most specific target's)
     backend_policies: dict[str, BackendPolicy] = field(default_factory=dict)
     #: Namespace labels (Gateway API ``allowedRoutes`` selectors); Services in front of Gateways, by Service
@@ -521,19 +523,29 @@ def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[Object
     for ref in touched.get("ConfigMap", ()):
         obj = new.get(ref) if st.bucket.get(ref) == "ConfigMap" else None
         ca = (obj.raw.get("data") or {}).get("ca.crt") if obj is not None and obj.raw else None
-        if isinstance(ca, str) and "BEGIN CERTIFICATE" in ca:
+        if isinstance(ca, str) and valid_ca_bundle(ca):
             st.configmap_cas[(ref.namespace, ref.name)] = ca.encode()
         else:
             st.configmap_cas.pop((ref.namespace, ref.name), None)
     for ref in touched.get("BackendTLSPolicy", ()):
         if st.bucket.get(ref) == "BackendTLSPolicy":
             st.entries[ref] = parse(new[ref], parse_backend_tls_policy, own[ref])
-    if "BackendTLSPolicy" in touched or "ConfigMap" in touched or st.backend_tls:
-        tls_by_host, st.backend_tls_diags = _backend_tls_hosts(st, new)
-        for host in tls_by_host.keys() | st.backend_tls.keys():
-            if tls_by_host.get(host) != st.backend_tls.get(host):
+    if "BackendTLSPolicy" in touched or "ConfigMap" in touched or st.backend_tls_resolution is not None:
+        if "BackendTLSPolicy" in touched or "ConfigMap" in touched or st.backend_tls_resolution is None:
+            st.backend_tls_resolution = backend_tls.resolve(
+                ((new[r], p) for r in _refs(st, "BackendTLSPolicy") if (p := st.entries[r].result) is not None),
+                cas=st.configmap_cas, domain_suffix=DOMAIN_SUFFIX)
+        resolution = st.backend_tls_resolution
+        st.backend_tls_diags = resolution.diagnostics
+        for host in resolution.by_host.keys() | st.backend_tls.keys():
+            if resolution.by_host.get(host) != st.backend_tls.get(host):
                 ref_hosts.add(host)
-        st.backend_tls = tls_by_host
+        st.backend_tls = resolution.by_host
+        # status.ancestors: the Gateways whose routes reach each policy's targets (few policies)
+        statuses.update(backend_tls.statuses(resolution, api_routes, {r: new[r].generation
+                                                                       for r in resolution.conditions}))
+        if not resolution.conditions:
+            st.backend_tls_resolution = None
     if btps or st.backend_policies:
         by_host = _backend_policy_hosts(btps, api_routes)
         for host in by_host.keys() | st.backend_policies.keys():
@@ -788,38 +800,16 @@ def _backend_policy_hosts(policies: list[BackendPolicy], routes) -> dict[str, Ba
     return {h: p for h, (_, p) in ranked.items()}
 
 
-def _backend_tls_hosts(st: EngineState, objects: Mapping[ObjectRef, ConfigObject]) \
-        -> tuple[dict[str, tuple], list[Diagnostic]]:
-    """host -> ((port name or "", UpstreamTls), ...) from the BackendTLSPolicies; warnings for CA
-    ConfigMaps that do not exist (the cluster then has no TLS until they do)."""
-    out: dict[str, list] = {}
-    diags: list[Diagnostic] = []
-    for r in _refs(st, "BackendTLSPolicy"):
-        p: BackendTlsPolicy | None = st.entries[r].result
-        if p is None:
-            continue
-        ca = b""
-        missing = [n for n in p.ca_configmaps if (p.namespace, n) not in st.configmap_cas]
-        if missing:
-            diags.append(Diagnostic(Severity.WARNING, "unknown-configmap", f"no ConfigMap {', '.join(missing)} with "
-                                    "ca.crt in this namespace: TLS to the target is not originated until it exists",
-                                    objects[r].source, r, "spec.validation.caCertificateRefs"))
-            continue
-        ca = b"".join(st.configmap_cas[(p.namespace, n)] for n in p.ca_configmaps)
-        tls = UpstreamTls(mode="SIMPLE", sni=p.hostname, subject_alt_names=p.subject_alt_names or (p.hostname,),
-                          ca_pem=ca, ca_certificates=SYSTEM_CA_FILE if p.system_ca else "")
-        for name, section in p.targets:
-            out.setdefault(f"{name}.{p.namespace}.{DOMAIN_SUFFIX}", []).append((section, tls))
-    return {h: tuple(v) for h, v in out.items()}, diags
-
-
-def _with_backend_tls(policy: TrafficPolicy, port_name: str, entries: tuple | None) -> TrafficPolicy:
-    """A BackendTLSPolicy's TLS where the DestinationRule set none (the port's own, else the Service's)."""
+def _with_backend_tls(policy: TrafficPolicy, port_name: str, entries: tuple | None) -> tuple[TrafficPolicy, bool]:
+    """A BackendTLSPolicy's TLS where the DestinationRule set none (the port's own, else the Service's), and
+    whether the port must refuse connections (a policy that cannot validate the backend: never cleartext)."""
     if not entries or policy.tls is not None:
-        return policy
-    chosen = next((t for s, t in entries if s and s == port_name), None) or \
-        next((t for s, t in entries if not s), None)
-    return replace(policy, tls=chosen) if chosen is not None else policy
+        return policy, False
+    found = next((e for e in entries if e[0] and e[0] == port_name), None) or \
+        next((e for e in entries if not e[0]), None)
+    if found is None:
+        return policy, False
+    return (replace(policy, tls=found[1]), False) if found[1] is not None else (policy, True)
 
 
 def _with_backend_policy(policy: TrafficPolicy, bp: BackendPolicy | None) -> TrafficPolicy:
@@ -840,8 +830,9 @@ def _clusters_of(host: str, svc: Service, dr: DestinationPolicy | None,
         for subset, selector in subsets:
             name = cluster_name(port=port.number, subset=subset, host=host)
             policy = _with_backend_policy(dr.policy_for(port=port.number, subset=subset) if dr else TrafficPolicy(), bp)
-            policy = _with_backend_tls(policy, port.name, btls)
-            eps = tuple(e for e in port_endpoints if e.matches(selector)) if selector else port_endpoints
+            policy, refused = _with_backend_tls(policy, port.name, btls)
+            eps = () if refused else \
+                tuple(e for e in port_endpoints if e.matches(selector)) if selector else port_endpoints
             out.append(Cluster(name, host, port.number, subset, port.h2, policy, discovery, eps))
     return out
 

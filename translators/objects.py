@@ -52,5 +52,11 @@ class ConfigObject:
         return self.ref.name
 
     @property
+    def generation(self) -> int | None:
+        """``metadata.generation`` (what status conditions' ``observedGeneration`` reports), if any."""
+        g = (self.raw.get("metadata") or {}).get("generation") if self.raw else None
+        return g if isinstance(g, int) and not isinstance(g, bool) else None
+
+    @property
     def group(self) -> str:
         return self.api_version.rsplit("/", 1)[0] if "/" in self.api_version else ""

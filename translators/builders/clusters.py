@@ -211,7 +211,9 @@ def upstream_tls(cluster: ir.Cluster, t: ir.UpstreamTls) -> tls_pb2.UpstreamTlsC
         if t.ca_certificates and not t.insecure_skip_verify:
             common.validation_context.trusted_ca.filename = t.ca_certificates
     if t.subject_alt_names and not t.insecure_skip_verify and not t.credential_name:
+        # a SAN with a scheme (spiffe://..., a BackendTLSPolicy ``type: URI``) is a URI SAN; hostnames are DNS
         common.validation_context.match_typed_subject_alt_names.extend(
-            common_pb2.SubjectAltNameMatcher(san_type=common_pb2.SubjectAltNameMatcher.DNS,
-                                             matcher=string_pb2.StringMatcher(exact=s)) for s in t.subject_alt_names)
+            common_pb2.SubjectAltNameMatcher(
+                san_type=common_pb2.SubjectAltNameMatcher.URI if ":" in s else common_pb2.SubjectAltNameMatcher.DNS,
+                matcher=string_pb2.StringMatcher(exact=s)) for s in t.subject_alt_names)
     return tls_pb2.UpstreamTlsContext(sni=t.sni or cluster.host, common_tls_context=common)

@@ -88,8 +88,7 @@ def compile_gateway_api(objs: dict[str, list[ConfigObject]], *, registry: Regist
 
 
 def _generation(obj: ConfigObject) -> int | None:
-    g = (obj.raw.get("metadata") or {}).get("generation") if obj.raw else None
-    return g if isinstance(g, int) and not isinstance(g, bool) else None
+    return obj.generation
 
 
 def _stamped(conditions: list[dict], obj: ConfigObject) -> list[dict]:
