@@ -45,10 +45,16 @@ def envoy_bootstrap(*, node_id: str, labels: Mapping[str, str], namespace: str =
                     cluster: str = "xds-gateway", ads: str = "delta", xds_ca: str | None = None,
                     xds_client_cert: str | None = None, xds_client_key: str | None = None,
                     xds_token: str | None = None, xds_server_name: str = "",
-                    service_account: str = "") -> dict:
+                    service_account: str = "", stats_flush_interval: str | None = None) -> dict:
     """``xds_ca``: TLS to the control plane; with ``xds_client_cert``/``xds_client_key``, mTLS; ``xds_token``:
     a service-account token sent as ``authorization: Bearer`` initial metadata (read when the bootstrap is
-    written: regenerate the bootstrap when the token rotates)."""
+    written: regenerate the bootstrap when the token rotates).
+
+    Stats are flushed when the admin interface is asked (``stats_flush_on_admin``), not on Envoy's 5 s
+    timer: the timed flush walks every cluster's stats on the main thread, where config updates are applied
+    too (at 30,000 clusters, 65 ms of every second, and an update that arrived during a flush waited up to
+    ~0.5 s).  Prometheus scrapes of ``/stats/prometheus`` are unaffected; with stats sinks, give
+    ``stats_flush_interval`` (e.g. ``"5s"``)."""
     xds_host, xds_port = split_address(xds_address)
     admin_host, admin_port = split_address(admin_address)
     ads_source = {"ads": {}, "resource_api_version": "V3"}
@@ -72,8 +78,11 @@ def envoy_bootstrap(*, node_id: str, labels: Mapping[str, str], namespace: str =
     if xds_ca:
         xds_cluster["transport_socket"] = _envoy_xds_tls(ca=xds_ca, cert=xds_client_cert, key=xds_client_key,
                                                          sni=xds_server_name)
+    flush: dict = {"stats_flush_interval": stats_flush_interval} if stats_flush_interval else \
+        {"stats_flush_on_admin": True}
     return {
         "node": {"id": node_id, "cluster": cluster, "metadata": metadata},
+        **flush,
         "admin": {"address": {"socket_address": {"address": admin_host, "port_value": admin_port}}},
         "dynamic_resources": {
             "ads_config": {"api_type": ADS_API_TYPES[ads], "transport_api_version": "V3",

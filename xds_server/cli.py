@@ -143,7 +143,8 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
     doc = envoy_bootstrap(node_id=args.node_id, labels=labels, namespace=args.namespace,
                           xds_address=args.xds_address, admin_address=args.envoy_admin_address, ads=args.ads,
                           xds_ca=args.xds_ca, xds_client_cert=args.xds_client_cert, xds_client_key=args.xds_client_key,
-                          xds_token=token, xds_server_name=args.xds_server_name, service_account=args.service_account)
+                          xds_token=token, xds_server_name=args.xds_server_name, service_account=args.service_account,
+                          stats_flush_interval=args.stats_flush_interval)
     if args.output:
         Path(args.output).write_text(dump_yaml(doc))
     else:
@@ -296,6 +297,9 @@ def parser() -> argparse.ArgumentParser:
                     help="whose gateways this Envoy serves: Istio Gateways (selected by --label) and Gateway API "
                     "(--gateway), or Emissary's Listeners/Hosts/Mappings")
     be.add_argument("--ambassador-id", metavar="ID", help="with --dialect emissary: the ambassador_id (default: default)")
+    be.add_argument("--stats-flush-interval", metavar="DURATION",
+                    help="flush stats to sinks on this timer (e.g. 5s); default: only when the admin interface is "
+                    "asked, since the timed flush walks every cluster's stats on the thread that applies config")
     for parser_ in (be,):
         parser_.add_argument("--xds-ca", metavar="FILE", help="TLS to the control plane, verified against this CA")
         parser_.add_argument("--xds-client-cert", metavar="FILE", help="client certificate for mTLS (with --xds-ca)")
