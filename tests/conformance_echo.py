@@ -15,8 +15,12 @@ its own pod name and namespace.  Run::
 
     python -m tests.conformance_echo --pod http:infra-backend-v1-abc-0:gateway-conformance-infra:infra-backend-v1 ...
 
-It prints one line ``{"ready": {"<pod>": <port>, ...}}`` once every pod listens, then serves until
-stdin closes or SIGTERM.
+``--pod-tls POD=CERT,KEY`` makes gRPC pod POD also serve ``GrpcEcho`` over TLS with that PEM certificate and
+key on a second port, as echo-basic does with ``GRPC_ECHO_SERVER`` and ``TLS_SERVER_CERT`` (upstream's
+grpc-infra-backend-v1 with the Secret ``tls-checks-certificate``: plaintext on 3000, TLS on 8443).
+
+It prints one line ``{"ready": {"<pod>": <port>, ...}, "tls": {"<pod>": <TLS port>, ...}}`` once every pod
+listens, then serves until stdin closes or SIGTERM.
 """
 from __future__ import annotations
 
@@ -121,9 +125,13 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pod", action="append", default=[],
                     help="protocol:pod-name:namespace[:service], protocol http or grpc")
+    ap.add_argument("--pod-tls", action="append", default=[],
+                    help="POD=CERT,KEY: that gRPC pod also serves TLS (PEM files) on a second port")
     ap.add_argument("--host", default="127.0.0.1")
     args = ap.parse_args(argv)
+    tls = {pod: paths.split(",", 1) for pod, _, paths in (t.partition("=") for t in args.pod_tls)}
     ports: dict[str, int] = {}
+    tls_ports: dict[str, int] = {}
     stoppers = []
     for spec in args.pod:
         protocol, pod, namespace, *rest = spec.split(":")
@@ -138,6 +146,10 @@ def main(argv: list[str] | None = None) -> None:
             server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
             grpcecho_pb2_grpc.add_GrpcEchoServicer_to_server(GrpcEcho(pod, namespace, service), server)
             ports[pod] = server.add_insecure_port(f"{args.host}:0")
+            if pod in tls:
+                with open(tls[pod][0], "rb") as crt, open(tls[pod][1], "rb") as key:
+                    creds = grpc.ssl_server_credentials([(key.read(), crt.read())])
+                tls_ports[pod] = server.add_secure_port(f"{args.host}:0", creds)
             server.start()
             stoppers.append(lambda s=server: s.stop(0))
         else:
@@ -145,7 +157,10 @@ def main(argv: list[str] | None = None) -> None:
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
-    print(json.dumps({"ready": ports}), flush=True)
+    unknown = set(tls) - set(tls_ports)
+    if unknown:
+        raise SystemExit(f"--pod-tls for pods that are not gRPC pods: {sorted(unknown)}")
+    print(json.dumps({"ready": ports, "tls": tls_ports}), flush=True)
     done.wait()
     for stop in stoppers:
         stop()

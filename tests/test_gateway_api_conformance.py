@@ -180,6 +180,10 @@ current-context: fake
                     tls_pods.append((pod, ns, name, d["spec"]["certificateSecret"]))
                 else:
                     specs += ["--pod", f"{d['spec']['protocol']}:{pod}:{ns}:{name}"]
+                    if d["spec"]["protocol"] == "grpc" and d["spec"].get("certificateSecret"):
+                        # echo-basic with GRPC_ECHO_SERVER and TLS_SERVER_CERT: gRPC over TLS too (port 8443)
+                        crt, key = self._secret_files(ns, d["spec"]["certificateSecret"])
+                        specs += ["--pod-tls", f"{pod}={crt},{key}"]
                 owners[pod] = (ns, name)
         proc = subprocess.Popen([PYTHON, "-m", "tests.conformance_echo", *specs], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=(self.workdir / "echo.log").open("w"), text=True,
@@ -189,7 +193,8 @@ current-context: fake
         sel = selectors.DefaultSelector()
         sel.register(proc.stdout, selectors.EVENT_READ)
         assert sel.select(timeout=20), "echo pods did not start: " + (self.workdir / "echo.log").read_text()
-        ports = json.loads(proc.stdout.readline())["ready"]
+        ready = json.loads(proc.stdout.readline())
+        ports, self.tls_ports = ready["ready"], ready.get("tls", {})
         for pod, ns, name, secret in tls_pods:
             ports[pod] = self._start_tls_pod(pod, ns, name, secret)
         pods: dict[str, list[tuple[str, int]]] = {}
@@ -197,21 +202,26 @@ current-context: fake
             pods.setdefault("/".join(owners[pod]), []).append((pod, port))
         return pods
 
+    def _secret_files(self, ns: str, secret_name: str) -> tuple[Path, Path]:
+        """The ``tls.crt`` and ``tls.key`` of one of the suite's Secrets (``setup_objects``), as PEM files."""
+        import base64
+        secret = next(o for o in self.setup_objects if o["kind"] == "Secret"
+                      and (o["metadata"]["namespace"], o["metadata"]["name"]) == (ns, secret_name))
+        crt, key = self.workdir / f"{ns}.{secret_name}.crt", self.workdir / f"{ns}.{secret_name}.key"
+        crt.write_bytes(base64.b64decode(secret["data"]["tls.crt"]))
+        key.write_bytes(base64.b64decode(secret["data"]["tls.key"]))
+        return crt, key
+
     def _start_tls_pod(self, pod: str, ns: str, app: str, secret_name: str) -> int:
         """An echo-basic pod with TLS_SERVER_CERT/KEY (upstream's tls-backend): HTTPS on a free 127.0.0.1 port,
         serving the certificate of the Secret, answering echo JSON with echo-basic's ``tls`` assertions
         (``serverName``: the SNI the gateway sent, ``version``, ``cipherSuite``).  A thread of this process."""
-        import base64
         import ssl
         import threading
         from http.server import ThreadingHTTPServer
 
         from tests.conformance_echo import http_handler
-        secret = next(o for o in self.setup_objects if o["kind"] == "Secret"
-                      and (o["metadata"]["namespace"], o["metadata"]["name"]) == (ns, secret_name))
-        crt, key = self.workdir / f"{pod}.crt", self.workdir / f"{pod}.key"
-        crt.write_bytes(base64.b64decode(secret["data"]["tls.crt"]))
-        key.write_bytes(base64.b64decode(secret["data"]["tls.key"]))
+        crt, key = self._secret_files(ns, secret_name)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(crt, key)
         ctx.sni_callback = lambda sock, name, _ctx: setattr(sock, "sni", name or "")
@@ -256,11 +266,46 @@ current-context: fake
                         "metadata": {"name": f"{name}-{i}", "namespace": ns,
                                      "labels": {"kubernetes.io/service-name": name}},
                         "addressType": "IPv4",
-                        "ports": [{"name": p.get("name", ""), "port": port, "protocol": "TCP"}
+                        # a pod serving TLS on a second port (the gRPC pods with a certificate) has it at
+                        # echo-basic's HTTPS port 8443; every other targetPort is the pod's one port
+                        "ports": [{"name": p.get("name", ""), "protocol": "TCP",
+                                   "port": self.tls_ports.get(pod, port) if str(p.get("targetPort")) == "8443" else port}
                                   for p in svc["spec"].get("ports", [])],
                         "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": True},
                                        "targetRef": {"kind": "Pod", "name": pod, "namespace": ns}}]})
         return out
+
+    def fill_endpoint_slices(self, spec: dict) -> list[dict]:
+        """Upstream's setupEndpointSlices (httproute-service-types): patch the endpoints of the case's own
+        EndpointSlices ``<prefix>-ip4`` / ``<prefix>-ip6`` to the Pods of a Deployment (``pods_of``); a family
+        without Pod addresses is left alone, as upstream's.  The Pods here are all 127.0.0.1 (IPv4 only), each
+        on its own port, and a slice has one port per name: the named slice gets the first Pod (its ports set to
+        that Pod's port) and each further Pod an extra slice ``<name>-pod<i>`` with the same Service label.
+        Returns the extra slices (deleted with the case)."""
+        ns, app = spec["pods_of"]["namespace"], spec["pods_of"]["name"]
+        pods = self.pods.get(f"{ns}/{app}", [])
+        assert pods, f"no pods of {ns}/{app}"
+        extra = []
+        for prefix in spec["prefixes"]:
+            for suffix in ("ip4", "ip6"):
+                name = f"{prefix}-{suffix}"
+                eps = self.get("EndpointSlice", ns, name)
+                assert eps is not None, f"no EndpointSlice {ns}/{name} to patch"
+                if suffix == "ip6":
+                    continue  # no Pod has an IPv6 address here: upstream skips such a patch
+                for i, (pod, port) in enumerate(pods):
+                    patched = copy.deepcopy(eps)
+                    if i:
+                        patched["metadata"] = {k: v for k, v in eps["metadata"].items()
+                                               if k in ("namespace", "labels")} | {"name": f"{name}-pod{i}"}
+                    patched["ports"] = [{**p, "port": port} for p in eps.get("ports") or []]
+                    patched["endpoints"] = [{"addresses": ["127.0.0.1"],
+                                             "conditions": {"ready": True, "serving": True, "terminating": False},
+                                             "targetRef": {"kind": "Pod", "name": pod, "namespace": ns}}]
+                    applied = self.apply(patched)
+                    if i:
+                        extra.append(applied)
+        return extra
 
     # ------------------------------------------------------------------ objects
     def _prepare(self, obj: dict) -> dict:
@@ -595,6 +640,10 @@ def grpc_call(port: int, request: dict, timeout: float = 1.0):
 def check_grpc(port: int, exp: dict) -> str | None:
     want = exp["expect"]
     code, resp = grpc_call(port, exp["request"])
+    if want.get("failure"):  # upstream's grpc MakeRequestAndExpectEventuallyConsistentFailure: any code but OK
+        if code in ("OK", "DEADLINE_EXCEEDED"):  # a timeout is "not yet", as for HTTP
+            return f"gRPC {exp['request']}: code {code}, want a failure"
+        return None
     if code != want.get("code", "OK"):
         return f"gRPC {exp['request']}: code {code}, want {want.get('code', 'OK')}"
     if code == "OK":
@@ -833,6 +882,8 @@ def run_case(c: Cluster, case: dict) -> None:
     try:
         for d in docs:
             applied.append(c.apply(d))
+        if case.get("manual_endpoint_slices"):
+            applied += c.fill_endpoint_slices(case["manual_endpoint_slices"])
         checks = _status_checks(c, case)
         target = case.get("target") or ((case.get("accepted") or [{}])[-1].get("gateway"))
         port, check = None, (check_grpc if case.get("protocol") == "grpc" else check_http)

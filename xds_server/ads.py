@@ -35,7 +35,7 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import AsyncIterator, Callable, Mapping
+from typing import AsyncIterator, Callable, Iterable, Mapping
 
 import grpc
 from envoy.service.discovery.v3 import discovery_pb2
@@ -140,7 +140,7 @@ class TypeWatch:
     nonces: dict[str, int] = field(default_factory=dict)
     acked_generation: int = -1
     #: names the last response carried (what a NACK of it is about)
-    payload: tuple[str, ...] = ()
+    payload: "tuple[str, ...] | Mapping[str, Resource]" = ()
     #: SotW: the mapping the stream last got, and the subscription filtering it (None: all)
     resources: Mapping[str, Resource] | None = None
     subscribed: frozenset[str] | None = None
@@ -331,7 +331,7 @@ class AdsServer:
         return w
 
     def _sent(self, info: StreamInfo, type_url: str, *, nonce: str, version: str, generation: int,
-              payload: list[Resource]) -> TypeWatch:
+              payload: "Iterable[str]") -> TypeWatch:
         w = self._watch(info, type_url)
         now = time.time()
         w.sent_at = now
@@ -339,7 +339,7 @@ class AdsServer:
             w.unacked_since = now
         w.last_nonce = nonce
         w.version = version
-        w.payload = tuple(r.name for r in payload)
+        w.payload = payload if isinstance(payload, Mapping) else tuple(payload)
         w.nonces[nonce] = generation
         while len(w.nonces) > _NONCES_KEPT:
             w.nonces.pop(next(iter(w.nonces)))
@@ -602,7 +602,7 @@ class AdsServer:
         if decision is Decision.NACK or (decision is Decision.RESPOND and error is not None):
             w = info.watch.get(req.type_url)
             self._record_nack(info, req.type_url, state.nacked_version, error or "",
-                              names=w.payload if w is not None else ())
+                              names=list(w.payload) if w is not None else ())
             info.sent.pop(req.type_url, None)  # the client dropped that response: the next one is complete
         if decision is Decision.RESPOND:
             changed = await self._send(info, req.type_url, snapshot, context, force=True)
@@ -665,7 +665,11 @@ class AdsServer:
         resolved = snapshot.resolver is not None and state.names is not None and type_url in _RESOLVED_TYPES
         info.sent[type_url] = {r.name: r for r in resources} if resolved else current
         info.states[type_url] = replace(state, last_version=version, last_nonce=nonce)
-        w = self._sent(info, type_url, nonce=nonce, version=version, generation=snapshot.generation, payload=payload)
+        # the names a NACK of it is about: a complete response's are the shared dict's keys (a tuple of 30,000
+        # names per stream was most of a gateway stream's memory)
+        complete = payload is resources and state.names is None and len(resources) == len(current)
+        w = self._sent(info, type_url, nonce=nonce, version=version, generation=snapshot.generation,
+                       payload=current if complete else [r.name for r in payload])
         w.resources, w.subscribed = info.sent[type_url], state.names
         return changed
 
@@ -742,7 +746,8 @@ class AdsServer:
         """Remember the client's view after a Delta response, and the Resources behind the names its base
         (the snapshot's dict) does not hold at the client's version (usually none)."""
         # the summary version of a Delta view is O(size): config_dump computes it when asked, never per send
-        w = self._sent(info, type_url, nonce=nonce, version="", generation=generation, payload=send)
+        # (a Delta NACK is traced from the in-flight record of that response, not from the watch)
+        w = self._sent(info, type_url, nonce=nonce, version="", generation=generation, payload=())
         sent = {r.name: r for r in send}
         old_bases = (before.base or {}, (w.view.base if w.view is not None else None) or {})
         extras: dict[str, Resource] = {}

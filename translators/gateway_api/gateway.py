@@ -6,7 +6,8 @@ Terminate, ``certificateRefs`` to Secrets, in another namespace with a Reference
 ``hostname`` and ``allowedRoutes`` (``namespaces.from`` Same, All or Selector; ``kinds``).  Status as the
 spec defines it: Gateway Accepted and Programmed with ``addresses``; per listener Accepted, Programmed,
 ResolvedRefs (InvalidCertificateRef, InvalidRouteKinds, RefNotPermitted) and Conflicted, ``supportedKinds``;
-``attachedRoutes`` is filled in by the dialect once routes are attached.
+``attachedRoutes`` is filled in by the dialect once routes are attached.  No ``infrastructure.parametersRef``
+kind is supported: a Gateway with one is not accepted (InvalidParameters) and not served.
 """
 from __future__ import annotations
 
@@ -187,12 +188,27 @@ def parse_gateway(obj: ConfigObject, rep: Reporter, *, secret_ok: Callable[[str,
                                 f"listeners not accepted: {', '.join(not_accepted)}")
     else:
         gw_accepted = condition("Accepted", True, "Accepted")
+    infra = fields.mapping(spec.get("infrastructure"), "spec.infrastructure", rep) or {}
+    params = infra.get("parametersRef")
+    rejected = ""
+    if params is not None:
+        # no parameters resource is implemented, so every parametersRef names an unsupported kind (or nothing):
+        # the spec's Accepted=False/InvalidParameters, and the Gateway is not served
+        pm = params if isinstance(params, dict) else {}
+        rejected = (f"spec.infrastructure.parametersRef {pm.get('group') or 'core'}/{pm.get('kind')} "
+                    f"{pm.get('name')!r}: no parameters resource is supported")
+        rep.warning("spec.infrastructure.parametersRef", rejected, code="InvalidParameters")
+        gw_accepted = condition("Accepted", False, "InvalidParameters", rejected)
+        servers = []
+        for ls in listener_status:
+            ls["conditions"] = [c if c["type"] != "Programmed" else condition("Programmed", False, "Invalid", rejected)
+                                for c in ls["conditions"]]
     status = {"conditions": [gw_accepted,
                              condition("Programmed", bool(servers), "Programmed" if servers else "Invalid",
-                                       "" if servers else "no listener can be served")],
+                                       "" if servers else (rejected or "no listener can be served"))],
               "listeners": listener_status}
     if addresses:
         status["addresses"] = [{"type": "IPAddress" if fields.is_ip(a) else "Hostname", "value": a} for a in addresses]
-    if rep.failed:
+    if rep.failed or rejected:
         return None, [], status
     return Gateway(obj.ref, (), tuple(servers), gateway_api=True), listeners, status
