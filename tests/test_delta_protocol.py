@@ -278,6 +278,8 @@ async def test_vhds_route_configuration_names_vhds_and_hosts_come_by_namespace(s
     assert vhds_names(vh) == [f"{ROUTE_NAME}/a.example.com:8080", f"{ROUTE_NAME}/b.example.com:8080"]
     assert not vh.removed_resources, "a namespace is not a resource: never reported absent"
     assert {tuple(_vhost(r).domains) for r in vh.resources} == {("a.example.com",), ("b.example.com",)}
+    # Envoy keys hosts (and applies removals) by VirtualHost.name: it is the resource name
+    assert all(_vhost(r).name == r.name for r in vh.resources)
     await s.nothing()
     [client] = (await admin(options, "clients"))["clients"]
     assert client["types"]["VHDS"]["resources"] == 2 and client["types"]["VHDS"]["acked"]

@@ -11,6 +11,8 @@ same Python object in the next translation, an edited one is a new object.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import asyncio
 import os
 import copy
@@ -28,6 +30,8 @@ from xds_server.snapshot import Snapshot
 GATEWAY_NODE = NodeInfo.of(labels={"istio": "ingressgateway"})
 PROXYLESS_NODE = NodeInfo.of(flavour=GRPC)
 EMISSARY_NODE = NodeInfo.of(labels={"xds-server.io/dialect": "emissary", "xds-server.io/ambassador-id": "default"})
+#: a Delta Envoy: virtual hosts over VHDS, patched per host between translations
+VHDS_NODE = dataclasses.replace(GATEWAY_NODE, vhds=True)
 N = 6
 #: names a proxyless client asks for (resolved lazily, so they are compared by name)
 PROXYLESS_NAMES = [f"svc-{i}.default.svc.cluster.local:50051" for i in range(N + 2)] + ["svc-1:50051", "svc-2"]
@@ -206,7 +210,7 @@ def snapshot_bytes(objects: list[ConfigObject], translation, cache: SnapshotCach
     async def build() -> None:
         c = cache if cache is not None else SnapshotCache()
         c.publish(translation, generation=generation)
-        for node in (GATEWAY_NODE, PROXYLESS_NODE, EMISSARY_NODE):
+        for node in (GATEWAY_NODE, PROXYLESS_NODE, EMISSARY_NODE, VHDS_NODE):
             snap = c.get(node)
             assert snap is not None, f"no consistent snapshot for {node}"
             assert snap.consistent(secrets=False) == []

@@ -226,7 +226,7 @@ class Translation:
         listeners: dict[str, Message] = {}
         routes: dict[str, Message] = {}
         secrets: dict[str, Message] = {}
-        hosts: list[tuple] = []  # VHDS: (hosts, changed, base) per route configuration
+        hosts: list[tuple] = []  # VHDS: (route configuration, hosts, changed, base) per route configuration
         if node.flavour == ENVOY:
             store = SecretStore(self.model.secrets, namespace=node.namespace)
             routed: set[str] = set()  # the clusters this node's routes send to: only their client keys go to it
@@ -254,7 +254,7 @@ class Translation:
                     routes[l.route_config], vh, changed, base = assemble_vhds(
                         l.route_config, l.virtual_hosts, grpc_web=l.grpc_web, previous=self._previous_vhosts,
                         current=self.vhosts, keep_port=l.keep_port)
-                    hosts.append((vh, changed, base))
+                    hosts.append((l.route_config, vh, changed, base))
                 else:
                     routes[l.route_config] = assemble_route_configuration(
                         l.route_config, l.virtual_hosts, grpc_web=l.grpc_web, previous=self._previous_vhosts,
@@ -278,20 +278,38 @@ class Translation:
             out[type_urls.VIRTUAL_HOST] = self._vhds_union(hosts)
         return out
 
-    def _vhds_union(self, parts: list[tuple[dict[str, Message], frozenset[str] | None, dict | None]]) \
-            -> dict[str, Message]:
-        """One node's VHDS resources: its route configurations' hosts.  With one route configuration (the
-        usual gateway) that configuration's own dict, and the hint of what changed from the previous one;
-        with several, their union built afresh (no hint: the cache wraps it with its memo, streams diff it
-        whole)."""
+    def _vhds_union(self, parts: list[tuple]) -> dict[str, Message]:
+        """One node's VHDS resources: its route configurations' hosts (names are prefixed by their route
+        configuration, so they never collide).  With one route configuration, its own dict; with several
+        (HTTP and HTTPS), the previous union patched by each part's changes.  Either way the cache learns
+        which names changed (``patched``), so it wraps and streams diff only those."""
         if len(parts) == 1:
-            vh, changed, base = parts[0]
+            _, vh, changed, base = parts[0]
             if changed and base is not None:
                 self.patched[id(vh)] = (vh, base, changed)
             return vh
-        out: dict[str, Message] = {}
-        for vh, _, _ in parts:
-            out.update(vh)
+        key = ("vhds-union", tuple(rc_name for rc_name, _, _, _ in parts))
+        dicts = tuple(vh for _, vh, _, _ in parts)
+        prev = self.vhosts.get(key) or self._previous_vhosts.get(key)
+        if prev is not None and len(prev[0]) == len(dicts) and all(
+                vh is old or (base is old and changed is not None) for (_, vh, changed, base), old in zip(parts, prev[0])):
+            names = frozenset().union(*(c for (_, vh, c, _), old in zip(parts, prev[0]) if vh is not old))
+            if not names:
+                out = prev[1]
+            else:
+                out = dict(prev[1])
+                for _, vh, changed, _ in parts:
+                    for name in changed or ():
+                        if name in vh:
+                            out[name] = vh[name]
+                        else:
+                            out.pop(name, None)
+                self.patched[id(out)] = (out, prev[1], names)
+        else:
+            out = {}
+            for vh in dicts:
+                out.update(vh)
+        self.vhosts[key] = (dicts, out)
         return out
         out = {}
         for vh, _ in parts:

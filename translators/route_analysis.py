@@ -157,11 +157,11 @@ def analyze(model: ir.Model, *, sources: Mapping[ObjectRef, str] | None = None,
                     changed = None
             else:
                 changed = None
-            if changed is None:  # hosts came or went: compare by domain
-                by_domain = {v.domains[0]: v for v in vhosts}
-                found = {d: hit for d, hit in before_found.items() if by_domain.get(d) is hit[0]}
-                old = {v.domains[0]: v for v in before_vhosts}
-                changed = [v for d, v in by_domain.items() if old.get(d) is not v]
+            if changed is None:  # hosts came or went: the host objects that are new, by identity at C speed
+                old_ids, new_ids = set(map(id, before_vhosts)), set(map(id, vhosts))
+                found = {d: hit for d, hit in before_found.items() if id(hit[0]) in new_ids}
+                changed = list(itertools.compress(vhosts, map(operator.not_, map(old_ids.__contains__,
+                                                                                  map(id, vhosts)))))
             for v in changed:
                 found.pop(v.domains[0], None)
                 shadow, pre = _findings(v.routes)

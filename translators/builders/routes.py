@@ -370,23 +370,40 @@ def _vhost_entry(v: ir.VirtualHost, grpc_web: bool, old: tuple | None = None) ->
 
 
 def _merged_entries(old: list[tuple], virtual_hosts: tuple[ir.VirtualHost, ...], grpc_web: bool) -> list[tuple]:
-    """The entries of ``virtual_hosts`` (sorted by host, as views keep them), reusing the old ones: a merge
-    walk, so a host that came or went costs one entry (out of order input only costs reuse, never bytes)."""
-    out = []
-    i, n = 0, len(old)
-    for v in virtual_hosts:
-        host = v.domains[0] if v.domains else ""
-        while i < n and (old[i][0].domains[0] if old[i][0].domains else "") < host:
-            i += 1  # hosts that went
-        if i < n and old[i][0] is v:
-            out.append(old[i])
-            i += 1
-        elif i < n and old[i][0].name == v.name:
-            out.append(_vhost_entry(v, grpc_web, old[i]))
-            i += 1
-        else:
-            out.append(_vhost_entry(v, grpc_web))
+    """The entries of ``virtual_hosts``, reusing the old ones: by host object (the very same host: the very
+    same entry), else by name (the same routes: the same bytes), found with C-speed maps, so a host that
+    came or went costs one entry."""
+    hosts_of = list(map(operator.itemgetter(0), old))
+    by_id = dict(zip(map(id, hosts_of), old))  # the old entries hold their hosts: the ids are unique
+    out = list(map(by_id.get, map(id, virtual_hosts)))
+    missing = list(itertools.compress(range(len(out)), map(operator.not_, out)))
+    if missing:
+        by_name = dict(zip(map(operator.attrgetter("name"), hosts_of), old))
+        for i in missing:
+            v = virtual_hosts[i]
+            out[i] = _vhost_entry(v, grpc_web, by_name.get(v.name))
     return out
+
+
+def vhost_entries(name: str, virtual_hosts: tuple[ir.VirtualHost, ...], *, grpc_web: bool, previous: VhostCache,
+                  current: VhostCache) -> list[tuple]:
+    """The per-host entries (host, its bytes, the clusters it names, block boundary) of a route
+    configuration, kept from one translation to the next: the very same list while the hosts are the very
+    same tuple, patched by position when as many hosts remain (C speed), else merged by host."""
+    key = ("route-entries", name, grpc_web)
+    cached = current.get(key) or previous.get(key)
+    if cached is not None and cached[0] is virtual_hosts:
+        current[key] = cached
+        return cached[1]
+    n = len(virtual_hosts)
+    if cached is not None and len(cached[1]) == n:
+        entries = list(cached[1])
+        for i in itertools.compress(range(n), map(operator.is_not, cached[0], virtual_hosts)):  # C speed
+            entries[i] = _vhost_entry(virtual_hosts[i], grpc_web, entries[i])
+    else:
+        entries = _merged_entries(cached[1] if cached is not None else [], virtual_hosts, grpc_web)
+    current[key] = (virtual_hosts, entries)
+    return entries
 
 
 def assemble_route_configuration(name: str, virtual_hosts: tuple[ir.VirtualHost, ...], *, grpc_web: bool,
@@ -408,15 +425,11 @@ def assemble_route_configuration(name: str, virtual_hosts: tuple[ir.VirtualHost,
         kept = current.get(parts_key) or previous.get(parts_key)
         if kept is not None:
             current[parts_key] = kept
+        vhost_entries(name, virtual_hosts, grpc_web=grpc_web, previous=previous, current=current)
         return whole[1]  # the very same virtual hosts: the very same bytes
     cached = current.get(parts_key) or previous.get(parts_key)
     n = len(virtual_hosts)
-    if cached is not None and len(cached[0]) == n:
-        entries = list(cached[1])
-        for i in itertools.compress(range(n), map(operator.is_not, cached[0], virtual_hosts)):  # C speed
-            entries[i] = _vhost_entry(virtual_hosts[i], grpc_web, entries[i])
-    else:
-        entries = _merged_entries(cached[1] if cached is not None else [], virtual_hosts, grpc_web)
+    entries = vhost_entries(name, virtual_hosts, grpc_web=grpc_web, previous=previous, current=current)
     # blocks: [start, end) ranges ending after a boundary host; an unchanged block is reused as it was
     old_blocks = {}
     if cached is not None:
@@ -476,15 +489,13 @@ def assemble_vhds(name: str, virtual_hosts: tuple[ir.VirtualHost, ...], *, grpc_
         -> tuple[Prebuilt, dict[str, Prebuilt], frozenset[str] | None, dict[str, Prebuilt] | None]:
     """A gateway route configuration in VHDS form: the configuration itself with no virtual hosts and
     ``vhds`` over ADS, and one ``VirtualHost`` resource per host (named ``NAME/HOST``) from the very bytes
-    :func:`assemble_route_configuration` caches per host.
+    :func:`vhost_entries` keeps per host.
 
     Returns ``(configuration, hosts, changed, base)``: ``base`` is the previous translation's hosts dict
     (None: there was none); ``changed`` is empty when ``hosts`` is that very dict, else the names that
     differ from it (None: no base).  One host edited or added costs one entry, not a pass over all.
     """
-    assemble_route_configuration(name, virtual_hosts, grpc_web=grpc_web, previous=previous, current=current,
-                                 keep_port=keep_port)
-    entries = current[("route-configuration-parts", name, grpc_web, keep_port)][1]
+    entries = vhost_entries(name, virtual_hosts, grpc_web=grpc_web, previous=previous, current=current)
     key = ("vhds", name, grpc_web, keep_port)
     old = current.get(key) or previous.get(key)
     config_data = b"".join((field(1, name.encode()), _VALIDATE_CLUSTERS_FALSE, _VHDS_OVER_ADS,
@@ -496,36 +507,39 @@ def assemble_vhds(name: str, virtual_hosts: tuple[ir.VirtualHost, ...], *, grpc_
         Prebuilt(route_pb2.RouteConfiguration, config_data, content_version=hashlib.sha256(config_data).hexdigest()[:16])
 
     def resource(e: tuple) -> Prebuilt:
-        return Prebuilt(rc.VirtualHost, _body(e[1]), cluster_refs=e[2])
+        # Envoy keys VHDS hosts by VirtualHost.name and applies removed_resources by that key (vhds.cc,
+        # RouteConfigUpdateReceiverImpl::removeVhosts): the host's name must be its resource name, or a
+        # removed host stays.  The name is the body's first field; swap it without a parse.
+        body, own = _body(e[1]), field(1, e[0].name.encode())
+        assert body.startswith(own)
+        return Prebuilt(rc.VirtualHost, field(1, vhds_resource_name(name, e[0].name).encode()) + body[len(own):],
+                        cluster_refs=e[2])
 
-    changed: set[str] = set()
-    if old is not None and len(old[0]) == len(entries):
-        hosts, sources = dict(old[1]), dict(old[2])
-        gone: set[str] = set()
-        for i in itertools.compress(range(len(entries)), map(operator.is_not, old[0], entries)):  # C speed
-            before, e = old[0][i], entries[i]
-            was, now = vhds_resource_name(name, before[0].name), vhds_resource_name(name, e[0].name)
-            if was != now:
-                gone.add(was)
-            if sources.get(now) is not e[1]:
-                hosts[now], sources[now] = resource(e), e[1]
-                changed.add(now)
-        for n in gone:
-            if n not in changed:
-                hosts.pop(n, None)
-                sources.pop(n, None)
-                changed.add(n)
-        result: frozenset[str] | None = frozenset(changed)
+    if old is None:
+        hosts = {vhds_resource_name(name, e[0].name): resource(e) for e in entries}
+        sources = {vhds_resource_name(name, e[0].name): e[1] for e in entries}
+        result: frozenset[str] | None = None
     else:
-        old_hosts, old_sources = (old[1], old[2]) if old is not None else ({}, {})
-        hosts, sources = {}, {}
-        for e in entries:
+        # the entries that came and went, by identity at C speed: one host added costs one entry
+        old_ids, new_ids = set(map(id, old[0])), set(map(id, entries))
+        came = itertools.compress(entries, map(operator.not_, map(old_ids.__contains__, map(id, entries))))
+        went = itertools.compress(old[0], map(operator.not_, map(new_ids.__contains__, map(id, old[0]))))
+        hosts, sources = dict(old[1]), dict(old[2])
+        changed: set[str] = set()
+        for e in went:
             n = vhds_resource_name(name, e[0].name)
-            if old_sources.get(n) is e[1]:
-                hosts[n], sources[n] = old_hosts[n], e[1]
+            hosts.pop(n, None)
+            sources.pop(n, None)
+            changed.add(n)
+        for e in came:
+            n = vhds_resource_name(name, e[0].name)
+            if old[2].get(n) is e[1] and n in old[1]:
+                hosts[n] = old[1][n]  # a new host object with the very same bytes: the same resource
+                changed.discard(n)
             else:
-                hosts[n], sources[n] = resource(e), e[1]
+                hosts[n] = resource(e)
                 changed.add(n)
-        result = frozenset(changed | (old_hosts.keys() - hosts.keys())) if old is not None else None
+            sources[n] = e[1]
+        result = frozenset(changed)
     current[key] = (entries, hosts, sources, config)
     return config, hosts, result, old[1] if old is not None else None
