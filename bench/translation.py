@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import gc
 import statistics
 import time
 
-from bench.config_gen import config
+from bench.config_gen import config, service
 from translators.node import NodeInfo
 from translators.objects import ConfigObject
 from translators.pipeline import translate
 from xds_server.cache import SnapshotCache
 from xds_server.controller import gc_paused
 
-NODE = NodeInfo.of(labels={"istio": "ingressgateway"})
+#: a gateway Envoy on Delta xDS (the default bootstrap): virtual hosts over VHDS
+NODE = dataclasses.replace(NodeInfo.of(labels={"istio": "ingressgateway"}), vhds=True)
 
 TLS = """
 apiVersion: v1
@@ -136,6 +138,13 @@ def run(*, sizes: tuple[int, ...], repeats: int) -> dict:
                     times.append(step(edited))
                     step(current)  # revert
                 box[f"{label}_ms"] = round(statistics.median(times) * 1000, 1)
+            # the scale scenario's edit: a new service (ServiceEntry + VirtualService) added, then removed
+            times = []
+            for r in range(repeats):
+                added = current + [o for o in service(n + r) if o.kind != "DestinationRule"]
+                times.append(step(added))
+                step(current)
+            box["service_added_ms"] = round(statistics.median(times) * 1000, 1)
             snap = cache.get(NODE)
             box["resources"] = {k.rsplit(".", 1)[-1]: len(v) for k, v in snap.resources.items()}
         asyncio.run(measure())
