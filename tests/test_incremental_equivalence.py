@@ -99,6 +99,12 @@ def _gateway_hosts(hosts: list[str]):
     return m
 
 
+def _second_server(spec: dict) -> None:
+    """A second port on the Gateway: two route configurations (the VHDS union of several)."""
+    spec["servers"] = [spec["servers"][0], {"port": {"number": 9090, "name": "grpc-b", "protocol": "GRPC"},
+                                            "hosts": ["*"]}]
+
+
 #: a Kubernetes Service with an EndpointSlice, and a VirtualService routing to it
 KUBERNETES = parse_text("""
 apiVersion: v1
@@ -183,7 +189,7 @@ EDITS = st.one_of(
         [_prefix("/changed.Service/"), _prefix("/"), _weights(50), _weights(100), _retarget("svc-0"),
          _retarget("unknown-host")])),
     st.tuples(st.just("Gateway"), st.just(-1), st.sampled_from(
-        [_gateway_hosts(["svc-1.example.com", "svc-2.example.com"]), _gateway_hosts(["*"])])),
+        [_gateway_hosts(["svc-1.example.com", "svc-2.example.com"]), _gateway_hosts(["*"]), _second_server])),
     st.tuples(st.just("delete"), st.integers(0, N - 1), st.sampled_from(["ServiceEntry", "VirtualService",
                                                                          "DestinationRule"])),
     st.tuples(st.just("restore"), st.integers(0, N - 1), st.just(None)),
