@@ -175,8 +175,10 @@ class Envoy(_Process):
         wait_until(ready, timeout=timeout, what="envoy /ready")
         return self
 
-    def stats(self, prefix: str = "") -> dict[str, int]:
-        status, body = http_get(f"{self.admin_url}/stats?filter={prefix}")
+    def stats(self, prefix: str = "", *, timeout: float = 30.0) -> dict[str, int]:
+        # (an admin /stats request flushes stats first, the bootstrap's stats_flush_on_admin: at 30,000
+        # clusters that takes longer than a quick probe)
+        status, body = http_get(f"{self.admin_url}/stats?filter={prefix}", timeout=timeout)
         out = {}
         for line in body.splitlines():
             name, _, value = line.partition(": ")
