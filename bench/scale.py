@@ -77,7 +77,8 @@ def _ok(channel: grpc.Channel) -> bool:
         return False
 
 
-def run_one(*, n: int, ads: str, updates: int) -> dict:
+def run_one(*, n: int, ads: str, updates: int, serve_args: tuple[str, ...] = ()) -> dict:
+    """One size and ADS mode; ``serve_args``: extra ``xds-server serve`` flags (e.g. ``("--no-vhds",)``)."""
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         config = workdir / "config"
@@ -87,7 +88,8 @@ def run_one(*, n: int, ads: str, updates: int) -> dict:
         with Backends(replica="scale", workdir=workdir, route_guide=False) as backend:
             backend.wait_ready()
             started = time.monotonic()
-            with ControlPlane(config_dirs=[config], workdir=workdir, debounce_quiet=0.1, log_level=LOG_LEVEL) as cp:
+            with ControlPlane(config_dirs=[config], workdir=workdir, debounce_quiet=0.1, log_level=LOG_LEVEL,
+                              extra_args=serve_args) as cp:
                 cp.wait_ready(timeout=600)
                 ready_s = time.monotonic() - started
                 with Envoy(control_plane=cp, workdir=workdir, ads=ads) as envoy:
@@ -102,7 +104,7 @@ def run_one(*, n: int, ads: str, updates: int) -> dict:
                     time.sleep(5)
                     idle_cpu = (cpu_seconds(cp.proc.pid) - idle0) / 5
                     latencies = []
-                    cpu0 = cpu_seconds(cp.proc.pid)
+                    cpu0, envoy_cpu0 = cpu_seconds(cp.proc.pid), cpu_seconds(envoy.proc.pid)
                     for k in range(updates):
                         channel = grpc.insecure_channel(f"127.0.0.1:{gateway_port}",
                                                         options=[("grpc.default_authority", f"new-{k}.example.com")])
@@ -119,6 +121,7 @@ def run_one(*, n: int, ads: str, updates: int) -> dict:
                         channel.close()
                         time.sleep(0.3)  # let the control plane settle (ACKs) before the next one
                     cpu_per_update = (cpu_seconds(cp.proc.pid) - cpu0) / updates
+                    envoy_cpu_per_update = (cpu_seconds(envoy.proc.pid) - envoy_cpu0) / updates
                     rss = rss_mb(cp.proc.pid)
                     nacks = cp.debug("nacks")["nacks"]
                     envoy_rejected = envoy.stats("update_rejected")
@@ -128,6 +131,7 @@ def run_one(*, n: int, ads: str, updates: int) -> dict:
             "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000, 1),
             "max_ms": round(latencies[-1] * 1000, 1),
             "control_plane_cpu_s_per_update": round(cpu_per_update, 3),
+            "envoy_cpu_s_per_update": round(envoy_cpu_per_update, 3), "serve_args": list(serve_args),
             "control_plane_idle_cpu_s_per_s": round(idle_cpu, 4),
             "control_plane_rss_mb": rss, "control_plane_ready_s": round(ready_s, 1),
             "envoy_all_clusters_active_s": round(envoy_ready_s, 1), "nacks": len(nacks),
