@@ -11,16 +11,15 @@ version is broken keeps serving its last good version.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import logging
 import time
-from typing import Callable, Iterator
+from typing import Callable
 
 from translators.diagnostics import Diagnostic, Severity
 from translators.objects import ConfigObject, ObjectRef
 from translators.gateway_api import DEFAULT_GATEWAY_CLASS
 from translators.pipeline import Translation, translate
+from xds_server import gc_policy
 from xds_server.cache import SnapshotCache
 from xds_server.metrics import XdsMetrics
 from xds_server.redact import redact
@@ -29,18 +28,7 @@ from xds_server.store import ConfigStore
 log = logging.getLogger(__name__)
 
 
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-#: ``gc.set_threshold`` after the first full build (with the freeze after it)
-GC_THRESHOLDS = (50_000, 20, 100)
+gc_paused = gc_policy.paused  # (bench/translation.py uses it too)
 
 _LEVEL = {Severity.ERROR: logging.ERROR, Severity.WARNING: logging.WARNING, Severity.INFO: logging.DEBUG}
 
@@ -160,17 +148,7 @@ class Controller:
         self._accepted = translation.accepted
         self.cache.install(prepared)
         if translation.cluster_changes is None:
-            # A build from scratch made millions of long-lived objects (the config, its IR, its bytes).
-            # Move them out of the cyclic GC's reach, so later collections scan only what changes make
-            # (a full collection over them costs about a second at 10,000 services).  Objects that die
-            # later are still freed by reference counting; only cyclic garbage among them would stay.
-            gc.collect()
-            gc.freeze()
-            # Each incremental translation allocates new 10,000-30,000-entry dicts (patched copies); with
-            # the default thresholds (700, 10, 10) a full collection over them came every few updates and
-            # cost ~30 ms.  Collect young objects every 50,000 allocations instead: cyclic garbage (rare
-            # here) waits a little longer, and a 10,000-service update no longer pays for a full pass.
-            gc.set_threshold(*GC_THRESHOLDS)
+            gc_policy.settle_first_build()  # (a build from scratch: see xds_server/gc_policy.py)
         self._translated_generation = generation
         self._change_times[generation] = change_seen if change_seen is not None else time.monotonic()
         while len(self._change_times) > 64:
@@ -192,13 +170,14 @@ class Controller:
                 log.exception("after-translation hook failed")
 
     def _translate_and_serialize(self, objects: list[ConfigObject], generation: int):
-        """Worker thread.  The cyclic GC is paused meanwhile: translation allocates hundreds of thousands of
-        short-lived acyclic objects, and gen-2 collections over them cost about a third of a large build."""
+        """Worker thread.  The cyclic GC is paused meanwhile (``xds_server/gc_policy.py``)."""
         with gc_paused():
             translation = translate(objects, accepted=self._accepted, previous=self._previous,
                                     gateway_class=self.gateway_class, ambassador_ids=self.ambassador_ids,
                                     gateway_addresses=self.gateway_addresses)
-            return translation, self.cache.prepare(translation, generation=generation)
+            prepared = self.cache.prepare(translation, generation=generation)
+            gc_policy.freeze_if_big()  # most of the config replaced: no stall when the GC comes back on
+            return translation, prepared
 
     def _log_new(self, diags: list[Diagnostic]) -> None:
         before = set(self.diagnostics)

@@ -32,6 +32,7 @@ import watchfiles
 
 from translators.diagnostics import Diagnostic, Severity
 from translators.objects import ConfigObject
+from xds_server import gc_policy
 from xds_server.sources.documents import LoadError, parse_text
 from xds_server.store import ConfigStore
 
@@ -88,7 +89,12 @@ def load_file(path: Path, *, max_bytes: int = MAX_FILE_BYTES) -> tuple[list[Conf
     except (OSError, UnicodeDecodeError) as exc:
         raise error(f"cannot read file: {exc}") from None
     try:
-        return parse_text(text, file=str(path))
+        if len(data) < _BIG_FILE_BYTES:
+            return parse_text(text, file=str(path))
+        with gc_policy.paused():  # a big file: millions of objects (see xds_server/gc_policy.py)
+            parsed = parse_text(text, file=str(path))
+            gc_policy.freeze_if_big()
+            return parsed
     except LoadError:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure on one file is an error on that file
@@ -101,6 +107,10 @@ def load_dirs(dirs: Sequence[Path], *, max_file_bytes: int = MAX_FILE_BYTES) -> 
     source = FileSource(dirs=dirs, store=store, max_file_bytes=max_file_bytes)
     source.load_all()
     return store.objects()
+
+
+#: files at least this big are parsed with the cyclic GC paused
+_BIG_FILE_BYTES = 1 << 20
 
 
 class FileSource:
