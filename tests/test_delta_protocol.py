@@ -352,3 +352,26 @@ async def test_vhds_opened_as_envoy_opens_it_naming_nothing(server) -> None:
     assert list(resp.removed_resources) == [f"{ROUTE_NAME}/b.example.com:8080"] and not resp.resources
     await s.ack(resp)
     await s.nothing()
+
+
+@VHDS_SERVER
+async def test_vhds_is_for_delta_envoys_only_sotw_envoys_of_the_same_gateway_get_rds(server) -> None:
+    """A Delta Envoy and a SotW Envoy with the same labels are two node classes: the SotW one gets its
+    virtual hosts inside RDS (Envoy takes VHDS only over Delta), and an edit reaches both."""
+    from envoy.config.route.v3 import route_pb2
+    from tests.test_ads_protocol import Stream, subscribe_all as sotw_subscribe_all
+    channel, config_dir, _ = server
+    d = DeltaStream(channel)
+    await subscribe_vhds(d)
+    s = Stream(channel)
+    got = await sotw_subscribe_all(s)
+    rc = route_pb2.RouteConfiguration()
+    assert got[T.ROUTE].resources[0].Unpack(rc)
+    assert not rc.HasField("vhds") and sorted(vh.domains[0] for vh in rc.virtual_hosts) == \
+        ["a.example.com", "b.example.com"]
+    write_config(config_dir, two_hosts(prefix="/other.Service/"))
+    resp = await d.recv()
+    assert resp.type_url == T.VIRTUAL_HOST and vhds_names(resp) == [f"{ROUTE_NAME}/a.example.com:8080"]
+    sotw = await s.recv()
+    assert sotw.type_url == T.ROUTE and sotw.resources[0].Unpack(rc)
+    assert any(r.match.prefix == "/other.Service/" for vh in rc.virtual_hosts for r in vh.routes)
