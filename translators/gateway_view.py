@@ -127,9 +127,22 @@ def _update_port(view: _PortView, http_routes: tuple[ir.HttpRoutes, ...], port: 
             view.position.pop(id(old[i]), None)
         for i in at:
             view.position[id(http_routes[i])] = i
+    elif view.position is not None:
+        # route objects came or went: the very same objects at the start and at the end are kept (found at
+        # C speed); only the span between is compared, so a VirtualService added costs one entry
+        n_old, n_new = len(old), len(http_routes)
+        m = min(n_old, n_new)
+        start = next(itertools.compress(range(m), map(operator.is_not, old, http_routes)), m)
+        tail = next(itertools.compress(range(m - start), map(operator.is_not, reversed(old), reversed(http_routes))),
+                    m - start)
+        span_new = http_routes[start:n_new - tail]
+        current = {id(hr): hr for hr in span_new}
+        added = [k for k in current if k not in view.contrib]
+        gone = [id(hr) for hr in old[start:n_old - tail] if id(hr) in view.contrib and id(hr) not in current]
+        view.position = dict(zip(map(id, http_routes), range(n_new)))
     else:
         current = dict(zip(map(id, http_routes), http_routes))
-        # (set differences by identity at C speed: a VirtualService added costs one entry, not a loop)
+        # (set differences by identity at C speed)
         added = list(itertools.compress(current, map(operator.not_, map(view.contrib.__contains__, current))))
         gone = list(itertools.compress(view.contrib, map(operator.not_, map(current.__contains__, view.contrib))))
         view.position = dict(zip(map(id, http_routes), range(len(http_routes))))

@@ -370,19 +370,25 @@ def _vhost_entry(v: ir.VirtualHost, grpc_web: bool, old: tuple | None = None) ->
 
 
 def _merged_entries(old: list[tuple], virtual_hosts: tuple[ir.VirtualHost, ...], grpc_web: bool) -> list[tuple]:
-    """The entries of ``virtual_hosts``, reusing the old ones: by host object (the very same host: the very
-    same entry), else by name (the same routes: the same bytes), found with C-speed maps, so a host that
-    came or went costs one entry."""
+    """The entries of ``virtual_hosts``, reusing the old ones: the very same host objects at the start and
+    at the end keep their entries (found at C speed), and only the span between is matched, by host object
+    (the same entry), else by name (the same routes: the same bytes).  A host added or gone costs one entry."""
     hosts_of = list(map(operator.itemgetter(0), old))
-    by_id = dict(zip(map(id, hosts_of), old))  # the old entries hold their hosts: the ids are unique
-    out = list(map(by_id.get, map(id, virtual_hosts)))
-    missing = list(itertools.compress(range(len(out)), map(operator.not_, out)))
+    n_old, n_new = len(old), len(virtual_hosts)
+    m = min(n_old, n_new)
+    start = next(itertools.compress(range(m), map(operator.is_not, hosts_of, virtual_hosts)), m)
+    tail = next(itertools.compress(range(m - start), map(operator.is_not, reversed(hosts_of),
+                                                          reversed(virtual_hosts))), m - start)
+    span_old, span_new = old[start:n_old - tail], virtual_hosts[start:n_new - tail]
+    by_id = dict(zip(map(id, hosts_of[start:n_old - tail]), span_old))  # the old entries hold their hosts
+    middle = list(map(by_id.get, map(id, span_new)))
+    missing = list(itertools.compress(range(len(middle)), map(operator.not_, middle)))
     if missing:
-        by_name = dict(zip(map(operator.attrgetter("name"), hosts_of), old))
+        by_name = dict(zip(map(operator.attrgetter("name"), hosts_of[start:n_old - tail]), span_old))
         for i in missing:
-            v = virtual_hosts[i]
-            out[i] = _vhost_entry(v, grpc_web, by_name.get(v.name))
-    return out
+            v = span_new[i]
+            middle[i] = _vhost_entry(v, grpc_web, by_name.get(v.name))
+    return old[:start] + middle + old[n_old - tail:]
 
 
 def vhost_entries(name: str, virtual_hosts: tuple[ir.VirtualHost, ...], *, grpc_web: bool, previous: VhostCache,
