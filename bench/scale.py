@@ -19,7 +19,7 @@ import yaml
 
 from bench.config_gen import gateway, service
 from protos import helloworld_pb2, helloworld_pb2_grpc
-from tests.harness import Backends, ControlPlane, Envoy, free_port, http_get, wait_until
+from tests.harness import Backends, ControlPlane, Envoy, free_port, wait_until
 
 LOG_LEVEL = "warning"
 

@@ -53,7 +53,7 @@ from translators.gateway_api.dialect import KINDS as GATEWAY_API_KINDS
 from translators.gateway_api.dialect import compile_gateway_api
 from translators.hosts import Registry
 from translators.ir import (BLACKHOLE_CLUSTER, DOMAIN_SUFFIX, GATEWAY_NAME_LABEL, Cluster, Gateway, HttpRoutes, Model,
-                            Service, TrafficPolicy, UpstreamTls, cluster_name)
+                            Service, TrafficPolicy, cluster_host, cluster_name)
 from translators.istio import checks as istio_checks
 from translators.istio import envoy_filter
 from translators.istio.destination_rule import DestinationPolicy, parse_destination_rule
@@ -792,8 +792,7 @@ def _backend_policy_hosts(policies: list[BackendPolicy], routes) -> dict[str, Ba
                     if (kind == "Gateway" and any(g.split("|")[0] == key for g in hr.gateways)) or \
                             (kind != "Gateway" and hr.ref.kind == kind and hr.ref.namespace == p.namespace
                              and hr.ref.name == name):
-                        hosts |= {wc.cluster.split("|", 3)[3] for r in hr.routes for wc in r.clusters
-                                  if wc.cluster.count("|") == 3}
+                        hosts |= {h for r in hr.routes for wc in r.clusters if (h := cluster_host(wc.cluster))}
             for h in hosts:
                 if h not in ranked or rank > ranked[h][0]:
                     ranked[h] = (rank, p)

@@ -20,6 +20,7 @@ from collections import defaultdict
 from dataclasses import replace
 
 from translators import ir
+from translators.by_identity import changed_span
 from translators.hosts import intersect, matches
 
 
@@ -130,16 +131,11 @@ def _update_port(view: _PortView, http_routes: tuple[ir.HttpRoutes, ...], port: 
     elif view.position is not None:
         # route objects came or went: the very same objects at the start and at the end are kept (found at
         # C speed); only the span between is compared, so a VirtualService added costs one entry
-        n_old, n_new = len(old), len(http_routes)
-        m = min(n_old, n_new)
-        start = next(itertools.compress(range(m), map(operator.is_not, old, http_routes)), m)
-        tail = next(itertools.compress(range(m - start), map(operator.is_not, reversed(old), reversed(http_routes))),
-                    m - start)
-        span_new = http_routes[start:n_new - tail]
-        current = {id(hr): hr for hr in span_new}
+        start, old_end, new_end = changed_span(old, http_routes)
+        current = {id(hr): hr for hr in http_routes[start:new_end]}
         added = [k for k in current if k not in view.contrib]
-        gone = [id(hr) for hr in old[start:n_old - tail] if id(hr) in view.contrib and id(hr) not in current]
-        view.position = dict(zip(map(id, http_routes), range(n_new)))
+        gone = [id(hr) for hr in old[start:old_end] if id(hr) in view.contrib and id(hr) not in current]
+        view.position = dict(zip(map(id, http_routes), range(len(http_routes))))
     else:
         current = dict(zip(map(id, http_routes), http_routes))
         # (set differences by identity at C speed)

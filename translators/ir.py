@@ -31,6 +31,12 @@ def cluster_name(*, port: int, subset: str = "", host: str) -> str:
     return f"outbound|{port}|{subset}|{host}"
 
 
+def cluster_host(name: str) -> str | None:
+    """The host of an ``outbound|PORT|SUBSET|HOST`` cluster name (None: not such a name)."""
+    parts = name.split("|", 3)
+    return parts[3] if len(parts) == 4 and parts[0] == "outbound" else None
+
+
 #: where a gateway listener binds when its server has no ``bind``
 DEFAULT_BIND = "0.0.0.0"
 

@@ -41,7 +41,7 @@ REQUESTED_LIMIT = 100
 
 @dataclass(slots=True)
 class Translation:
-    model: Model
+    model: ir.Model
     diagnostics: list[Diagnostic]
     accepted: dict[ObjectRef, ConfigObject]
     _shared: dict[str, Resources] = field(default_factory=dict)
@@ -311,10 +311,6 @@ class Translation:
                 out.update(vh)
         self.vhosts[key] = (dicts, out)
         return out
-        out = {}
-        for vh, _ in parts:
-            out.update(vh)
-        return out
 
     def resolve(self, node: NodeInfo, type_url: str, name: str) -> Message | None:
         """A named LDS/RDS resource for a proxyless node (None: it does not exist)."""
@@ -394,4 +390,3 @@ def translate(objects: Iterable[ConfigObject], *, accepted: Mapping[ObjectRef, C
             not any(c.name in changes for c in previous.tls_clusters):
         translation._tls_clusters = previous.tls_clusters  # no cluster with TLS changed or went away
     return translation
-

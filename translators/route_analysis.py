@@ -23,6 +23,7 @@ import operator
 from typing import Iterable, Mapping
 
 from translators import ir
+from translators.by_identity import not_among
 from translators.diagnostics import Diagnostic, Severity
 from translators.gateway_view import gateway_listeners
 from translators.objects import ObjectRef
@@ -158,10 +159,9 @@ def analyze(model: ir.Model, *, sources: Mapping[ObjectRef, str] | None = None,
             else:
                 changed = None
             if changed is None:  # hosts came or went: the host objects that are new, by identity at C speed
-                old_ids, new_ids = set(map(id, before_vhosts)), set(map(id, vhosts))
+                new_ids = set(map(id, vhosts))
                 found = {d: hit for d, hit in before_found.items() if id(hit[0]) in new_ids}
-                changed = list(itertools.compress(vhosts, map(operator.not_, map(old_ids.__contains__,
-                                                                                  map(id, vhosts)))))
+                changed = not_among(vhosts, before_vhosts)
             for v in changed:
                 found.pop(v.domains[0], None)
                 shadow, pre = _findings(v.routes)

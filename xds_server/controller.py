@@ -153,7 +153,6 @@ class Controller:
         self._change_times[generation] = change_seen if change_seen is not None else time.monotonic()
         while len(self._change_times) > 64:
             self._change_times.pop(next(iter(self._change_times)))
-        counts: dict[str, int] = {}
         self._counted_objects = objects  # counted when /metrics asks, not on every translation
         self.translations += 1
         self.last_duration_s = self.clock() - started

@@ -26,6 +26,7 @@ from envoy.type.v3 import percent_pb2
 from google.protobuf import wrappers_pb2
 
 from translators import ir
+from translators.by_identity import changed_span, not_among
 from translators.wire import field
 from translators.builders.proto import duration, pack
 
@@ -374,21 +375,17 @@ def _merged_entries(old: list[tuple], virtual_hosts: tuple[ir.VirtualHost, ...],
     at the end keep their entries (found at C speed), and only the span between is matched, by host object
     (the same entry), else by name (the same routes: the same bytes).  A host added or gone costs one entry."""
     hosts_of = list(map(operator.itemgetter(0), old))
-    n_old, n_new = len(old), len(virtual_hosts)
-    m = min(n_old, n_new)
-    start = next(itertools.compress(range(m), map(operator.is_not, hosts_of, virtual_hosts)), m)
-    tail = next(itertools.compress(range(m - start), map(operator.is_not, reversed(hosts_of),
-                                                          reversed(virtual_hosts))), m - start)
-    span_old, span_new = old[start:n_old - tail], virtual_hosts[start:n_new - tail]
-    by_id = dict(zip(map(id, hosts_of[start:n_old - tail]), span_old))  # the old entries hold their hosts
+    start, old_end, new_end = changed_span(hosts_of, virtual_hosts)
+    span_old, span_new = old[start:old_end], virtual_hosts[start:new_end]
+    by_id = dict(zip(map(id, hosts_of[start:old_end]), span_old))  # the old entries hold their hosts
     middle = list(map(by_id.get, map(id, span_new)))
     missing = list(itertools.compress(range(len(middle)), map(operator.not_, middle)))
     if missing:
-        by_name = dict(zip(map(operator.attrgetter("name"), hosts_of[start:n_old - tail]), span_old))
+        by_name = dict(zip(map(operator.attrgetter("name"), hosts_of[start:old_end]), span_old))
         for i in missing:
             v = span_new[i]
             middle[i] = _vhost_entry(v, grpc_web, by_name.get(v.name))
-    return old[:start] + middle + old[n_old - tail:]
+    return old[:start] + middle + old[old_end:]
 
 
 def vhost_entries(name: str, virtual_hosts: tuple[ir.VirtualHost, ...], *, grpc_web: bool, previous: VhostCache,
@@ -527,9 +524,7 @@ def assemble_vhds(name: str, virtual_hosts: tuple[ir.VirtualHost, ...], *, grpc_
         result: frozenset[str] | None = None
     else:
         # the entries that came and went, by identity at C speed: one host added costs one entry
-        old_ids, new_ids = set(map(id, old[0])), set(map(id, entries))
-        came = itertools.compress(entries, map(operator.not_, map(old_ids.__contains__, map(id, entries))))
-        went = itertools.compress(old[0], map(operator.not_, map(new_ids.__contains__, map(id, old[0]))))
+        came, went = not_among(entries, old[0]), not_among(old[0], entries)
         hosts, sources = dict(old[1]), dict(old[2])
         changed: set[str] = set()
         for e in went:

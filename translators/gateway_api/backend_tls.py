@@ -16,7 +16,7 @@ from translators import fields
 from translators.conditions import condition
 from translators.diagnostics import Diagnostic, Reporter, Severity
 from translators.gateway_api import CONTROLLER_NAME
-from translators.ir import GATEWAY_API_KEY_PREFIX, HttpRoutes, UpstreamTls
+from translators.ir import GATEWAY_API_KEY_PREFIX, HttpRoutes, UpstreamTls, cluster_host
 from translators.objects import ConfigObject, ObjectRef
 
 #: where Debian/Ubuntu and the envoyproxy images keep the system CA bundle
@@ -173,7 +173,9 @@ def statuses(resolution: Resolution, routes: Iterable[HttpRoutes], generations: 
             continue
         for r in hr.routes:
             for cluster in (*(wc.cluster for wc in r.clusters), *((r.mirror_cluster,) if r.mirror_cluster else ())):
-                gateways_by_host.setdefault(cluster.rsplit("|", 1)[-1], set()).update(gws)
+                host = cluster_host(cluster)
+                if host is not None:
+                    gateways_by_host.setdefault(host, set()).update(gws)
     out: dict[ObjectRef, dict] = {}
     for ref, conds in resolution.conditions.items():
         g = generations.get(ref)
