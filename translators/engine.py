@@ -40,6 +40,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping
 
 from translators import diagnostics, dialects, known_fields, route_analysis
+from translators.by_identity import note_span
 from translators.diagnostics import Diagnostic, Reporter, Severity
 from translators.emissary import DEFAULT_AMBASSADOR_ID
 from translators.emissary import dialect as emissary
@@ -148,6 +149,7 @@ class EngineState:
     with_diags: set[ObjectRef] = field(default_factory=set)
     http_routes: tuple = ()
     cluster_tuple: tuple = ()
+    services: tuple = ()
     #: hosts whose DestinationRule originates TLS somewhere (their checks read the Secrets)
     tls_hosts: set[str] = field(default_factory=set)
     #: merged gateway virtual hosts per selection (translators.gateway_view), shared with the builders
@@ -369,7 +371,7 @@ def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[Object
                 membership.add(host)
             st.by_host[host] = winner
             svc_affected.add(host)
-    registry = Registry.of_hosts(dict(st.by_host))
+    registry = Registry.of_hosts(st.by_host)  # the state's own map: valid while this compile runs
 
     # -- DestinationRules -> one policy per host
     dr_refs = set(touched.get(DR, ()))
@@ -618,8 +620,10 @@ def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[Object
     clusters = st.cluster_tuple
 
     # -- the model, and what reads all of it
+    if svc_affected or fresh or len(st.services) != len(st.by_host):
+        st.services = tuple(st.by_host.values())
     model = Model(gateways=tuple(gateways), http_routes=http_routes, clusters=clusters,
-                  services=tuple(st.by_host.values()), secrets=tuple(secrets), grpc_web=grpc_web,
+                  services=st.services, secrets=tuple(secrets), grpc_web=grpc_web,
                   access_logs=access_logs)
     for ref in itertools.chain(previous, recheck, svc_refs, dr_refs, *touched.values()):
         e = st.entries.get(ref)
@@ -644,7 +648,9 @@ def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[Object
         else:
             st.accepted.pop(ref, None)
     st.token = next(_tokens)
-    return Outcome(model, diags, dict(st.accepted), statuses, st, st.token,
+    # the state's own dict, not a copy (30,000 entries at 10,000 services): what the next compile reads as
+    # "the last accepted versions"; it is changed only at the very end of a compile, above
+    return Outcome(model, diags, st.accepted, statuses, st, st.token,
                    None if fresh else dict(st.cluster_changes))
 
 
@@ -756,6 +762,7 @@ def _patched_routes(st: EngineState, refs: set[ObjectRef], fresh: bool) -> tuple
     order = st.order.get(VS, [])
     results, keys = st.vs_results, st.vs_result_keys
     if not fresh and results is not None and keys is not None:
+        before, old_len = st.http_routes, len(results)
         # remove the ones that went, then replace or insert by position (keys: the sort keys of ``results``)
         for ref in refs:
             key = _sort_key(ref)
@@ -772,7 +779,15 @@ def _patched_routes(st: EngineState, refs: set[ObjectRef], fresh: bool) -> tuple
                 del keys[j]
                 del results[j]
         if len(results) == len(order):
-            return tuple(filter(None, results))
+            out = tuple(filter(None, results))
+            if len(before) == old_len and len(out) == len(results) and refs:
+                # no VirtualService without routes on either side: tuple positions are result positions, so
+                # the span this patch replaced is known (the views and route builders then skip their scans)
+                at = [bisect.bisect_left(keys, _sort_key(r)) for r in refs]
+                last = max(i + (i < len(keys) and keys[i] == _sort_key(r)) for i, r in zip(at, refs))
+                tail = len(out) - last
+                note_span(before, out, (min(at), len(before) - tail, last))
+            return out
     st.vs_results = [st.entries[r].result for _, r in order]
     st.vs_result_keys = [k for k, _ in order]
     return tuple(filter(None, st.vs_results))

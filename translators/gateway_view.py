@@ -14,13 +14,11 @@
 from __future__ import annotations
 
 import bisect
-import itertools
-import operator
 from collections import defaultdict
 from dataclasses import replace
 
 from translators import ir
-from translators.by_identity import changed_span
+from translators.by_identity import changed_span, note_span
 from translators.hosts import intersect, matches
 
 
@@ -44,7 +42,7 @@ class _PortView:
     the hosts whose contributing VirtualServices changed."""
 
     __slots__ = ("servers", "contrib", "host_hrs", "buckets", "vhosts", "hosts", "redirect", "tuple", "cors", "last",
-                 "cors_hosts", "fault_hosts", "redirect_of", "position")
+                 "cors_hosts", "fault_hosts", "redirect_of", "position", "primed")
 
     def redirects(self, host: str) -> bool:
         if not self.redirect:
@@ -83,8 +81,9 @@ class _PortView:
         #: hosts with a CORS route, and with a fault-injecting route (kept per host, not rescanned)
         self.cors_hosts: set[str] = set()
         self.fault_hosts: set[str] = set()
-        #: id(HttpRoutes) -> position in ``last``, kept up to date by position diffs
+        #: id(HttpRoutes) -> position in ``last``, kept up to date by position diffs (None: rebuilt when needed)
         self.position: dict[int, int] | None = None
+        self.primed = False  # ``contrib`` holds every route object of ``last``
 
 
 def _on_port(route: ir.Route, port: int) -> ir.Route:
@@ -114,34 +113,30 @@ def _contributions(hr: ir.HttpRoutes, servers: list[tuple[ir.Gateway, ir.Gateway
 
 
 def _update_port(view: _PortView, http_routes: tuple[ir.HttpRoutes, ...], port: int) -> None:
-    """Bring ``view`` up to date with ``http_routes``: only hosts whose contributors changed are merged."""
+    """Bring ``view`` up to date with ``http_routes``: only hosts whose contributors changed are merged.
+
+    The route objects that changed are the span :func:`~translators.by_identity.changed_span` gives (told by
+    the engine, else found at C speed); the merged hosts tuple is patched over the span of hosts affected,
+    and that span is noted for the builders downstream."""
     if view.last is http_routes:
         return
     old, view.last = view.last, http_routes
-    if view.position is not None and len(old) == len(http_routes):
-        # the same number of route objects (an edit): the changed ones by position, at C speed
-        at = list(itertools.compress(range(len(old)), map(operator.is_not, old, http_routes)))
-        current = {id(http_routes[i]): http_routes[i] for i in at}
-        gone = [id(old[i]) for i in at if id(old[i]) in view.contrib]
-        added = list(current)
-        for i in at:
-            view.position.pop(id(old[i]), None)
-        for i in at:
-            view.position[id(http_routes[i])] = i
-    elif view.position is not None:
-        # route objects came or went: the very same objects at the start and at the end are kept (found at
-        # C speed); only the span between is compared, so a VirtualService added costs one entry
+    if view.primed:
         start, old_end, new_end = changed_span(old, http_routes)
         current = {id(hr): hr for hr in http_routes[start:new_end]}
         added = [k for k in current if k not in view.contrib]
         gone = [id(hr) for hr in old[start:old_end] if id(hr) in view.contrib and id(hr) not in current]
-        view.position = dict(zip(map(id, http_routes), range(len(http_routes))))
+        if old_end - start == new_end - start and view.position is not None:
+            for hr in old[start:old_end]:
+                view.position.pop(id(hr), None)
+            view.position.update(zip(map(id, http_routes[start:new_end]), range(start, new_end)))
+        else:
+            view.position = None  # positions shifted: rebuilt when a host with several contributors needs them
     else:
         current = dict(zip(map(id, http_routes), http_routes))
-        # (set differences by identity at C speed)
-        added = list(itertools.compress(current, map(operator.not_, map(view.contrib.__contains__, current))))
-        gone = list(itertools.compress(view.contrib, map(operator.not_, map(current.__contains__, view.contrib))))
-        view.position = dict(zip(map(id, http_routes), range(len(http_routes))))
+        added = list(current)
+        gone = []
+        view.primed = True
     if not added and not gone:
         return
     affected: set[str] = set()
@@ -156,10 +151,18 @@ def _update_port(view: _PortView, http_routes: tuple[ir.HttpRoutes, ...], port: 
         for host, _ in contrib:
             affected.add(host)
             view.host_hrs.setdefault(host, set()).add(k)
-    position = view.position
+    if not affected:
+        return
+    before = view.tuple
+    membership = False
     for host in affected:
         bucket: list[ir.Route] = []
-        for k in sorted(view.host_hrs.get(host, ()), key=position.__getitem__):
+        contributors = view.host_hrs.get(host, ())
+        if len(contributors) > 1:
+            if view.position is None:
+                view.position = dict(zip(map(id, http_routes), range(len(http_routes))))
+            contributors = sorted(contributors, key=view.position.__getitem__)
+        for k in contributors:
             for h, routes in view.contrib[k][1]:
                 if h == host:
                     bucket.extend(r for r in routes if r not in bucket)
@@ -178,13 +181,24 @@ def _update_port(view: _PortView, http_routes: tuple[ir.HttpRoutes, ...], port: 
                                                require_tls=view.redirects(host))
             if not had:
                 bisect.insort(view.hosts, host)
+                membership = True
         else:
             view.buckets.pop(host, None)
             view.host_hrs.pop(host, None)
             if had:
                 del view.vhosts[host]
                 view.hosts.pop(bisect.bisect_left(view.hosts, host))
-    view.tuple = tuple(map(view.vhosts.__getitem__, view.hosts))
+                membership = True
+    # the hosts before the first affected one and after the last are the same, in the same places
+    hosts = view.hosts
+    first = bisect.bisect_left(hosts, min(affected))
+    tail = len(hosts) - bisect.bisect_right(hosts, max(affected))
+    if len(before) - tail < first or (not membership and len(before) != len(hosts)):
+        view.tuple = tuple(map(view.vhosts.__getitem__, hosts))  # (a view that was not in step: rebuilt)
+    else:
+        view.tuple = before[:first] + tuple(map(view.vhosts.__getitem__, hosts[first:len(hosts) - tail])) + \
+            before[len(before) - tail:]
+        note_span(before, view.tuple, (first, len(before) - tail, len(hosts) - tail))
     view.cors = bool(view.cors_hosts)
 
 

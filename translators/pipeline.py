@@ -217,9 +217,10 @@ class Translation:
         """Identity of everything LDS/RDS/SDS depend on (IR objects are reused while unchanged)."""
         if self._fingerprint is None:
             m = self.model
-            self._fingerprint = (tuple(map(id, m.gateways)), id(m.http_routes), tuple(map(id, m.http_routes)),
-                                 tuple(map(id, m.secrets)), tuple(map(id, self.tls_clusters)), m.grpc_web,
-                                 m.access_logs)
+            # the tuples themselves (compared item by item, identity first, at C speed; they also keep the
+            # objects alive, so an id here is never a reused one)
+            self._fingerprint = (m.gateways, id(m.http_routes), m.http_routes, m.secrets, self.tls_clusters,
+                                 m.grpc_web, m.access_logs)
         return self._fingerprint
 
     def _build_own(self, node: NodeInfo) -> Resources:

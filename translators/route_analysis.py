@@ -18,12 +18,10 @@ labels equal each Gateway's selector would get.
 """
 from __future__ import annotations
 
-import itertools
-import operator
 from typing import Iterable, Mapping
 
 from translators import ir
-from translators.by_identity import not_among
+from translators.by_identity import came_and_went, changed_positions
 from translators.diagnostics import Diagnostic, Severity
 from translators.gateway_view import gateway_listeners
 from translators.objects import ObjectRef
@@ -152,16 +150,17 @@ def analyze(model: ir.Model, *, sources: Mapping[ObjectRef, str] | None = None,
         else:
             before_vhosts, before_found = (last[0], last[1]) if last is not None else ((), {})
             found = dict(before_found)
+            changed = None
             if len(before_vhosts) == len(vhosts):
-                changed = list(itertools.compress(vhosts, map(operator.is_not, before_vhosts, vhosts)))
-                if any(a.domains[0] != v.domains[0] for a, v in zip(before_vhosts, vhosts) if a is not v):
-                    changed = None
-            else:
-                changed = None
-            if changed is None:  # hosts came or went: the host objects that are new, by identity at C speed
-                new_ids = set(map(id, vhosts))
-                found = {d: hit for d, hit in before_found.items() if id(hit[0]) in new_ids}
-                changed = not_among(vhosts, before_vhosts)
+                at = changed_positions(before_vhosts, vhosts)  # told by the view, else found at C speed
+                if all(before_vhosts[i].domains[0] == vhosts[i].domains[0] for i in at):
+                    changed = [vhosts[i] for i in at]
+            if changed is None:  # hosts came or went: the host objects that came, and the findings of those gone
+                changed, went = came_and_went(before_vhosts, vhosts)
+                for v in went:
+                    hit = found.get(v.domains[0])
+                    if hit is not None and hit[0] is v:
+                        del found[v.domains[0]]
             for v in changed:
                 found.pop(v.domains[0], None)
                 shadow, pre = _findings(v.routes)

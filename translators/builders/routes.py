@@ -26,7 +26,7 @@ from envoy.type.v3 import percent_pb2
 from google.protobuf import wrappers_pb2
 
 from translators import ir
-from translators.by_identity import changed_span, not_among
+from translators.by_identity import came_and_went, changed_positions, changed_span, note_span
 from translators.wire import field
 from translators.builders.proto import duration, pack
 
@@ -385,7 +385,9 @@ def _merged_entries(old: list[tuple], virtual_hosts: tuple[ir.VirtualHost, ...],
         for i in missing:
             v = span_new[i]
             middle[i] = _vhost_entry(v, grpc_web, by_name.get(v.name))
-    return old[:start] + middle + old[old_end:]
+    out = old[:start] + middle + old[old_end:]
+    note_span(old, out, (start, old_end, start + len(middle)))
+    return out
 
 
 def vhost_entries(name: str, virtual_hosts: tuple[ir.VirtualHost, ...], *, grpc_web: bool, previous: VhostCache,
@@ -401,8 +403,11 @@ def vhost_entries(name: str, virtual_hosts: tuple[ir.VirtualHost, ...], *, grpc_
     n = len(virtual_hosts)
     if cached is not None and len(cached[1]) == n:
         entries = list(cached[1])
-        for i in itertools.compress(range(n), map(operator.is_not, cached[0], virtual_hosts)):  # C speed
+        at = changed_positions(cached[0], virtual_hosts)  # told by the view, else found at C speed
+        for i in at:
             entries[i] = _vhost_entry(virtual_hosts[i], grpc_web, entries[i])
+        if at:
+            note_span(cached[1], entries, (at[0], at[-1] + 1, at[-1] + 1))
     else:
         entries = _merged_entries(cached[1] if cached is not None else [], virtual_hosts, grpc_web)
     current[key] = (virtual_hosts, entries)
@@ -524,7 +529,7 @@ def assemble_vhds(name: str, virtual_hosts: tuple[ir.VirtualHost, ...], *, grpc_
         result: frozenset[str] | None = None
     else:
         # the entries that came and went, by identity at C speed: one host added costs one entry
-        came, went = not_among(entries, old[0]), not_among(old[0], entries)
+        came, went = came_and_went(old[0], entries)
         hosts, sources = dict(old[1]), dict(old[2])
         changed: set[str] = set()
         for e in went:
