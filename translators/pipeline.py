@@ -14,7 +14,7 @@ from typing import Iterable, Mapping
 
 from google.protobuf.message import Message
 
-from translators import proxyless_view, type_urls
+from translators import persistent, proxyless_view, type_urls
 from translators.builders.clusters import build_cluster, build_proxyless_cluster
 from translators.builders.endpoints import build_load_assignment
 from translators.builders.listeners import (build_api_listener, build_gateway_listener, build_inbound_listener,
@@ -156,19 +156,27 @@ class Translation:
                 out = self._shared[flavour] = prev
                 self.shared_changes[flavour] = frozenset()
                 return out
-            clusters = dict(prev[type_urls.CLUSTER])
-            endpoints = dict(prev[type_urls.ENDPOINT])
+            # persistent maps (translators/persistent.py): the previous tables stay as they were for the
+            # snapshots still using them, and the patch costs the changed entries, not a copy of 30,000
+            put_c: list[tuple[str, Message]] = []
+            put_e: list[tuple[str, Message]] = []
+            drop_c: list[str] = []
+            drop_e: list[str] = []
             for name, c in changes.items():
-                clusters.pop(name, None)
-                endpoints.pop(name, None)
                 self.built.pop((flavour, name), None)
                 if c is None:
+                    drop_c.append(name)
+                    drop_e.append(name)
                     continue
                 pair = (build(c), build_load_assignment(c) if c.discovery == "EDS" else None, c)
                 self.built[(flavour, name)] = pair
-                clusters[name] = pair[0]
+                put_c.append((name, pair[0]))
                 if pair[1] is not None:
-                    endpoints[name] = pair[1]
+                    put_e.append((name, pair[1]))
+                else:
+                    drop_e.append(name)
+            clusters = persistent.patched(prev[type_urls.CLUSTER], put=put_c, drop=drop_c)
+            endpoints = persistent.patched(prev[type_urls.ENDPOINT], put=put_e, drop=drop_e)
             self.shared_changes[flavour] = frozenset(changes)
         else:
             clusters = {}
@@ -184,6 +192,7 @@ class Translation:
                 if pair[1] is not None:
                     endpoints[c.name] = pair[1]
             self.shared_changes[flavour] = None
+            clusters, endpoints = persistent.frozen(clusters), persistent.frozen(endpoints)
         out = self._shared[flavour] = {type_urls.CLUSTER: clusters, type_urls.ENDPOINT: endpoints}
         return out
 
@@ -298,18 +307,20 @@ class Translation:
             if not names:
                 out = prev[1]
             else:
-                out = dict(prev[1])
+                put, drop = [], []
                 for _, vh, changed, _ in parts:
                     for name in changed or ():
                         if name in vh:
-                            out[name] = vh[name]
+                            put.append((name, vh[name]))
                         else:
-                            out.pop(name, None)
+                            drop.append(name)
+                out = persistent.patched(prev[1], put=put, drop=drop)
                 self.patched[id(out)] = (out, prev[1], names)
         else:
-            out = {}
+            union: dict[str, Message] = {}
             for vh in dicts:
-                out.update(vh)
+                union.update(vh)
+            out = persistent.frozen(union)
         self.vhosts[key] = (dicts, out)
         return out
 

@@ -22,7 +22,7 @@ from typing import Callable
 
 from google.protobuf.message import Message
 
-from translators import type_urls
+from translators import persistent, type_urls
 from translators.node import NodeInfo
 from translators.pipeline import Translation
 from xds_server.snapshot import Resource, Snapshot
@@ -85,16 +85,14 @@ class _ResourceTable:
             prev = self.previous_wrapped.get(id(patched[1]))
             if prev is not None and prev[0] is patched[1]:
                 base, changes = prev[1], patched[2]
-        if base is not None:
-            out = dict(base)
-            for name in changes:
-                msg = messages.get(name)
-                if msg is None:
-                    out.pop(name, None)
-                else:
-                    out[name] = self._wrap(name, type_url, msg)
+        if base is not None:  # patched: a persistent map shares every entry but the changed ones
+            out = persistent.patched(base, put=[(n, self._wrap(n, type_url, m)) for n in changes
+                                                if (m := messages.get(n)) is not None],
+                                     drop=[n for n in changes if n not in messages])
         else:
             out = {name: self._wrap(name, type_url, msg) for name, msg in messages.items()}
+            if isinstance(messages, persistent.Map):  # the big tables (CDS, EDS, VHDS): patched from now on
+                out = persistent.frozen(out)
             changes = None
         self.wrapped[id(messages)] = (messages, out)
         if type_url in _SHARED_TYPES:

@@ -26,6 +26,7 @@ from envoy.type.v3 import percent_pb2
 from google.protobuf import wrappers_pb2
 
 from translators import ir
+from translators import persistent
 from translators.by_identity import came_and_went, changed_positions, changed_span, note_span
 from translators.wire import field
 from translators.builders.proto import duration, pack
@@ -524,28 +525,28 @@ def assemble_vhds(name: str, virtual_hosts: tuple[ir.VirtualHost, ...], *, grpc_
                         cluster_refs=e[2])
 
     if old is None:
-        hosts = {vhds_resource_name(name, e[0].name): resource(e) for e in entries}
-        sources = {vhds_resource_name(name, e[0].name): e[1] for e in entries}
+        hosts = persistent.frozen({vhds_resource_name(name, e[0].name): resource(e) for e in entries})
+        sources = persistent.frozen({vhds_resource_name(name, e[0].name): e[1] for e in entries})
         result: frozenset[str] | None = None
     else:
-        # the entries that came and went, by identity at C speed: one host added costs one entry
+        # the entries that came and went (told by vhost_entries, else by identity at C speed): one host
+        # added or edited costs one entry; the maps are persistent, so the previous ones stay as they were
         came, went = came_and_went(old[0], entries)
-        hosts, sources = dict(old[1]), dict(old[2])
-        changed: set[str] = set()
-        for e in went:
-            n = vhds_resource_name(name, e[0].name)
-            hosts.pop(n, None)
-            sources.pop(n, None)
-            changed.add(n)
+        changed = {vhds_resource_name(name, e[0].name) for e in went}
+        put_h: list[tuple[str, Prebuilt]] = []
+        put_s: list[tuple[str, bytes]] = []
         for e in came:
             n = vhds_resource_name(name, e[0].name)
             if old[2].get(n) is e[1] and n in old[1]:
-                hosts[n] = old[1][n]  # a new host object with the very same bytes: the same resource
-                changed.discard(n)
+                changed.discard(n)  # a new host object with the very same bytes: the same resource
             else:
-                hosts[n] = resource(e)
+                put_h.append((n, resource(e)))
+                put_s.append((n, e[1]))
                 changed.add(n)
-            sources[n] = e[1]
+        kept = {n for n, _ in put_h} | {vhds_resource_name(name, e[0].name) for e in came}
+        drop = [n for n in changed if n not in kept]
+        hosts = persistent.patched(old[1], put=put_h, drop=drop)
+        sources = persistent.patched(old[2], put=put_s, drop=drop)
         result = frozenset(changed)
     current[key] = (entries, hosts, sources, config)
     return config, hosts, result, old[1] if old is not None else None
