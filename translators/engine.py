@@ -40,7 +40,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping
 
 from translators import diagnostics, dialects, known_fields, route_analysis
-from translators.by_identity import note_span
+from translators.by_identity import changed_span, note_span
 from translators.diagnostics import Diagnostic, Reporter, Severity
 from translators.emissary import DEFAULT_AMBASSADOR_ID
 from translators.emissary import dialect as emissary
@@ -685,23 +685,29 @@ def _diff_objects(st: EngineState, objects: list[ConfigObject]) \
         -> tuple[dict[ObjectRef, ConfigObject], list[ObjectRef], list[ObjectRef]]:
     """``(objects by key, changed keys, removed keys)`` against the previous compile.
 
-    Sources hand the same objects in the same order while nothing changes, so positions are compared
-    first, by identity; only the differing positions (and an appended tail) are looked at by key.  An
-    object at an unchanged position was at that position before, so with unique keys a key seen only on
-    the old side of a differing position is gone.  Anything else (a removal that shifts every position,
+    Sources hand the same objects in the same order while nothing changes, so the lists are compared by
+    identity first: the very same objects at the start and at the end are kept, and only the span between
+    (its differing positions, when as many objects remain) is looked at by key -- an edit, an object added
+    and an object removed each cost one entry.  Outside the span every object is where it was, so with
+    unique keys a key seen only on the old side of the span is gone.  Anything else (many changes,
     duplicate keys) falls back to comparing every key.
     """
     prev, old = st.object_list, st.objects
-    if prev and len(objects) >= len(prev):
-        differing = list(itertools.compress(range(len(prev)), map(operator.is_not, prev, objects)))
-        tail = objects[len(prev):]
-        if len(differing) + len(tail) <= max(64, len(objects) // 8):
+    if prev:
+        start, old_end, new_end = changed_span(prev, objects)
+        if old_end - start == new_end - start:  # as many objects: the differing positions within the span
+            at = list(itertools.compress(range(start, old_end), map(operator.is_not, prev[start:old_end],
+                                                                    objects[start:new_end])))
+            came, went = [objects[i] for i in at], [prev[i] for i in at]
+        else:  # objects came or went: the span, whose ends are the very same objects
+            came, went = objects[start:new_end], prev[start:old_end]
+        if len(came) + len(went) <= max(64, len(objects) // 8):
             arriving = {}
-            for obj in itertools.chain((objects[i] for i in differing), tail):
+            for obj in came:
                 arriving.setdefault(obj.ref, obj)
-            leaving = {prev[i].ref for i in differing} - arriving.keys()
+            leaving = {o.ref for o in went} - arriving.keys()
             added = sum(1 for r in arriving if r not in old)
-            if len(arriving) == len(differing) + len(tail) and len(old) + added - len(leaving) == len(objects):
+            if len(arriving) == len(came) and len(old) + added - len(leaving) == len(objects):
                 changed = [r for r, o in arriving.items() if old.get(r) is not o]
                 removed = [r for r in leaving if r in old]
                 st.previous_objects = {r: old.get(r) for r in itertools.chain(changed, removed)}

@@ -371,11 +371,13 @@ def _vhost_entry(v: ir.VirtualHost, grpc_web: bool, old: tuple | None = None) ->
     return (v, field(2, vh.SerializeToString(deterministic=True)), _vhost_refs(vh), boundary)
 
 
-def _merged_entries(old: list[tuple], virtual_hosts: tuple[ir.VirtualHost, ...], grpc_web: bool) -> list[tuple]:
-    """The entries of ``virtual_hosts``, reusing the old ones: the very same host objects at the start and
-    at the end keep their entries (found at C speed), and only the span between is matched, by host object
-    (the same entry), else by name (the same routes: the same bytes).  A host added or gone costs one entry."""
-    hosts_of = list(map(operator.itemgetter(0), old))
+def _merged_entries(old: list[tuple], old_hosts: tuple[ir.VirtualHost, ...],
+                    virtual_hosts: tuple[ir.VirtualHost, ...], grpc_web: bool) -> list[tuple]:
+    """The entries of ``virtual_hosts``, reusing the ``old`` ones (of ``old_hosts``): the very same host
+    objects at the start and at the end keep their entries (the span is told by the view, else found at C
+    speed), and only the span between is matched, by host object (the same entry), else by name (the same
+    routes: the same bytes).  A host added or gone costs one entry."""
+    hosts_of = old_hosts
     start, old_end, new_end = changed_span(hosts_of, virtual_hosts)
     span_old, span_new = old[start:old_end], virtual_hosts[start:new_end]
     by_id = dict(zip(map(id, hosts_of[start:old_end]), span_old))  # the old entries hold their hosts
@@ -410,7 +412,8 @@ def vhost_entries(name: str, virtual_hosts: tuple[ir.VirtualHost, ...], *, grpc_
         if at:
             note_span(cached[1], entries, (at[0], at[-1] + 1, at[-1] + 1))
     else:
-        entries = _merged_entries(cached[1] if cached is not None else [], virtual_hosts, grpc_web)
+        entries = _merged_entries(cached[1] if cached is not None else [], cached[0] if cached is not None else (),
+                                  virtual_hosts, grpc_web)
     current[key] = (virtual_hosts, entries)
     return entries
 
