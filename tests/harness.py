@@ -164,7 +164,9 @@ class Envoy(_Process):
         self.log_path = workdir / f"envoy-{self.admin_port}.log"
         self.proc = subprocess.Popen(
             [str(ENVOY_BIN), "-c", str(self.bootstrap_path), "--base-id", str(Envoy._base_id), "-l", "info",
-             "--concurrency", "1", "--drain-time-s", "1"],
+             "--concurrency", "1", "--drain-time-s", "1",
+             # access log files are flushed every 10 s by default: a test waiting 10 s for a line raced it
+             "--file-flush-interval-msec", "200"],
             stdout=self.log_path.open("w"), stderr=subprocess.STDOUT, env=_env(), cwd=workdir)
 
     def wait_ready(self, *, timeout: float = 30.0) -> "Envoy":

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
+from translators.by_identity import note_span
 from translators.diagnostics import Diagnostic, Severity
 from translators.objects import ConfigObject, ObjectRef
 
@@ -27,6 +28,9 @@ class ConfigStore:
         self._loads = 0
         #: the last merge, and what changed since: (origin, its objects before, its diagnostics before)
         self._cached: tuple[list[ConfigObject], list[Diagnostic]] | None = None
+        #: the object list last handed out: the next patched one notes its span against it
+        #: (translators/by_identity.py), so the engine's diff of 30,000 objects costs what changed
+        self._handed: list[ConfigObject] | None = None
         self._position: dict[ObjectRef, int] = {}
         self._owner: dict[ObjectRef, str] = {}
         self._dirty: list[tuple[str, tuple | None, tuple]] | None = []
@@ -121,6 +125,7 @@ class ConfigStore:
             return fast
         result = self._merge()
         self._remember(result)
+        self._handed = result[0]
         return result
 
     def _remember(self, result: tuple[list[ConfigObject], list[Diagnostic]]) -> None:
@@ -138,8 +143,11 @@ class ConfigStore:
         if self._cached is None or self._has_duplicates or self._dirty is None:
             return None
         if not self._dirty:
-            return list(self._cached[0]), list(self._cached[1])
+            out = list(self._cached[0])
+            self._hand(out, (len(out), len(out), len(out)), old_len=len(out))
+            return out, list(self._cached[1])
         objects = list(self._cached[0])
+        old_len, low, high = len(objects), len(objects), 0  # the positions patched or appended
         diags_changed = False
         for origin, old_objs, old_diags in self._dirty:
             new_objs = self._by_origin.get(origin)
@@ -153,23 +161,37 @@ class ConfigStore:
                 refs = [o.ref for o in new_objs]
                 if len(set(refs)) != len(refs):
                     return None
+                low = min(low, len(objects))
                 for o in new_objs:
                     self._position[o.ref] = len(objects)
                     self._owner[o.ref] = origin
                     objects.append(o)
+                high = len(objects)
                 continue
             if [o.ref for o in old_objs] != [o.ref for o in new_objs] or \
                     any(self._owner.get(o.ref) != origin for o in new_objs):
                 return None
             for o in new_objs:
-                objects[self._position[o.ref]] = o
+                i = self._position[o.ref]
+                objects[i] = o
+                low, high = min(low, i), max(high, i + 1)
         self._dirty = []
         diags = self._cached[1]
         if diags_changed:
             diags = [d for origin in sorted(self._by_origin, key=lambda o: (self._order.get(o, 0), o))
                      for d in self._origin_diags.get(origin, ())]
         self._cached = (objects, diags)
-        return list(objects), list(diags)
+        out = list(objects)
+        high = max(high, low)
+        self._hand(out, (low, old_len - (len(out) - high), high), old_len=old_len)
+        return out, list(diags)
+
+    def _hand(self, out: list[ConfigObject], span: tuple[int, int, int], *, old_len: int) -> None:
+        """Note ``out``'s span against the list handed out before, which held the same objects as the
+        cached list ``out`` was patched from (``old_len`` of them)."""
+        if self._handed is not None and len(self._handed) == old_len:
+            note_span(self._handed, out, span)
+        self._handed = out
 
     def _merge(self) -> tuple[list[ConfigObject], list[Diagnostic]]:
         seen: dict[ObjectRef, ConfigObject] = {}
