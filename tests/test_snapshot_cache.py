@@ -76,35 +76,3 @@ def test_cache_shares_bytes_between_node_classes_and_waits_for_first_snapshot() 
         assert third is not first and third.versions == first.versions
 
     asyncio.run(scenario())
-
-
-def test_a_new_class_is_built_off_the_event_loop_and_not_for_a_stale_table() -> None:
-    import threading
-
-    async def scenario() -> None:
-        cache = SnapshotCache()
-        objects, _ = parse_text(CONFIG, file="c.yaml")
-        cache.publish(translate(objects), generation=1)
-        threads: list[threading.Thread] = []
-        build = cache._build
-
-        def recording(table, node, since=None):  # noqa: ANN001, ANN202
-            threads.append(threading.current_thread())
-            return build(table, node, since)
-        cache._build = recording
-        snap = await asyncio.wait_for(cache.wait(GATEWAY, newer_than=None), 5)
-        assert snap.get(type_urls.LISTENER)
-        assert threads and all(t is not threading.main_thread() for t in threads), "built on the event loop"
-        assert cache.get(GATEWAY) is snap  # now known: no second build
-        assert len(threads) == 1
-        # a build held back by the lock (a translation in progress) is not installed for a table gone meanwhile
-        other = NodeInfo.of(labels={"istio": "ingressgateway", "pod": "c"}, namespace="elsewhere")
-        with cache.build_lock:
-            waiter = asyncio.ensure_future(cache.wait(other, newer_than=None))
-            await asyncio.sleep(0.1)
-            assert not waiter.done()
-            cache.publish(translate(objects), generation=2)
-        got = await asyncio.wait_for(waiter, 5)
-        assert got.generation == 2
-
-    asyncio.run(scenario())

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from typing import Callable
 
 from google.protobuf.message import Message
@@ -86,13 +85,24 @@ class _ResourceTable:
             prev = self.previous_wrapped.get(id(patched[1]))
             if prev is not None and prev[0] is patched[1]:
                 base, changes = prev[1], patched[2]
-        if base is not None:  # patched: a persistent map shares every entry but the changed ones
+        if base is not None and isinstance(base, persistent.Map):  # shares every entry but the changed ones
             out = persistent.patched(base, put=[(n, self._wrap(n, type_url, m)) for n in changes
                                                 if (m := messages.get(n)) is not None],
                                      drop=[n for n in changes if n not in messages])
+        elif base is not None:
+            out = base.copy()  # a block copy while it has no deleted slots: a changed name is overwritten
+            for name in changes:
+                msg = messages.get(name)
+                if msg is None:
+                    out.pop(name, None)
+                else:
+                    out[name] = self._wrap(name, type_url, msg)
         else:
             out = {name: self._wrap(name, type_url, msg) for name, msg in messages.items()}
-            if isinstance(messages, persistent.Map):  # the big tables (CDS, EDS, VHDS): patched from now on
+            if isinstance(messages, persistent.Map) and type_url not in _SHARED_TYPES:
+                # VHDS hosts: a persistent map, patched from now on.  CDS and EDS stay dicts: every stream's
+                # first response walks them, a map walk is ~3x a dict's, and with maps the 1,000-client
+                # memory benchmark did not hold (see docs/benchmarks.md); they cost a copy per change instead
                 out = persistent.frozen(out)
             changes = None
         self.wrapped[id(messages)] = (messages, out)
@@ -146,9 +156,6 @@ class SnapshotCache:
         #: every node a stream uses -> its class key under the current table
         self._nodes: dict[NodeInfo, tuple] = {}
         self._changed = asyncio.Event()
-        #: held while a translation and its snapshots are made (the controller's worker) and while a new
-        #: class's snapshot is built off the loop: both update the translations' shared memo (views, caches)
-        self.build_lock = threading.Lock()
         #: called (possibly in a worker thread) with a node and the reference problems of its snapshot
         self.on_inconsistent = on_inconsistent
         self.max_classes = max_classes
@@ -229,26 +236,18 @@ class SnapshotCache:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    def _known(self, node: NodeInfo) -> tuple[tuple | None, Snapshot | None]:
-        """``(class key, its snapshot or None)`` without building; raises :class:`TooManyClasses` for a
-        node of a new class beyond the cap."""
+    def get(self, node: NodeInfo) -> Snapshot | None:
+        """The snapshot of ``node``'s class; raises :class:`TooManyClasses` for a node of a new class
+        beyond the cap."""
         if self._table is None:
-            return None, None
+            return None
         key = self._nodes.get(node)
         if key is None:
             key = self._table.translation.selection_key(node)
         snap = self._snapshots.get(key)
-        if snap is None and len(self._snapshots) >= self.max_classes:
-            raise TooManyClasses(f"{len(self._snapshots)} node classes exist; the limit is {self.max_classes}")
-        return key, snap
-
-    def get(self, node: NodeInfo) -> Snapshot | None:
-        """The snapshot of ``node``'s class, built here if the class is new; raises :class:`TooManyClasses`
-        for a node of a new class beyond the cap.  Streams use :meth:`wait`, which builds off the loop."""
-        key, snap = self._known(node)
-        if key is None:
-            return None
         if snap is None:
+            if len(self._snapshots) >= self.max_classes:
+                raise TooManyClasses(f"{len(self._snapshots)} node classes exist; the limit is {self.max_classes}")
             snap = self._build(self._table, node)
             if snap is None:
                 return None
@@ -256,31 +255,12 @@ class SnapshotCache:
         self._nodes[node] = key
         return snap
 
-    def _build_guarded(self, table: _ResourceTable, node: NodeInfo) -> Snapshot | None:
-        """Worker thread: a new class's snapshot, under :attr:`build_lock` (a translation in progress
-        shares memo state with the current table's)."""
-        with self.build_lock:
-            return self._build(table, node) if self._table is table else None
-
     async def wait(self, node: NodeInfo, *, newer_than: Snapshot | None) -> Snapshot:
-        """The class's snapshot once there is one not ``newer_than``.  A new class's first snapshot is built
-        in a worker thread: at 10,000 services that is about a second of work, which on the event loop
-        stalled every stream."""
         while True:
             event = self._changed
-            key, snap = self._known(node)
-            if key is not None and snap is None:
-                table = self._table
-                built = await asyncio.to_thread(self._build_guarded, table, node)
-                if self._table is not table:
-                    continue  # a newer table came meanwhile: its snapshot, not this one
-                snap = self._snapshots.get(key) or built
-                if snap is not None:
-                    self._snapshots[key] = snap
-            if snap is not None:
-                self._nodes[node] = key
-                if snap is not newer_than:
-                    return snap
+            snap = self.get(node)
+            if snap is not None and snap is not newer_than:
+                return snap
             await event.wait()
 
     def forget(self, node: NodeInfo) -> None:

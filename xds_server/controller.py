@@ -170,7 +170,7 @@ class Controller:
 
     def _translate_and_serialize(self, objects: list[ConfigObject], generation: int):
         """Worker thread.  The cyclic GC is paused meanwhile (``xds_server/gc_policy.py``)."""
-        with gc_paused(), self.cache.build_lock:
+        with gc_paused():
             translation = translate(objects, accepted=self._accepted, previous=self._previous,
                                     gateway_class=self.gateway_class, ambassador_ids=self.ambassador_ids,
                                     gateway_addresses=self.gateway_addresses)
