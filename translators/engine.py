@@ -35,12 +35,11 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import operator
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping
 
 from translators import diagnostics, dialects, known_fields, route_analysis
-from translators.by_identity import changed_span, note_span
+from translators.by_identity import changed_positions, changed_span, note_span
 from translators.diagnostics import Diagnostic, Reporter, Severity
 from translators.emissary import DEFAULT_AMBASSADOR_ID
 from translators.emissary import dialect as emissary
@@ -694,12 +693,11 @@ def _diff_objects(st: EngineState, objects: list[ConfigObject]) \
     """
     prev, old = st.object_list, st.objects
     if prev:
-        start, old_end, new_end = changed_span(prev, objects)
-        if old_end - start == new_end - start:  # as many objects: the differing positions within the span
-            at = list(itertools.compress(range(start, old_end), map(operator.is_not, prev[start:old_end],
-                                                                    objects[start:new_end])))
+        if len(prev) == len(objects):  # as many objects: the differing positions (within the changed span)
+            at = changed_positions(prev, objects)
             came, went = [objects[i] for i in at], [prev[i] for i in at]
         else:  # objects came or went: the span, whose ends are the very same objects
+            start, old_end, new_end = changed_span(prev, objects)
             came, went = objects[start:new_end], prev[start:old_end]
         if len(came) + len(went) <= max(64, len(objects) // 8):
             arriving = {}

@@ -85,7 +85,7 @@ class _ResourceTable:
             prev = self.previous_wrapped.get(id(patched[1]))
             if prev is not None and prev[0] is patched[1]:
                 base, changes = prev[1], patched[2]
-        if base is not None and isinstance(base, persistent.Map):  # shares every entry but the changed ones
+        if isinstance(base, persistent.Map):  # shares every entry but the changed ones
             out = persistent.patched(base, put=[(n, self._wrap(n, type_url, m)) for n in changes
                                                 if (m := messages.get(n)) is not None],
                                      drop=[n for n in changes if n not in messages])

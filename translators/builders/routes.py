@@ -377,14 +377,13 @@ def _merged_entries(old: list[tuple], old_hosts: tuple[ir.VirtualHost, ...],
     objects at the start and at the end keep their entries (the span is told by the view, else found at C
     speed), and only the span between is matched, by host object (the same entry), else by name (the same
     routes: the same bytes).  A host added or gone costs one entry."""
-    hosts_of = old_hosts
-    start, old_end, new_end = changed_span(hosts_of, virtual_hosts)
+    start, old_end, new_end = changed_span(old_hosts, virtual_hosts)
     span_old, span_new = old[start:old_end], virtual_hosts[start:new_end]
-    by_id = dict(zip(map(id, hosts_of[start:old_end]), span_old))  # the old entries hold their hosts
+    by_id = dict(zip(map(id, old_hosts[start:old_end]), span_old))  # the old entries hold their hosts
     middle = list(map(by_id.get, map(id, span_new)))
     missing = list(itertools.compress(range(len(middle)), map(operator.not_, middle)))
     if missing:
-        by_name = dict(zip(map(operator.attrgetter("name"), hosts_of[start:old_end]), span_old))
+        by_name = dict(zip(map(operator.attrgetter("name"), old_hosts[start:old_end]), span_old))
         for i in missing:
             v = span_new[i]
             middle[i] = _vhost_entry(v, grpc_web, by_name.get(v.name))
@@ -546,7 +545,7 @@ def assemble_vhds(name: str, virtual_hosts: tuple[ir.VirtualHost, ...], *, grpc_
                 put_h.append((n, resource(e)))
                 put_s.append((n, e[1]))
                 changed.add(n)
-        kept = {n for n, _ in put_h} | {vhds_resource_name(name, e[0].name) for e in came}
+        kept = {vhds_resource_name(name, e[0].name) for e in came}  # (every put name is one of them)
         drop = [n for n in changed if n not in kept]
         hosts = persistent.patched(old[1], put=put_h, drop=drop)
         sources = persistent.patched(old[2], put=put_s, drop=drop)
