@@ -405,7 +405,7 @@ class AdsServer:
         if not d.rejected or info.node is None:
             return True
         try:
-            snap = self.cache.get(info.node)
+            snap = self.cache.known(info.node)
         except Exception:  # noqa: BLE001 - status must not fail
             return True
         if snap is None:

@@ -4,7 +4,7 @@ Bursts of changes are coalesced: translation starts after ``quiet`` seconds
 without a change, but never later than ``max_delay`` after the first change
 of a burst (100 ms and 1 s by default).  A single edit after a quiet spell
 is translated after ``leading`` (10 ms), not the whole quiet period.  Translation and serialization run in
-a worker thread so ADS streams keep flowing meanwhile.  Each translation
+the cache's build thread so ADS streams keep flowing meanwhile.  Each translation
 keeps the previous translation's *accepted* objects, so an object whose new
 version is broken keeps serving its last good version.
 """
@@ -142,7 +142,7 @@ class Controller:
         change_seen, self._pending_change = self._pending_change, None
         objects, origin_diags = self.store.objects()
         self._reference_problems = {}
-        translation, prepared = await asyncio.to_thread(self._translate_and_serialize, objects, generation)
+        translation, prepared = await self.cache.in_builder(self._translate_and_serialize, objects, generation)
         self._previous = translation
         diags = origin_diags + translation.diagnostics + list(self._reference_problems.values())
         self._accepted = translation.accepted
@@ -169,7 +169,8 @@ class Controller:
                 log.exception("after-translation hook failed")
 
     def _translate_and_serialize(self, objects: list[ConfigObject], generation: int):
-        """Worker thread.  The cyclic GC is paused meanwhile (``xds_server/gc_policy.py``)."""
+        """The cache's build thread (never beside a new class's first build: they share memo state).  The
+        cyclic GC is paused meanwhile (``xds_server/gc_policy.py``)."""
         with gc_paused():
             translation = translate(objects, accepted=self._accepted, previous=self._previous,
                                     gateway_class=self.gateway_class, ambassador_ids=self.ambassador_ids,
