@@ -574,3 +574,29 @@ def test_bad_cipher_no_longer_reaches_envoy(tmp_path: Path) -> None:
     assert _envoy_validate(with_ciphers(sorted(fields.CIPHER_SUITES)), tmp_path).returncode == 0
     result = _envoy_validate(with_ciphers(["BOGUS-CIPHER"]), tmp_path)
     assert result.returncode != 0 and "cipher" in (result.stdout + result.stderr)
+
+
+def test_is_ip_agrees_with_ipaddress() -> None:
+    """The C-speed IPv4 fast path never says yes where ``ipaddress`` (the authority) says no, nor the other
+    way round: strings of digits, dots and IPv6 characters, and the odd cases by name."""
+    import ipaddress
+
+    from hypothesis import given, settings, strategies as st
+
+    def reference(v: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(v)
+        except ValueError:
+            return False
+        return not getattr(ip, "scope_id", None)
+
+    for v in ("1.2.3.4", "01.2.3.4", "1.2.3.04", "1.2.3", "256.1.1.1", "0.0.0.0", " 1.2.3.4", "1.2.3.4\n",
+              "1.2.3.4\x00", "::1", "::ffff:1.2.3.4", "fe80::1%eth0", "", "1.2.3.4/32"):
+        assert fields.is_ip(v) == reference(v), v
+
+    @settings(max_examples=500, deadline=None)
+    @given(st.text(alphabet="0123456789.:abcdef% \n", max_size=20)
+           | st.tuples(*[st.integers(0, 300)] * 4).map(lambda t: ".".join(map(str, t))))
+    def agrees(v: str) -> None:
+        assert fields.is_ip(v) == reference(v)
+    agrees()

@@ -41,8 +41,8 @@ class _ResourceTable:
     """Wraps one translation's messages into Resources, each serialized once.
 
     Per type, a wrapped dict is remembered by the identity of the messages dict it wraps.  The next table
-    reuses it when the translation hands the very same dict again (nothing changed), and patches a copy
-    when the translation says which names changed (CDS/EDS after a cluster edit): an unchanged resource
+    reuses it when the translation hands the very same dict again (nothing changed), and patches the previous
+    one (a persistent map: the changed entries only) when the translation says which names changed (CDS/EDS after a cluster edit): an unchanged resource
     keeps its Resource, bytes and version without a loop over all of them.
     """
 
@@ -96,20 +96,9 @@ class _ResourceTable:
             out = persistent.patched(base, put=[(n, self._wrap(n, type_url, m)) for n in changes
                                                 if (m := messages.get(n)) is not None],
                                      drop=[n for n in changes if n not in messages])
-        elif base is not None:
-            out = base.copy()  # a block copy while it has no deleted slots: a changed name is overwritten
-            for name in changes:
-                msg = messages.get(name)
-                if msg is None:
-                    out.pop(name, None)
-                else:
-                    out[name] = self._wrap(name, type_url, msg)
         else:
             out = {name: self._wrap(name, type_url, msg) for name, msg in messages.items()}
-            if isinstance(messages, persistent.Map) and type_url not in _SHARED_TYPES:
-                # VHDS hosts: a persistent map, patched from now on.  CDS and EDS stay dicts: every stream's
-                # first response walks them, a map walk is ~3x a dict's, and with maps the 1,000-client
-                # memory benchmark did not hold (see docs/benchmarks.md); they cost a copy per change instead
+            if isinstance(messages, persistent.Map):  # the big tables (CDS, EDS, VHDS): patched from now on
                 out = persistent.frozen(out)
             changes = None
         self.wrapped[id(messages)] = (messages, out)

@@ -16,6 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 
+from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
 from translators import type_urls
@@ -32,10 +33,13 @@ class Resource:
     name: str
     type_url: str
     message: Message = field(repr=False, compare=False)
-    body: bytes = field(repr=False)
     version: str
     #: ``DiscoveryResponse.resources`` entry: field 2 holding ``Any{type_url=1, value=2}``
-    entry: bytes = field(repr=False, compare=False)
+    entry: bytes = field(repr=False)
+    #: ``DeltaDiscoveryResponse.resources`` entry: field 2 holding ``Resource{version=1, resource=2, name=3}``,
+    #: whose ``resource`` is the very ``Any`` of :attr:`entry`.  Made once, so a Delta response is a join of
+    #: cached bytes for any number of streams, as a SotW one is
+    delta_entry: bytes = field(repr=False, compare=False)
 
     @classmethod
     def of(cls, *, name: str, type_url: str, message: Message) -> "Resource":
@@ -45,8 +49,17 @@ class Resource:
         any_len = len(type_field) + len(body_header) + len(body)
         entry = b"".join((b"\x12", _varint(any_len), type_field, body_header, body))  # one copy of the body
         version = getattr(message, "content_version", None)  # assembled messages hash their parts instead
-        return cls(name, type_url, message, body, version if isinstance(version, str) else
-                   hashlib.sha256(body).hexdigest()[:16], entry)
+        version = version if isinstance(version, str) else hashlib.sha256(body).hexdigest()[:16]
+        return cls(name, type_url, message, version, entry,
+                   _field(2, b"".join((_field(1, version.encode()), entry, _field(3, name.encode())))))
+
+    @property
+    def body(self) -> bytes:
+        """The serialized message (tests and tools; not kept beside the entries)."""
+        i = 1  # past the tag: skip the length varint
+        while self.entry[i] & 0x80:
+            i += 1
+        return any_pb2.Any.FromString(self.entry[i + 1:]).value
 
 
 def version_of(resources: Iterable[Resource]) -> str:
@@ -76,8 +89,7 @@ def encode_delta_response(*, system_version: str, type_url: str, nonce: str, res
     ``Resource`` is version=1, resource=2 (the very ``Any`` entry SotW sends), name=3.
     """
     return b"".join((_field(1, system_version.encode()),
-                     *(_field(2, _field(1, r.version.encode()) + r.entry + _field(3, r.name.encode()))
-                       for r in resources),
+                     *(r.delta_entry for r in resources),
                      _field(4, type_url.encode()), _field(5, nonce.encode()),
                      *(_field(6, n.encode()) for n in removed)))
 
