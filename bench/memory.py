@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing as mp
+import queue as queue_module
 import tempfile
 import time
 from pathlib import Path
@@ -28,7 +29,8 @@ async def _client(address: str, index: int, names: list[str], done: list) -> Non
     from envoy.service.discovery.v3 import discovery_pb2
     from google.protobuf import struct_pb2
 
-    async with grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1),
+    # no BDP pings: the server allows a ping only every 5 s on a connection it sends nothing on
+    async with grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1), ("grpc.http2.bdp_probe", 0),
                                                            ("grpc.max_receive_message_length", 1 << 30)]) as channel:
         call = channel.stream_stream("/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources",
                                      request_serializer=lambda m: m.SerializeToString(),
@@ -68,13 +70,13 @@ def _worker(address: str, first: int, count: int, n: int, queue, batch: int = 10
     asyncio.run(main())
 
 
-def run(*, n: int = 10000, clients: int = 1000, processes: int = 8) -> dict:
+def run(*, n: int = 10000, clients: int = 1000, processes: int = 8, log_level: str = "warning") -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         config = workdir / "config"
         config.mkdir()
         write_config(config, n, gateway_port=free_port())
-        with ControlPlane(config_dirs=[config], workdir=workdir, log_level="warning") as cp:
+        with ControlPlane(config_dirs=[config], workdir=workdir, log_level=log_level) as cp:
             cp.wait_ready(timeout=600)
             idle_rss = rss_mb(cp.proc.pid)
             ctx = mp.get_context("spawn")
@@ -87,8 +89,19 @@ def run(*, n: int = 10000, clients: int = 1000, processes: int = 8) -> dict:
                 p.start()
             ready = 0
             try:
+                deadline = time.monotonic() + 1800
                 while ready < per * processes:
-                    ready += queue.get(timeout=1800)
+                    try:
+                        ready += queue.get(timeout=5)
+                    except queue_module.Empty:
+                        dead = [p.exitcode for p in procs if p.exitcode is not None]
+                        if dead or time.monotonic() > deadline:
+                            text = cp.log_path.read_text(errors="replace")
+                            kept = Path(tempfile.gettempdir()) / "xds-bench-memory-server.log"
+                            kept.write_text(text)  # the whole log, for the first failure
+                            tail = [f"(whole log: {kept})", *text.splitlines()[-40:]]
+                            raise RuntimeError(f"clients failed ({ready} synced; worker exit codes {dead}); the "
+                                               "server's log ends:\n" + "\n".join(tail)) from None
                 synced_s = time.monotonic() - started
                 time.sleep(2)
                 rss = rss_mb(cp.proc.pid)

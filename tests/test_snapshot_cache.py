@@ -78,44 +78,45 @@ def test_cache_shares_bytes_between_node_classes_and_waits_for_first_snapshot() 
     asyncio.run(scenario())
 
 
-def test_a_new_class_is_built_once_in_the_build_thread_and_never_beside_a_translation() -> None:
-    """Translations and first builds share memo state: both run in the one build thread, never on the
-    event loop, never at once; streams of one new class share one build; a build for a table a newer
-    translation has replaced is not installed."""
+def test_a_new_class_is_never_built_while_a_translation_runs() -> None:
+    """Translations and a new class's first build share memo state (the gateway views, the built clusters):
+    translations run in the one build thread, and a first build waits until that thread is idle."""
     import threading
 
     async def scenario() -> None:
         cache = SnapshotCache()
         objects, _ = parse_text(CONFIG, file="c.yaml")
         cache.install(await cache.in_builder(lambda: cache.prepare(translate(objects), generation=1)))
-        threads: list[threading.Thread] = []
+        running = threading.Event()
+        release = threading.Event()
+        overlaps: list[bool] = []
         build = cache._build
 
         def recording(table, node, since=None):  # noqa: ANN001, ANN202
-            threads.append(threading.current_thread())
+            overlaps.append(running.is_set())
             return build(table, node, since)
         cache._build = recording
-        one, two = await asyncio.wait_for(asyncio.gather(cache.wait(GATEWAY, newer_than=None),
-                                                         cache.wait(GATEWAY, newer_than=None)), 5)
-        assert one is two and one.get(type_urls.LISTENER)
-        assert len(threads) == 1 and threads[0] is not threading.main_thread(), "built on the event loop"
-        assert cache.get(GATEWAY) is one and len(threads) == 1  # now known: no second build
-        # a translation holds the build thread: a new class's build waits behind it, and is built for the
-        # table that translation installs, not the one current when the stream asked
-        other = NodeInfo.of(labels={"istio": "ingressgateway", "pod": "c"}, namespace="elsewhere")
-        release = threading.Event()
 
         def translation() -> tuple:
-            assert release.wait(5)
-            return cache.prepare(translate(objects), generation=2)
+            running.set()
+            try:
+                assert release.wait(5)
+                return cache.prepare(translate(objects), generation=2)
+            finally:
+                running.clear()
         pending = asyncio.ensure_future(cache.in_builder(translation))
-        waiter = asyncio.ensure_future(cache.wait(other, newer_than=None))
+        await asyncio.sleep(0.05)
+        assert running.is_set()
+        waiter = asyncio.ensure_future(cache.wait(GATEWAY, newer_than=None))
         await asyncio.sleep(0.1)
-        assert not waiter.done()
+        assert not waiter.done() and not overlaps, "a first build ran beside a translation"
         release.set()
-        cache.install(await asyncio.wait_for(pending, 5))
+        prepared = await asyncio.wait_for(pending, 5)
         got = await asyncio.wait_for(waiter, 5)
-        assert got.generation == 2 and cache.known(other) is got
-        assert all(t is threads[0] for t in threads)
+        assert overlaps == [False] and got.get(type_urls.LISTENER)
+        cache.install(prepared)  # prepared before the class was known: the stream's next wait builds it
+        newer = await asyncio.wait_for(cache.wait(GATEWAY, newer_than=got), 5)
+        assert newer.generation == 2 and cache.known(GATEWAY) is newer
+        assert overlaps == [False, False]
 
     asyncio.run(scenario())

@@ -10,11 +10,13 @@ Tiny interface (as go-control-plane's ``SnapshotCache``):
   has is available.  A node that connects before the first translation
   waits here; it never receives an empty config.
 
-One build thread: translations (the controller's, through :meth:`SnapshotCache.in_builder`) and a new
-class's first snapshot run in the same single worker thread, one after the other.  Both update state the
-translations share (the gateway views' memo, the built-cluster table), so they must never interleave; and
-neither may run on the event loop, where a new class's first snapshot at 10,000 services (about a second)
-stalled every stream.  One thread also keeps the builds' memory in one allocator arena.
+One build thread: translations (the controller's, through :meth:`SnapshotCache.in_builder`) run in one
+worker thread, one after another.  A new class's first snapshot is built on the event loop, but never while
+a translation runs: both update state the translations share (the gateway views' memo, the built-cluster
+table), so :meth:`SnapshotCache.wait` waits for the build thread to be idle first.  (Building it in the build
+thread instead took the loop stall of a new class at 10,000 services from ~1 s to ~0.14 s, but cost ~110 MB
+at 40 clients: its transient memory then lives in that thread's allocator arena, which the streams' buffers
+on the loop cannot reuse.  See docs/benchmarks.md.)
 
 Serialize once: a translation's messages are wrapped into
 :class:`~xds_server.snapshot.Resource` once, memoized by message identity,
@@ -148,12 +150,12 @@ class SnapshotCache:
                  on_inconsistent: Callable[[NodeInfo, list[str]], None] | None = None,
                  builder: Executor | None = None) -> None:
         self._table: _ResourceTable | None = None
-        #: the newest table :meth:`prepare` made (installed or not): a first build for an older one is stale
-        self._prepared: _ResourceTable | None = None
         #: the build thread (see the module docstring); created on first use
         self._builder = builder
-        #: class key -> (table, future) of a first build in flight: concurrent first streams share it
-        self._building: dict[tuple, tuple[_ResourceTable, asyncio.Future]] = {}
+        #: jobs submitted to the build thread and not finished; set when there are none
+        self._busy = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         #: class key -> snapshot
         self._snapshots: dict[tuple, Snapshot] = {}
         #: every node a stream uses -> its class key under the current table
@@ -221,7 +223,6 @@ class SnapshotCache:
             if snap is not None:
                 built[key] = snap
         table.previous = None
-        self._prepared = table
         return table, built, keys
 
     def install(self, prepared: tuple[_ResourceTable, dict, dict]) -> None:
@@ -244,19 +245,25 @@ class SnapshotCache:
         """Run ``fn(*args)`` in the build thread (translations: see the module docstring)."""
         if self._builder is None:
             self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xds-build")
-        return await asyncio.get_running_loop().run_in_executor(self._builder, fn, *args)
+        self._busy += 1
+        self._idle.clear()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._builder, fn, *args)
+        finally:
+            self._busy -= 1
+            if not self._busy:
+                self._idle.set()
 
     def _known(self, node: NodeInfo) -> tuple[tuple | None, Snapshot | None]:
         """``(class key, its snapshot or None)`` without building; raises :class:`TooManyClasses` for a
-        node of a new class beyond the cap (first builds in flight count)."""
+        node of a new class beyond the cap."""
         if self._table is None:
             return None, None
         key = self._nodes.get(node)
         if key is None:
             key = self._table.translation.selection_key(node)
         snap = self._snapshots.get(key)
-        if snap is None and key not in self._building and \
-                len(self._snapshots) + len(self._building) >= self.max_classes:
+        if snap is None and len(self._snapshots) >= self.max_classes:
             raise TooManyClasses(f"{len(self._snapshots)} node classes exist; the limit is {self.max_classes}")
         return key, snap
 
@@ -268,9 +275,9 @@ class SnapshotCache:
             return None
 
     def get(self, node: NodeInfo) -> Snapshot | None:
-        """The snapshot of ``node``'s class, built in the calling thread if the class is new; raises
-        :class:`TooManyClasses` for a node of a new class beyond the cap.  For callers with no build
-        thread running (benchmarks, tests): streams use :meth:`wait`, which builds in the build thread."""
+        """The snapshot of ``node``'s class, built here if the class is new; raises :class:`TooManyClasses`
+        for a node of a new class beyond the cap.  Not while the build thread runs a translation: streams
+        use :meth:`wait`, which waits for that."""
         key, snap = self._known(node)
         if key is None:
             return None
@@ -282,45 +289,18 @@ class SnapshotCache:
         self._nodes[node] = key
         return snap
 
-    def _build_first(self, table: _ResourceTable, node: NodeInfo) -> Snapshot | None:
-        """Build thread: a new class's first snapshot, unless a newer table was prepared meanwhile (then
-        None: the waiter is woken by that table's install and asks again)."""
-        if self._table is not table or self._prepared is not table:
-            return None
-        return self._build(table, node)
-
-    async def _first_snapshot(self, key: tuple, node: NodeInfo, table: _ResourceTable) -> Snapshot | None:
-        entry = self._building.get(key)
-        if entry is None or entry[0] is not table:
-            entry = (table, asyncio.ensure_future(self.in_builder(self._build_first, table, node)))
-            self._building[key] = entry
-
-            def done(_: asyncio.Future, key: tuple = key, entry: tuple = entry) -> None:
-                if self._building.get(key) is entry:
-                    del self._building[key]
-            entry[1].add_done_callback(done)
-        built = await asyncio.shield(entry[1])  # a cancelled stream leaves the build to the others
-        if self._table is not table:
-            return None
-        if built is not None:
-            self._snapshots.setdefault(key, built)
-        return self._snapshots.get(key)
-
     async def wait(self, node: NodeInfo, *, newer_than: Snapshot | None) -> Snapshot:
         """The class's snapshot once there is one that is not ``newer_than``.  A new class's first snapshot
-        is built in the build thread, once for all the streams that wait for it."""
+        is built once the build thread is idle (the loop then runs it to the end: no translation can start
+        meanwhile, since the controller starts them from the loop)."""
         while True:
             event = self._changed
-            table = self._table
-            key, snap = self._known(node)
-            if key is not None and snap is None:
-                snap = await self._first_snapshot(key, node, table)
-                if self._table is not table:
-                    continue  # a newer table came meanwhile: its snapshot, not this one
-            if snap is not None:
-                self._nodes[node] = key
-                if snap is not newer_than:
-                    return snap
+            if self._busy and self._known(node)[1] is None and self._table is not None:
+                await self._idle.wait()
+                continue
+            snap = self.get(node)
+            if snap is not None and snap is not newer_than:
+                return snap
             await event.wait()
 
     def forget(self, node: NodeInfo) -> None:
