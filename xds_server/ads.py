@@ -269,7 +269,7 @@ class AdsServer:
                 raise
             self.metrics.pushed(type_url, len(data))
 
-        if len(resources) < 1000 or sum(len(r.entry) for r in resources) < self.limits.big_response_bytes:
+        if len(resources) < 1000 or sum(len(r.delta_entry) for r in resources) < self.limits.big_response_bytes:
             await send()
             return
         try:

@@ -34,12 +34,14 @@ class Resource:
     type_url: str
     message: Message = field(repr=False, compare=False)
     version: str
-    #: ``DiscoveryResponse.resources`` entry: field 2 holding ``Any{type_url=1, value=2}``
-    entry: bytes = field(repr=False)
-    #: ``DeltaDiscoveryResponse.resources`` entry: field 2 holding ``Resource{version=1, resource=2, name=3}``,
-    #: whose ``resource`` is the very ``Any`` of :attr:`entry`.  Made once, so a Delta response is a join of
-    #: cached bytes for any number of streams, as a SotW one is
-    delta_entry: bytes = field(repr=False, compare=False)
+    #: ``DeltaDiscoveryResponse.resources`` entry: field 2 holding ``Resource{version=1, resource=2, name=3}``.
+    #: Its ``resource`` field is the very bytes of a ``DiscoveryResponse.resources`` entry (field 2 holding
+    #: ``Any``), so the SotW :attr:`entry` is a slice of it: one copy of the serialized message per resource,
+    #: made once, and a response of either kind is a join of cached bytes for any number of streams
+    delta_entry: bytes = field(repr=False)
+    #: where :attr:`entry` lies in :attr:`delta_entry`
+    _start: int = field(repr=False, compare=False)
+    _stop: int = field(repr=False, compare=False)
 
     @classmethod
     def of(cls, *, name: str, type_url: str, message: Message) -> "Resource":
@@ -47,19 +49,30 @@ class Resource:
         type_field = _field(1, type_url.encode())
         body_header = b"\x12" + _varint(len(body))
         any_len = len(type_field) + len(body_header) + len(body)
-        entry = b"".join((b"\x12", _varint(any_len), type_field, body_header, body))  # one copy of the body
         version = getattr(message, "content_version", None)  # assembled messages hash their parts instead
         version = version if isinstance(version, str) else hashlib.sha256(body).hexdigest()[:16]
-        return cls(name, type_url, message, version, entry,
-                   _field(2, b"".join((_field(1, version.encode()), entry, _field(3, name.encode())))))
+        head = _field(1, version.encode()) + b"\x12" + _varint(any_len) + type_field + body_header
+        tail = _field(3, name.encode())
+        inner = len(head) + len(body) + len(tail)
+        outer = b"\x12" + _varint(inner)
+        start = len(outer) + len(_field(1, version.encode()))
+        delta = b"".join((outer, head, body, tail))  # one copy of the body
+        return cls(name, type_url, message, version, delta, start, len(delta) - len(tail))
+
+    @property
+    def entry(self) -> memoryview:
+        """``DiscoveryResponse.resources`` entry: field 2 holding ``Any{type_url=1, value=2}`` (a view into
+        :attr:`delta_entry`; ``b"".join`` takes it as it is)."""
+        return memoryview(self.delta_entry)[self._start:self._stop]
 
     @property
     def body(self) -> bytes:
-        """The serialized message (tests and tools; not kept beside the entries)."""
+        """The serialized message (tests and tools)."""
+        entry = self.entry
         i = 1  # past the tag: skip the length varint
-        while self.entry[i] & 0x80:
+        while entry[i] & 0x80:
             i += 1
-        return any_pb2.Any.FromString(self.entry[i + 1:]).value
+        return any_pb2.Any.FromString(entry[i + 1:]).value
 
 
 def version_of(resources: Iterable[Resource]) -> str:
