@@ -30,7 +30,8 @@ async def _client(address: str, index: int, names: list[str], done: list) -> Non
     from google.protobuf import struct_pb2
 
     # no BDP pings: the server allows a ping only every 5 s on a connection it sends nothing on
-    async with grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1), ("grpc.http2.bdp_probe", 0),
+    async with grpc.aio.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1),
+                                                           ("grpc.http2.bdp_probe", 0),
                                                            ("grpc.max_receive_message_length", 1 << 30)]) as channel:
         call = channel.stream_stream("/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources",
                                      request_serializer=lambda m: m.SerializeToString(),

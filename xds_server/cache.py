@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 from google.protobuf.message import Message
@@ -44,8 +44,9 @@ class _ResourceTable:
 
     Per type, a wrapped dict is remembered by the identity of the messages dict it wraps.  The next table
     reuses it when the translation hands the very same dict again (nothing changed), and patches the previous
-    one (a persistent map: the changed entries only) when the translation says which names changed (CDS/EDS after a cluster edit): an unchanged resource
-    keeps its Resource, bytes and version without a loop over all of them.
+    one (a persistent map: the changed entries only) when the translation says which names changed (CDS/EDS
+    after a cluster edit): an unchanged resource keeps its Resource, bytes and version without a loop over
+    all of them.
     """
 
     __slots__ = ("translation", "generation", "_memo", "previous", "wrapped", "previous_wrapped", "shared",
@@ -94,7 +95,7 @@ class _ResourceTable:
             prev = self.previous_wrapped.get(id(patched[1]))
             if prev is not None and prev[0] is patched[1]:
                 base, changes = prev[1], patched[2]
-        if isinstance(base, persistent.Map):  # shares every entry but the changed ones
+        if base is not None:  # patched: a persistent map shares every entry but the changed ones
             out = persistent.patched(base, put=[(n, self._wrap(n, type_url, m)) for n in changes
                                                 if (m := messages.get(n)) is not None],
                                      drop=[n for n in changes if n not in messages])
@@ -147,11 +148,10 @@ class SnapshotCache:
     classes is capped (``max_classes``), so self-asserted metadata cannot multiply the work."""
 
     def __init__(self, *, max_classes: int = 1000,
-                 on_inconsistent: Callable[[NodeInfo, list[str]], None] | None = None,
-                 builder: Executor | None = None) -> None:
+                 on_inconsistent: Callable[[NodeInfo, list[str]], None] | None = None) -> None:
         self._table: _ResourceTable | None = None
         #: the build thread (see the module docstring); created on first use
-        self._builder = builder
+        self._builder: ThreadPoolExecutor | None = None
         #: jobs submitted to the build thread and not finished; set when there are none
         self._busy = 0
         self._idle = asyncio.Event()
@@ -295,7 +295,7 @@ class SnapshotCache:
         meanwhile, since the controller starts them from the loop)."""
         while True:
             event = self._changed
-            if self._busy and self._known(node)[1] is None and self._table is not None:
+            if self._busy and self._table is not None and self._known(node)[1] is None:
                 await self._idle.wait()
                 continue
             snap = self.get(node)

@@ -51,13 +51,12 @@ class Resource:
         any_len = len(type_field) + len(body_header) + len(body)
         version = getattr(message, "content_version", None)  # assembled messages hash their parts instead
         version = version if isinstance(version, str) else hashlib.sha256(body).hexdigest()[:16]
-        head = _field(1, version.encode()) + b"\x12" + _varint(any_len) + type_field + body_header
+        version_field = _field(1, version.encode())
+        entry_head = b"\x12" + _varint(any_len) + type_field + body_header
         tail = _field(3, name.encode())
-        inner = len(head) + len(body) + len(tail)
-        outer = b"\x12" + _varint(inner)
-        start = len(outer) + len(_field(1, version.encode()))
-        delta = b"".join((outer, head, body, tail))  # one copy of the body
-        return cls(name, type_url, message, version, delta, start, len(delta) - len(tail))
+        outer = b"\x12" + _varint(len(version_field) + len(entry_head) + len(body) + len(tail))
+        delta = b"".join((outer, version_field, entry_head, body, tail))  # one copy of the body
+        return cls(name, type_url, message, version, delta, len(outer) + len(version_field), len(delta) - len(tail))
 
     @property
     def entry(self) -> memoryview:
