@@ -2,9 +2,11 @@
 
 N services, each a ServiceEntry (10 endpoints), a DestinationRule with 2 subsets and a VirtualService,
 on one Gateway; plus N/10 Kubernetes Services with EndpointSlices, a TLS Secret and an HTTPS server.
-For each change kind one object is replaced by an edited copy (a new object, as the sources make it),
-and ``translate(previous=...)`` + ``SnapshotCache.prepare/install`` for one Envoy node class is timed;
-then the edit is reverted (timed too).  Medians over ``repeats`` edits of different services.
+The objects sit in a real :class:`~xds_server.store.ConfigStore`, one origin per object as the Kubernetes
+source keeps them.  For each change kind one object is replaced by an edited copy (a new object, as the
+sources make it), and the store's merge + ``translate(previous=...)`` + ``SnapshotCache.prepare/install``
+for one Envoy node class is timed; then the edit is reverted (timed too).  Medians over ``repeats`` edits
+of different services.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from translators.objects import ConfigObject
 from translators.pipeline import translate
 from xds_server.cache import SnapshotCache
 from xds_server.controller import gc_paused
+from xds_server.store import ConfigStore
 
 #: a gateway Envoy on Delta xDS (the default bootstrap): virtual hosts over VHDS
 NODE = dataclasses.replace(NodeInfo.of(labels={"istio": "ingressgateway"}), vhds=True)
@@ -98,53 +101,65 @@ def _objects(n: int) -> list[ConfigObject]:
     return objects
 
 
+def _origin(obj: ConfigObject) -> str:
+    """One origin per object, named as the Kubernetes source names them."""
+    return f"k8s:{obj.kind}/{obj.ref.namespace}/{obj.name}"
+
+
 def run(*, sizes: tuple[int, ...], repeats: int) -> dict:
     out: dict = {}
     for n in sizes:
         objects = _objects(n)
-        index = {(o.kind, o.name): i for i, o in enumerate(objects)}
+        index = {(o.kind, o.name): o for o in objects}
         box: dict = {}
 
         async def measure() -> None:
+            store = ConfigStore()
+            for o in objects:
+                store.replace(_origin(o), [o])
             cache = SnapshotCache()
             started = time.perf_counter()
             with gc_paused():
-                translation = translate(objects)
+                translation = translate(store.objects()[0])
                 cache.install(cache.prepare(translation, generation=1))
                 cache.get(NODE)
             box["full_build_s"] = round(time.perf_counter() - started, 3)
             gc.collect()
             gc.freeze()  # as the controller does after a full build: later collections skip these objects
             gen = 2
-            current = list(objects)
 
-            def step(objs: list[ConfigObject]) -> float:
+            def step(change) -> float:  # noqa: ANN001
                 nonlocal translation, gen
+                change()
                 t0 = time.perf_counter()
                 with gc_paused():
-                    translation = translate(objs, accepted=translation.accepted, previous=translation)
+                    translation = translate(store.objects()[0], accepted=translation.accepted, previous=translation)
                     cache.install(cache.prepare(translation, generation=gen))
                 gen += 1
                 return time.perf_counter() - t0
 
-            box["no_op_ms"] = round(statistics.median(step(current) for _ in range(repeats)) * 1000, 1)
+            def put(*objs: ConfigObject):  # noqa: ANN202
+                return lambda: [store.replace(_origin(o), [o]) for o in objs]
+
+            def drop(*objs: ConfigObject):  # noqa: ANN202
+                return lambda: [store.remove(_origin(o)) for o in objs]
+
+            box["no_op_ms"] = round(statistics.median(step(lambda: None) for _ in range(repeats)) * 1000, 1)
             for label, (kind, name, mutate) in KINDS.items():
                 times = []
                 for r in range(repeats):
-                    key = (kind, name.format(i=(r * 7) % max(1, n // 10)))
-                    i = index[key]
-                    edited = list(current)
-                    edited[i] = _edited(current[i], mutate)
-                    times.append(step(edited))
-                    step(current)  # revert
+                    original = index[(kind, name.format(i=(r * 7) % max(1, n // 10)))]
+                    times.append(step(put(_edited(original, mutate))))
+                    step(put(original))  # revert
                 box[f"{label}_ms"] = round(statistics.median(times) * 1000, 1)
             # the scale scenario's edit: a new service (ServiceEntry + VirtualService) added, then removed
-            times = []
+            added, removed = [], []
             for r in range(repeats):
-                added = current + [o for o in service(n + r) if o.kind != "DestinationRule"]
-                times.append(step(added))
-                step(current)
-            box["service_added_ms"] = round(statistics.median(times) * 1000, 1)
+                new = [o for o in service(n + r) if o.kind != "DestinationRule"]
+                added.append(step(put(*new)))
+                removed.append(step(drop(*new)))
+            box["service_added_ms"] = round(statistics.median(added) * 1000, 1)
+            box["service_removed_ms"] = round(statistics.median(removed) * 1000, 1)
             snap = cache.get(NODE)
             box["resources"] = {k.rsplit(".", 1)[-1]: len(v) for k, v in snap.resources.items()}
         asyncio.run(measure())

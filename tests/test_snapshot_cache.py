@@ -54,6 +54,44 @@ def test_consistency_check_finds_dangling_references() -> None:
     assert any("missing route configuration 'http.8080'" in p for p in problems)
 
 
+def test_a_cluster_removed_while_an_unchanged_route_names_it_is_found_since_the_previous_snapshot() -> None:
+    """The check since a consistent snapshot looks only at what changed; a removed cluster is looked up in
+    the counts of route references, so a route configuration nobody changed that still names it is found."""
+    objects, _ = parse_text(CONFIG, file="c.yaml")
+    resources = translate(objects).for_node(GATEWAY)
+    wrap = {t: {n: Resource.of(name=n, type_url=t, message=m) for n, m in ms.items()} for t, ms in resources.items()}
+    extra = Resource.of(name="unused", type_url=type_urls.CLUSTER, message=cluster_pb2.Cluster(name="unused"))
+    before = Snapshot.build({**wrap, type_urls.CLUSTER: {**wrap[type_urls.CLUSTER], "unused": extra}})
+    assert before.consistent() == []
+    assert Snapshot.build(wrap).consistent(since=before) == []  # a cluster no route names: gone, fine
+    [named] = [n for n in wrap[type_urls.CLUSTER] if n.startswith("outbound|")]
+    gone = {n: r for n, r in wrap[type_urls.CLUSTER].items() if n != named}
+    after = Snapshot.build({**wrap, type_urls.CLUSTER: gone})
+    assert after.delta_since(before) == {type_urls.CLUSTER: frozenset({named, "unused"}), **{
+        t: frozenset() for t in wrap if t != type_urls.CLUSTER}}
+    problems = after.consistent(since=before)
+    assert any(f"refers to missing cluster {named!r}" in p for p in problems), problems
+
+
+def test_a_snapshot_does_not_keep_the_one_it_was_checked_against_alive() -> None:
+    """The memo of ``delta_since`` holds the older snapshot weakly: held strongly, every snapshot ever built
+    stayed reachable from the newest (600 translations at 10,000 services: +450 MB)."""
+    import gc
+    import weakref
+
+    objects, _ = parse_text(CONFIG, file="c.yaml")
+    resources = translate(objects).for_node(GATEWAY)
+    wrap = {t: {n: Resource.of(name=n, type_url=t, message=m) for n, m in ms.items()} for t, ms in resources.items()}
+    older = Snapshot.build(wrap)
+    newer = Snapshot.build(dict(wrap))
+    assert newer.consistent(since=older) == []
+    assert newer.delta_since(older) is not None
+    ref = weakref.ref(older)
+    del older
+    gc.collect()
+    assert ref() is None
+
+
 def test_cache_shares_bytes_between_node_classes_and_waits_for_first_snapshot() -> None:
     async def scenario() -> None:
         cache = SnapshotCache()

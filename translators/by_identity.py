@@ -7,11 +7,13 @@ to the next, so "what changed" is "which objects are not the same ones".
   says so (:func:`note_span`).  Every later consumer that holds the old sequence asks :func:`changed_span`
   and gets that span without a scan: one edit at 10,000 hosts costs one entry in every layer, not a pass
   over 10,000 in each.  The note is checked by identity of both sequences, so a consumer holding any
-  other old sequence falls back to the scan.
+  other old sequence falls back to the scan.  A producer that changes items at scattered positions (the
+  config store: one object per Kubernetes origin) says which items went and which came instead
+  (:func:`note_delta`), and the consumer asks :func:`noted_delta`.
 * **Found.**  Otherwise ``map`` / ``itertools.compress`` over ``operator.is_not`` and
   ``set.__contains__``, never a Python loop over 10,000 entries (about 40 ns an entry).
 
-Notes are kept for the last :data:`NOTES` sequences made (strong references to both sides, so an ``id``
+Notes are kept for the last :data:`NOTES` sequences made or asked about (strong references to both sides, so an ``id``
 in the table always names the object it was taken from).
 """
 from __future__ import annotations
@@ -23,11 +25,16 @@ from typing import Iterable, Sequence, TypeVar
 
 T = TypeVar("T")
 
-#: how many noted transitions are kept (a translation notes a few per route configuration)
-NOTES = 64
+#: how many noted transitions are kept, least recently used out: a translation notes about two per node
+#: class and asks for them in that translation.  Each note keeps both sequences alive (10,000-30,000 items at
+#: 10,000 services), so more notes are memory, and work for every pass of the cyclic GC
+NOTES = 16
+#: the config store's notes: only the newest is ever asked for
+DELTAS = 2
 
 Span = tuple[int, int, int]
 _notes: OrderedDict[int, tuple[Sequence, Sequence, Span]] = OrderedDict()
+_deltas: OrderedDict[int, tuple[Sequence, Sequence, tuple[list, list]]] = OrderedDict()
 
 
 def note_span(old: Sequence, new: Sequence, span: Span) -> None:
@@ -42,10 +49,29 @@ def note_span(old: Sequence, new: Sequence, span: Span) -> None:
         _notes.popitem(last=False)
 
 
+def note_delta(old: Sequence, new: Sequence, *, went: list, came: list) -> None:
+    """Record that ``new`` holds ``old``'s items, in their order, less ``went`` and with ``came`` put in
+    (at any positions).  The caller vouches for it."""
+    assert len(old) - len(went) + len(came) == len(new), (len(old), len(went), len(came), len(new))
+    _deltas[id(new)] = (old, new, (went, came))
+    _deltas.move_to_end(id(new))
+    while len(_deltas) > DELTAS:
+        _deltas.popitem(last=False)
+
+
+def noted_delta(old: Sequence, new: Sequence) -> tuple[list, list] | None:
+    """``(went, came)`` noted for ``old -> new``, or None."""
+    hit = _deltas.get(id(new))
+    if hit is not None and hit[0] is old and hit[1] is new:
+        return hit[2]
+    return None
+
+
 def noted_span(old: Sequence, new: Sequence) -> Span | None:
     """The span noted for ``old -> new``, or None."""
     hit = _notes.get(id(new))
     if hit is not None and hit[0] is old and hit[1] is new:
+        _notes.move_to_end(id(new))  # every node class asks for the views' notes: kept while asked for
         return hit[2]
     return None
 

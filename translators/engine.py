@@ -39,7 +39,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Mapping
 
 from translators import diagnostics, dialects, known_fields, route_analysis
-from translators.by_identity import changed_positions, changed_span, note_span
+from translators.by_identity import changed_positions, changed_span, note_span, noted_delta
 from translators.diagnostics import Diagnostic, Reporter, Severity
 from translators.emissary import DEFAULT_AMBASSADOR_ID
 from translators.emissary import dialect as emissary
@@ -593,7 +593,7 @@ def compile_objects(objects: Iterable[ConfigObject], *, accepted: Mapping[Object
     # -- clusters and the checks that concern one host
     rebuild = svc_affected | policy_affected | ref_hosts
     if secrets_changed:  # upstream credential warnings read the Secrets: the hosts with TLS origination
-        rebuild |= {h for h, dr in st.policies.items() if h in st.tls_hosts}
+        rebuild |= {h for h in st.tls_hosts if h in st.policies}
     for host in policy_affected:
         dr = st.policies.get(host)
         if dr is not None and any(p.tls is not None for p in (dr.policy, *dr.port_policies.values(),
@@ -688,12 +688,17 @@ def _diff_objects(st: EngineState, objects: list[ConfigObject]) \
     identity first: the very same objects at the start and at the end are kept, and only the span between
     (its differing positions, when as many objects remain) is looked at by key -- an edit, an object added
     and an object removed each cost one entry.  Outside the span every object is where it was, so with
-    unique keys a key seen only on the old side of the span is gone.  Anything else (many changes,
+    unique keys a key seen only on the old side of the span is gone.  The config store says which objects
+    went and which came (:func:`~translators.by_identity.note_delta`), so scattered changes (one object
+    per Kubernetes origin) cost what changed too.  Anything else (many changes,
     duplicate keys) falls back to comparing every key.
     """
     prev, old = st.object_list, st.objects
     if prev:
-        if len(prev) == len(objects):  # as many objects: the differing positions (within the changed span)
+        delta = noted_delta(prev, objects)
+        if delta is not None:  # told by the config store: which objects went and which came
+            went, came = delta
+        elif len(prev) == len(objects):  # as many objects: the differing positions (within the changed span)
             at = changed_positions(prev, objects)
             came, went = [objects[i] for i in at], [prev[i] for i in at]
         else:  # objects came or went: the span, whose ends are the very same objects

@@ -398,7 +398,7 @@ def translate(objects: Iterable[ConfigObject], *, accepted: Mapping[ObjectRef, C
         translation.shared(GRPC)
     changes = compiled.cluster_changes
     if previous is not None and changes is not None and not any(
-            c is None or c.policy.tls is not None for c in changes.values()) and \
+            c is not None and c.policy.tls is not None for c in changes.values()) and \
             not any(c.name in changes for c in previous.tls_clusters):
-        translation._tls_clusters = previous.tls_clusters  # no cluster with TLS changed or went away
+        translation._tls_clusters = previous.tls_clusters  # no cluster with TLS came, changed or went away
     return translation

@@ -12,11 +12,14 @@ config changes, so a stream whose resources did not change is not woken.
 from __future__ import annotations
 
 import hashlib
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 
+import immutables
 from google.protobuf import any_pb2
+from envoy.config.route.v3 import route_pb2
 from google.protobuf.message import Message
 
 from translators import type_urls
@@ -106,7 +109,7 @@ def encode_delta_response(*, system_version: str, type_url: str, nonce: str, res
                      *(_field(6, n.encode()) for n in removed)))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class Snapshot:
     """``type_url -> {name: Resource}``, plus a version per type (computed on first use: streams compute
     versions over what they subscribe to, so only the admin endpoint needs whole-type versions)."""
@@ -125,9 +128,12 @@ class Snapshot:
     changed: Mapping[str, frozenset[str] | None] = field(default_factory=dict, compare=False, repr=False)
     #: per type, the wrapped dict ``changed`` is relative to
     changed_from: Mapping[str, Mapping[str, Resource]] = field(default_factory=dict, compare=False, repr=False)
-    #: memo of :meth:`_sds_refs`, and of :meth:`delta_since` (the snapshot it was asked about, the answer)
+    #: memo of :meth:`_sds_refs`, and of :meth:`delta_since` (a weak reference to the snapshot it was asked
+    #: about, and the answer: a strong one would chain every snapshot ever built to the newest)
     _sds: list = field(default_factory=list, compare=False, repr=False)
     _delta: list = field(default_factory=list, compare=False, repr=False)
+    #: memo of :meth:`_cluster_ref_counts`
+    _refs: list = field(default_factory=list, compare=False, repr=False)
 
     @classmethod
     def build(cls, resources: Mapping[str, Mapping[str, Resource]], *, generation: int = 0,
@@ -141,7 +147,7 @@ class Snapshot:
         (then callers look at everything)."""
         if since is None:
             return None
-        if self._delta and self._delta[0] is since:
+        if self._delta and self._delta[0]() is since:
             return self._delta[1]  # consistent() and the SDS references both ask
         out: dict[str, frozenset[str]] | None = {}
         for t in set(self.resources) | set(since.resources):
@@ -154,7 +160,7 @@ class Snapshot:
             else:
                 out = None
                 break
-        self._delta[:] = [since, out]
+        self._delta[:] = [weakref.ref(since), out]
         return out
 
     def changed_since(self, type_url: str, base: Mapping[str, Resource] | None) -> frozenset[str] | None:
@@ -239,17 +245,21 @@ class Snapshot:
             for name in sorted(listener_route_names(r.message for r in listeners.values())):
                 if name not in routes:
                     problems.append(f"listener refers to missing route configuration {name!r}")
-        removed_clusters = delta is not None and any(n not in clusters for n in delta.get(type_urls.CLUSTER, ()))
+        # a cluster that went away may still be named by a route nobody changed: the counts say whether any
+        # route configuration or virtual host still names it, so only then is every one of them looked at
+        gone = [n for n in delta.get(type_urls.CLUSTER, ()) if n not in clusters] if delta is not None else []
+        counts = self._cluster_ref_counts(since)
+        still_named = any(counts.get(n) for n in gone)
         for type_url in (type_urls.ROUTE, type_urls.VIRTUAL_HOST):  # route configurations, and VHDS hosts
             have = self.get(type_url)
-            if delta is None or removed_clusters:
+            if delta is None or still_named:
                 checked = have.values()
             else:  # only the resources that changed, and of those only references that are new
                 checked = [have[n] for n in delta.get(type_url, ()) if n in have]
             for r in checked:
                 old = since.get(type_url).get(r.name) if since is not None and delta is not None else None
                 new_refs = getattr(r.message, "cluster_refs", None)
-                old_refs = getattr(old.message, "cluster_refs", None) if old is not None and not removed_clusters \
+                old_refs = getattr(old.message, "cluster_refs", None) if old is not None and not still_named \
                     else frozenset()
                 if isinstance(new_refs, frozenset) and isinstance(old_refs, frozenset):
                     missing = [(r.name, c) for c in new_refs - old_refs if c not in clusters]
@@ -262,6 +272,40 @@ class Snapshot:
             problems += [f"SDS secret {name!r} is referenced but not generated (Envoy would keep the listener or "
                          "cluster that needs it warming, then reject it)" for name in self.missing_secrets(since)]
         return problems
+
+    def _cluster_ref_counts(self, since: "Snapshot | None") -> immutables.Map:
+        """Cluster name -> how many route configurations and virtual hosts name it; remembered, and derived
+        from ``since``'s counts by the resources that changed (a persistent map: the cost is the change)."""
+        if self._refs:
+            return self._refs[0]
+        delta = self.delta_since(since)
+        base = since._refs[0] if delta is not None and since is not None and since._refs else None
+        if base is None:
+            counts: dict[str, int] = {}
+            for type_url in (type_urls.ROUTE, type_urls.VIRTUAL_HOST):
+                for r in self.get(type_url).values():
+                    for c in _cluster_refs(r):
+                        counts[c] = counts.get(c, 0) + 1
+            out = immutables.Map(counts)
+        else:
+            with base.mutate() as m:
+                for type_url in (type_urls.ROUTE, type_urls.VIRTUAL_HOST):
+                    have, had = self.get(type_url), since.get(type_url)
+                    for n in delta.get(type_url, ()):
+                        old, new = had.get(n), have.get(n)
+                        if old is not None:
+                            for c in _cluster_refs(old):
+                                k = m.get(c, 0) - 1
+                                if k > 0:
+                                    m[c] = k
+                                else:
+                                    m.pop(c, None)
+                        if new is not None:
+                            for c in _cluster_refs(new):
+                                m[c] = m.get(c, 0) + 1
+                out = m.finish()
+        self._refs.append(out)
+        return out
 
     def missing_secrets(self, since: "Snapshot | None" = None) -> list[str]:
         """SDS names a listener or cluster refers to that this snapshot does not carry."""
@@ -291,6 +335,17 @@ class Snapshot:
             _add_cluster_secrets(by_secret, clusters.items())
         self._sds.append((listener_names, by_secret))
         return listener_names, by_secret
+
+
+def _cluster_refs(r: Resource) -> frozenset[str]:
+    """The clusters a route configuration or virtual host names."""
+    refs = getattr(r.message, "cluster_refs", None)
+    if isinstance(refs, frozenset):
+        return refs
+    msg = r.message
+    if not hasattr(msg, "virtual_hosts"):  # a VHDS virtual host
+        msg = route_pb2.RouteConfiguration(virtual_hosts=[msg])
+    return frozenset(c for _, c in route_cluster_names([msg]))
 
 
 def _add_cluster_secrets(by_secret: dict[str, set[str]], clusters: Iterable[tuple[str, Resource]]) -> None:

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
-from translators.by_identity import note_span
+from translators.by_identity import note_delta
 from translators.diagnostics import Diagnostic, Severity
 from translators.objects import ConfigObject, ObjectRef
+
+#: changed origins merged incrementally; more at once (a resync) merge everything
+MAX_PATCHED = 4096
 
 
 class ConfigStore:
@@ -26,14 +29,18 @@ class ConfigStore:
         #: the order in which origins first appeared: the first-loaded owner of a key keeps it
         self._order: dict[str, int] = {}
         self._loads = 0
-        #: the last merge, and what changed since: (origin, its objects before, its diagnostics before)
-        self._cached: tuple[list[ConfigObject], list[Diagnostic]] | None = None
-        #: the object list last handed out: the next patched one notes its span against it
+        #: the last merge: its objects by key, in merge order (a dict keeps insertion order through
+        #: replacements and deletions, so patching it is patching the merged list), and its diagnostics
+        self._cached: tuple[dict[ObjectRef, ConfigObject], list[Diagnostic]] | None = None
+        #: the newest origin order in the last merge: origins loaded after it are appended
+        self._merged_top = 0
+        #: the object list last handed out: the next patched one notes what went and came against it
         #: (translators/by_identity.py), so the engine's diff of 30,000 objects costs what changed
         self._handed: list[ConfigObject] | None = None
-        self._position: dict[ObjectRef, int] = {}
         self._owner: dict[ObjectRef, str] = {}
-        self._dirty: list[tuple[str, tuple | None, tuple]] | None = []
+        #: origin -> (its objects, its diagnostics, its order) at the last merge, for the origins changed since
+        #: (None: too many changes, merge everything)
+        self._dirty: dict[str, tuple[tuple | None, tuple, int | None]] | None = {}
         self._has_duplicates = False
         self.generation = 0
         self._listeners: list[Callable[[], None]] = []
@@ -54,9 +61,10 @@ class ConfigStore:
 
     def _note(self, origin: str) -> None:
         """Remember what ``origin`` held before it changes (for the incremental merge)."""
-        if self._dirty is not None:
-            self._dirty.append((origin, self._by_origin.get(origin), self._origin_diags.get(origin, ())))
-            if len(self._dirty) > 64:
+        if self._dirty is not None and origin not in self._dirty:
+            self._dirty[origin] = (self._by_origin.get(origin), self._origin_diags.get(origin, ()),
+                                   self._order.get(origin))
+            if len(self._dirty) > MAX_PATCHED:
                 self._dirty = None  # many changes at once: merge everything
 
     def _first_seen(self, origin: str) -> None:
@@ -91,7 +99,7 @@ class ConfigStore:
 
     def remove(self, origin: str) -> None:
         if origin in self._by_origin or origin in self._origin_diags:
-            self._dirty = None  # positions shift: merge everything next time
+            self._note(origin)
             self._by_origin.pop(origin, None)
             self._origin_diags.pop(origin, None)
             self._order.pop(origin, None)
@@ -116,9 +124,11 @@ class ConfigStore:
         """All objects (duplicates resolved: the first-loaded origin keeps a key) and the origin-level
         diagnostics.
 
-        Incremental: after the last call, a new origin loaded last whose keys are all new is appended,
-        and an origin replaced with the same keys in the same order is patched in place; anything else
-        (a removal, a duplicate) merges everything again.
+        Incremental, costing what changed: since the last call, origins loaded for the first time (or
+        again) whose keys are all new are appended, an origin replaced with the same keys in the same order
+        is patched in place, and a removed origin's objects are taken out; anything else (an origin's keys
+        changed, a duplicate key anywhere, over :data:`MAX_PATCHED` origins changed) merges everything
+        again.  Either way the result is what a full merge gives (tests/test_store.py).
         """
         fast = self._patched()
         if fast is not None:
@@ -130,68 +140,79 @@ class ConfigStore:
 
     def _remember(self, result: tuple[list[ConfigObject], list[Diagnostic]]) -> None:
         objects, diags = result
-        self._cached = (list(objects), list(diags))
-        self._position = {o.ref: i for i, o in enumerate(objects)}
+        self._cached = ({o.ref: o for o in objects}, list(diags))
         self._owner = {}
         for origin, objs in self._by_origin.items():
             for o in objs:
                 self._owner.setdefault(o.ref, origin)
-        self._dirty = []
+        self._merged_top = max(self._order.values(), default=0)
+        self._dirty = {}
         self._has_duplicates = any(d.code == "duplicate" for d in diags)
 
     def _patched(self) -> tuple[list[ConfigObject], list[Diagnostic]] | None:
         if self._cached is None or self._has_duplicates or self._dirty is None:
             return None
-        if not self._dirty:
-            out = list(self._cached[0])
-            self._hand(out, (len(out), len(out), len(out)), old_len=len(out))
-            return out, list(self._cached[1])
-        objects = list(self._cached[0])
-        old_len, low, high = len(objects), len(objects), 0  # the positions patched or appended
-        diags_changed = False
-        for origin, old_objs, old_diags in self._dirty:
-            new_objs = self._by_origin.get(origin)
-            if new_objs is None:
-                return None  # removed: positions shift
-            if old_diags != self._origin_diags.get(origin, ()):
-                diags_changed = True
-            if old_objs is None:  # a new origin: appended, if its keys are all new and it is the newest
-                if self._order.get(origin) != self._loads or any(o.ref in self._position for o in new_objs):
-                    return None
-                refs = [o.ref for o in new_objs]
-                if len(set(refs)) != len(refs):
-                    return None
-                low = min(low, len(objects))
-                for o in new_objs:
-                    self._position[o.ref] = len(objects)
+        merged, diags = self._cached
+        went: list[ConfigObject] = []
+        came: list[ConfigObject] = []
+        if self._dirty:
+            in_place: list[tuple[tuple, tuple]] = []
+            leaving: list[tuple[str, tuple]] = []
+            arriving: list[tuple[int, str]] = []
+            diags_changed = False
+            for origin, (old_objs, old_diags, old_order) in self._dirty.items():
+                new_objs, order = self._by_origin.get(origin), self._order.get(origin)
+                if old_diags != self._origin_diags.get(origin, ()):
+                    diags_changed = True
+                if old_objs is not None and new_objs is not None and order == old_order:
+                    if old_objs is not new_objs:
+                        if [o.ref for o in old_objs] != [o.ref for o in new_objs]:
+                            return None  # its keys changed: its objects move within the merge order
+                        in_place.append((old_objs, new_objs))
+                    continue
+                if old_objs:  # removed (or removed and loaded again: it is the newest now)
+                    leaving.append((origin, old_objs))
+                if new_objs is not None:
+                    if order is None or order <= self._merged_top:
+                        return None  # not the newest (its order outlived a removal): its place is inside
+                    arriving.append((order, origin))
+            arriving.sort()
+            gone = {o.ref for _, objs in leaving for o in objs}
+            new_refs: set[ObjectRef] = set()
+            for _, origin in arriving:
+                for o in self._by_origin[origin]:
+                    if o.ref in new_refs or (o.ref in merged and o.ref not in gone):
+                        return None  # a duplicate key: the full merge says who keeps it, and warns
+                    new_refs.add(o.ref)
+            # valid: patch the merge
+            for origin, objs in leaving:
+                for o in objs:
+                    del merged[o.ref]
+                    if self._owner.get(o.ref) == origin:
+                        del self._owner[o.ref]
+                went.extend(objs)
+            for old_objs, new_objs in in_place:
+                for a, b in zip(old_objs, new_objs):
+                    if a is not b:
+                        merged[b.ref] = b
+                        went.append(a)
+                        came.append(b)
+            for order, origin in arriving:
+                for o in self._by_origin[origin]:
+                    merged[o.ref] = o
                     self._owner[o.ref] = origin
-                    objects.append(o)
-                high = len(objects)
-                continue
-            if [o.ref for o in old_objs] != [o.ref for o in new_objs] or \
-                    any(self._owner.get(o.ref) != origin for o in new_objs):
-                return None
-            for o in new_objs:
-                i = self._position[o.ref]
-                objects[i] = o
-                low, high = min(low, i), max(high, i + 1)
-        self._dirty = []
-        diags = self._cached[1]
-        if diags_changed:
-            diags = [d for origin in sorted(self._by_origin, key=lambda o: (self._order.get(o, 0), o))
-                     for d in self._origin_diags.get(origin, ())]
-        self._cached = (objects, diags)
-        out = list(objects)
-        high = max(high, low)
-        self._hand(out, (low, old_len - (len(out) - high), high), old_len=old_len)
-        return out, list(diags)
-
-    def _hand(self, out: list[ConfigObject], span: tuple[int, int, int], *, old_len: int) -> None:
-        """Note ``out``'s span against the list handed out before, which held the same objects as the
-        cached list ``out`` was patched from (``old_len`` of them)."""
-        if self._handed is not None and len(self._handed) == old_len:
-            note_span(self._handed, out, span)
+                    came.append(o)
+                self._merged_top = max(self._merged_top, order)
+            if diags_changed:
+                diags = [d for origin in sorted(self._by_origin, key=lambda o: (self._order.get(o, 0), o))
+                         for d in self._origin_diags.get(origin, ())]
+                self._cached = (merged, diags)
+            self._dirty = {}
+        out = list(merged.values())
+        if self._handed is not None and len(self._handed) - len(went) + len(came) == len(out):
+            note_delta(self._handed, out, went=went, came=came)
         self._handed = out
+        return out, list(diags)
 
     def _merge(self) -> tuple[list[ConfigObject], list[Diagnostic]]:
         seen: dict[ObjectRef, ConfigObject] = {}
