@@ -99,6 +99,11 @@ def _gateway_hosts(hosts: list[str]):
     return m
 
 
+def _redirected(spec: dict) -> None:
+    """The server redirects cleartext to https: every host's virtual host requires TLS."""
+    spec["servers"] = [dict(spec["servers"][0], tls={"httpsRedirect": True})]
+
+
 def _second_server(spec: dict) -> None:
     """A second port on the Gateway: two route configurations (the VHDS union of several)."""
     spec["servers"] = [spec["servers"][0], {"port": {"number": 9090, "name": "grpc-b", "protocol": "GRPC"},
@@ -189,7 +194,8 @@ EDITS = st.one_of(
         [_prefix("/changed.Service/"), _prefix("/"), _weights(50), _weights(100), _retarget("svc-0"),
          _retarget("unknown-host")])),
     st.tuples(st.just("Gateway"), st.just(-1), st.sampled_from(
-        [_gateway_hosts(["svc-1.example.com", "svc-2.example.com"]), _gateway_hosts(["*"]), _second_server])),
+        [_gateway_hosts(["svc-1.example.com", "svc-2.example.com"]), _gateway_hosts(["*"]), _second_server,
+         _redirected])),
     st.tuples(st.just("delete"), st.integers(0, N - 1), st.sampled_from(["ServiceEntry", "VirtualService",
                                                                          "DestinationRule"])),
     st.tuples(st.just("restore"), st.integers(0, N - 1), st.just(None)),

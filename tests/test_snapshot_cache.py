@@ -92,6 +92,36 @@ def test_a_snapshot_does_not_keep_the_one_it_was_checked_against_alive() -> None
     assert ref() is None
 
 
+def test_older_snapshots_are_freed_as_translations_go_on() -> None:
+    """Through the cache, generation after generation: what is not current is garbage for reference counting
+    alone (the cyclic GC is not needed to free it)."""
+    import gc
+    import weakref
+
+    async def scenario() -> list[bool]:
+        cache = SnapshotCache()
+        translation, refs = None, []
+        for gen in range(1, 7):
+            objects, _ = parse_text(GATEWAY_AND_SERVICE + "---" + ROUTE % (f"/v{gen}/", ""), file="c.yaml")
+            translation = translate(objects, accepted=translation.accepted if translation else None,
+                                    previous=translation)
+            cache.install(cache.prepare(translation, generation=gen))
+            snap = cache.get(GATEWAY)
+            assert snap is not None and snap.consistent() == []
+            refs.append(weakref.ref(snap))
+            del snap
+        return [r() is not None for r in refs]
+
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        alive = asyncio.run(scenario())
+    finally:
+        if was:
+            gc.enable()
+    assert not any(alive[:-1]), alive
+
+
 def test_cache_shares_bytes_between_node_classes_and_waits_for_first_snapshot() -> None:
     async def scenario() -> None:
         cache = SnapshotCache()
