@@ -6,9 +6,15 @@ update writes a new file with a ServiceEntry (pointing at a real grpcio backend)
 host ``newK.example.com``; the time is from the atomic rename until a call through Envoy with that
 ``:authority`` returns OK.  Also: control-plane CPU seconds per update (from /proc), idle CPU per second
 with Envoy connected, and RSS.  Run with Envoy on Delta xDS and on SotW.
+
+``source="kubernetes"``: the same objects served by the scripted Kubernetes API server of the tests (real
+list and watch JSON over HTTP to ``xds-server serve --kubernetes``, one object per origin in the store), and
+each update is the new ServiceEntry and VirtualService pushed as two ``ADDED`` watch events; the time is from
+the push.  (The API server runs in this process: its CPU is not the control plane's.)
 """
 from __future__ import annotations
 
+import contextlib
 import statistics
 import tempfile
 import time
@@ -77,19 +83,60 @@ def _ok(channel: grpc.Channel) -> bool:
         return False
 
 
-def run_one(*, n: int, ads: str, updates: int, serve_args: tuple[str, ...] = ()) -> dict:
-    """One size and ADS mode; ``serve_args``: extra ``xds-server serve`` flags (e.g. ``("--no-vhds",)``)."""
-    with tempfile.TemporaryDirectory() as tmp:
+#: what the scripted API server serves for ``source="kubernetes"`` (the core group is always served)
+ISTIO_GROUPS = {"networking.istio.io": [("v1", ["gateways", "virtualservices", "destinationrules", "serviceentries"])]}
+PLURALS = {"Gateway": "gateways", "VirtualService": "virtualservices", "DestinationRule": "destinationrules",
+           "ServiceEntry": "serviceentries"}
+
+
+def _k8s_doc(o, rv: str) -> dict:  # noqa: ANN001
+    return {"apiVersion": o.api_version, "kind": o.kind,
+            "metadata": {"name": o.name, "namespace": o.namespace, "resourceVersion": rv}, "spec": dict(o.spec)}
+
+
+def _api_server(stack: contextlib.ExitStack, workdir: Path, n: int, *, gateway_port: int):  # noqa: ANN202
+    """The scripted API server with the config's objects, and a kubeconfig for it."""
+    from tests.fake_apiserver import FakeApiServer, Script
+
+    by_plural: dict[str, list[dict]] = {p: [] for p in ISTIO_GROUPS["networking.istio.io"][0][1]}
+    for o in [gateway(gateway_port)] + [o for i in range(n) for o in service(i)]:
+        by_plural[PLURALS[o.kind]].append(_k8s_doc(o, "1"))
+    scripts = {p: Script(lists=[("1", items)]) for p, items in by_plural.items()}
+    for core in ("services", "namespaces", "secrets", "configmaps"):
+        scripts[core] = Script(lists=[("1", [])])
+    api = stack.enter_context(FakeApiServer(groups=ISTIO_GROUPS, scripts=scripts))
+    kubeconfig = workdir / "kubeconfig"
+    kubeconfig.write_text(f"""apiVersion: v1
+kind: Config
+clusters: [{{name: fake, cluster: {{server: "{api.url}"}}}}]
+users: [{{name: fake, user: {{}}}}]
+contexts: [{{name: fake, context: {{cluster: fake, user: fake}}}}]
+current-context: fake
+""")
+    return api, ["--kubernetes", "--kubeconfig", str(kubeconfig), "--lease-namespace", "default"]
+
+
+def run_one(*, n: int, ads: str, updates: int, serve_args: tuple[str, ...] = (), source: str = "files") -> dict:
+    """One size and ADS mode; ``serve_args``: extra ``xds-server serve`` flags (e.g. ``("--no-vhds",)``);
+    ``source``: ``files`` or ``kubernetes`` (see the module's docstring)."""
+    assert source in ("files", "kubernetes"), source
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         workdir = Path(tmp)
         config = workdir / "config"
         config.mkdir()
         gateway_port = free_port()
-        write_config(config, n, gateway_port=gateway_port)
+        api = None
+        if source == "files":
+            write_config(config, n, gateway_port=gateway_port)
+            config_dirs, source_args = [config], []
+        else:
+            api, source_args = _api_server(stack, workdir, n, gateway_port=gateway_port)
+            config_dirs = []
         with Backends(replica="scale", workdir=workdir, route_guide=False) as backend:
             backend.wait_ready()
             started = time.monotonic()
-            with ControlPlane(config_dirs=[config], workdir=workdir, debounce_quiet=0.1, log_level=LOG_LEVEL,
-                              extra_args=serve_args) as cp:
+            with ControlPlane(config_dirs=config_dirs, workdir=workdir, debounce_quiet=0.1, log_level=LOG_LEVEL,
+                              extra_args=[*source_args, *serve_args]) as cp:
                 cp.wait_ready(timeout=600)
                 ready_s = time.monotonic() - started
                 with Envoy(control_plane=cp, workdir=workdir, ads=ads) as envoy:
@@ -108,10 +155,18 @@ def run_one(*, n: int, ads: str, updates: int, serve_args: tuple[str, ...] = ())
                     for k in range(updates):
                         channel = grpc.insecure_channel(f"127.0.0.1:{gateway_port}",
                                                         options=[("grpc.default_authority", f"new-{k}.example.com")])
-                        tmp_file = config / f"new-{k}.tmp"
-                        tmp_file.write_text(NEW.format(k=k, port=backend.greeter_port))
-                        t0 = time.perf_counter()
-                        tmp_file.rename(config / f"new-{k}.yaml")
+                        text = NEW.format(k=k, port=backend.greeter_port)
+                        if api is None:
+                            tmp_file = config / f"new-{k}.tmp"
+                            tmp_file.write_text(text)
+                            t0 = time.perf_counter()
+                            tmp_file.rename(config / f"new-{k}.yaml")
+                        else:
+                            docs = [dict(d, metadata=dict(d["metadata"], resourceVersion=str(10 + k)))
+                                    for d in yaml.safe_load_all(text) if d]
+                            t0 = time.perf_counter()
+                            for d in docs:
+                                api.push(PLURALS[d["kind"]], {"type": "ADDED", "object": d})
                         deadline = t0 + 60
                         while not _ok(channel):
                             if time.perf_counter() > deadline:
@@ -126,7 +181,7 @@ def run_one(*, n: int, ads: str, updates: int, serve_args: tuple[str, ...] = ())
                     nacks = cp.debug("nacks")["nacks"]
                     envoy_rejected = envoy.stats("update_rejected")
     latencies.sort()
-    return {"services": n, "ads": ads, "updates": updates,
+    return {"services": n, "ads": ads, "source": source, "updates": updates,
             "p50_ms": round(statistics.median(latencies) * 1000, 1),
             "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000, 1),
             "max_ms": round(latencies[-1] * 1000, 1),

@@ -49,6 +49,7 @@ def test_incremental_merge_equals_full_merge(ops) -> None:  # noqa: ANN001
                 assert sorted(map(id, came)) == sorted(id(o) for o in fast[0] if id(o) in came_ids)
         assert [(o.ref, o.spec, o.source) for o in fast[0]] == [(o.ref, o.spec, o.source) for o in full[0]]
         assert all(a is b for a, b in zip(fast[0], full[0]))
+        assert dict(store.by_ref()) == {o.ref: o for o in fast[0]}  # the persistent map, patched alike
         assert sorted(d.format() for d in fast[1]) == sorted(d.format() for d in full[1])
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Callable
+from typing import Callable, Mapping
 
 from translators.diagnostics import Diagnostic, Severity
 from translators.objects import ConfigObject, ObjectRef
@@ -37,7 +37,7 @@ class Controller:
     def __init__(self, *, store: ConfigStore, cache: SnapshotCache, quiet: float = 0.1, max_delay: float = 1.0,
                  leading: float = 0.01,
                  clock: Callable[[], float] = time.monotonic, gateway_class: str = DEFAULT_GATEWAY_CLASS,
-                 on_translated: Callable[[Translation, list[ConfigObject]], None] | None = None,
+                 on_translated: Callable[[Translation, Mapping[ObjectRef, ConfigObject]], None] | None = None,
                  ambassador_ids: tuple[str, ...] = ("default",), gateway_addresses: tuple[str, ...] = (),
                  metrics: "XdsMetrics | None" = None) -> None:
         #: translation time goes here (``xds_server_translation_seconds``)
@@ -51,7 +51,8 @@ class Controller:
         self.gateway_addresses = tuple(gateway_addresses)
         self.gateway_class = gateway_class
         self.ambassador_ids = tuple(ambassador_ids)
-        #: called in a worker thread after each publish (status writing); failures are logged
+        #: called in a worker thread after each publish (status writing) with the translation and the objects it
+        #: was made from by key (an immutable map: it may be kept); failures are logged
         self.on_translated = on_translated
         self.store = store
         self.cache = cache
@@ -141,6 +142,7 @@ class Controller:
         generation = self.store.generation
         change_seen, self._pending_change = self._pending_change, None
         objects, origin_diags = self.store.objects()
+        by_ref = self.store.by_ref()
         self._reference_problems = {}
         translation, prepared = await self.cache.in_builder(self._translate_and_serialize, objects, generation)
         self._previous = translation
@@ -164,7 +166,7 @@ class Controller:
                  generation, self.last_duration_s, len(translation.model.clusters), len(diags))
         if self.on_translated is not None:
             try:
-                await asyncio.to_thread(self.on_translated, translation, objects)
+                await asyncio.to_thread(self.on_translated, translation, by_ref)
             except Exception:  # noqa: BLE001
                 log.exception("after-translation hook failed")
 

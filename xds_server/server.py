@@ -175,8 +175,8 @@ async def serve(options: ServeOptions, *, stop_event: asyncio.Event | None = Non
                               versions=_ServedVersions(k8s))
         election.on_elected = writer.flush
 
-        def hook(translation, objects):  # noqa: ANN001 - runs in a worker thread
-            writer.write(translation.statuses, {o.ref: o for o in objects})
+        def hook(translation, by_ref):  # noqa: ANN001 - runs in a worker thread
+            writer.write(translation.statuses, by_ref)
 
         async def nack_statuses() -> None:
             """Every 2 s: the objects connected Envoys reject now, as conditions on them."""

@@ -12,7 +12,9 @@ file names the other.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
+
+import immutables
 
 from translators.by_identity import note_delta
 from translators.diagnostics import Diagnostic, Severity
@@ -32,6 +34,10 @@ class ConfigStore:
         #: the last merge: its objects by key, in merge order (a dict keeps insertion order through
         #: replacements and deletions, so patching it is patching the merged list), and its diagnostics
         self._cached: tuple[dict[ObjectRef, ConfigObject], list[Diagnostic]] | None = None
+        #: the same objects by key, as a persistent map: what :meth:`by_ref` hands out (immutable, so a
+        #: status writer in another thread may keep it while the store changes; patched at the cost of
+        #: the change)
+        self._by_ref: immutables.Map = immutables.Map()
         #: the newest origin order in the last merge: origins loaded after it are appended
         self._merged_top = 0
         #: the object list last handed out: the next patched one notes what went and came against it
@@ -138,9 +144,15 @@ class ConfigStore:
         self._handed = result[0]
         return result
 
+    def by_ref(self) -> Mapping[ObjectRef, ConfigObject]:
+        """The objects of the last :meth:`objects` call by key (the first-loaded origin's, for a key defined
+        twice): an immutable map, made at the cost of what changed."""
+        return self._by_ref
+
     def _remember(self, result: tuple[list[ConfigObject], list[Diagnostic]]) -> None:
         objects, diags = result
         self._cached = ({o.ref: o for o in objects}, list(diags))
+        self._by_ref = immutables.Map(self._cached[0])
         self._owner = {}
         for origin, objs in self._by_origin.items():
             for o in objs:
@@ -185,21 +197,23 @@ class ConfigStore:
                         return None  # a duplicate key: the full merge says who keeps it, and warns
                     new_refs.add(o.ref)
             # valid: patch the merge
+            by_ref = self._by_ref.mutate()
             for origin, objs in leaving:
                 for o in objs:
                     del merged[o.ref]
+                    del by_ref[o.ref]
                     if self._owner.get(o.ref) == origin:
                         del self._owner[o.ref]
                 went.extend(objs)
             for old_objs, new_objs in in_place:
                 for a, b in zip(old_objs, new_objs):
                     if a is not b:
-                        merged[b.ref] = b
+                        merged[b.ref] = by_ref[b.ref] = b
                         went.append(a)
                         came.append(b)
             for order, origin in arriving:
                 for o in self._by_origin[origin]:
-                    merged[o.ref] = o
+                    merged[o.ref] = by_ref[o.ref] = o
                     self._owner[o.ref] = origin
                     came.append(o)
                 self._merged_top = max(self._merged_top, order)
@@ -208,6 +222,7 @@ class ConfigStore:
                          for d in self._origin_diags.get(origin, ())]
                 self._cached = (merged, diags)
             self._dirty = {}
+            self._by_ref = by_ref.finish()
         out = list(merged.values())
         if self._handed is not None and len(self._handed) - len(went) + len(came) == len(out):
             note_delta(self._handed, out, went=went, came=came)
