@@ -105,14 +105,7 @@ def _api_server(stack: contextlib.ExitStack, workdir: Path, n: int, *, gateway_p
     for core in ("services", "namespaces", "secrets", "configmaps"):
         scripts[core] = Script(lists=[("1", [])])
     api = stack.enter_context(FakeApiServer(groups=ISTIO_GROUPS, scripts=scripts))
-    kubeconfig = workdir / "kubeconfig"
-    kubeconfig.write_text(f"""apiVersion: v1
-kind: Config
-clusters: [{{name: fake, cluster: {{server: "{api.url}"}}}}]
-users: [{{name: fake, user: {{}}}}]
-contexts: [{{name: fake, context: {{cluster: fake, user: fake}}}}]
-current-context: fake
-""")
+    kubeconfig = api.kubeconfig(workdir / "kubeconfig")
     return api, ["--kubernetes", "--kubeconfig", str(kubeconfig), "--lease-namespace", "default"]
 
 

@@ -18,6 +18,7 @@ import asyncio
 import json
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -81,6 +82,17 @@ class FakeApiServer:
         await runner.cleanup()
 
     # ------------------------------------------------------------------ test API
+    def kubeconfig(self, path: Path) -> Path:
+        """Write a kubeconfig for this server at ``path`` (no credentials) and return the path."""
+        path.write_text(f"""apiVersion: v1
+kind: Config
+clusters: [{{name: fake, cluster: {{server: "{self.url}"}}}}]
+users: [{{name: fake, user: {{}}}}]
+contexts: [{{name: fake, context: {{cluster: fake, user: fake}}}}]
+current-context: fake
+""")
+        return path
+
     def push(self, plural: str, event: dict) -> None:
         """Deliver an event to every open watch on ``plural``."""
         assert self._loop is not None

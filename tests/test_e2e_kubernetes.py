@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import Counter
-from pathlib import Path
 
 import grpc
 import pytest
@@ -108,14 +107,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
             "modules": Script(lists=[("12", [])]),
         }
         api = stack.enter_context(FakeApiServer(groups=GROUPS, scripts=scripts))
-        kubeconfig = workdir / "kubeconfig"
-        kubeconfig.write_text(f"""apiVersion: v1
-kind: Config
-clusters: [{{name: fake, cluster: {{server: "{api.url}"}}}}]
-users: [{{name: fake, user: {{}}}}]
-contexts: [{{name: fake, context: {{cluster: fake, user: fake}}}}]
-current-context: fake
-""")
+        kubeconfig = api.kubeconfig(workdir / "kubeconfig")
         cp = stack.enter_context(ControlPlane(workdir=workdir, extra_args=[
             "--kubernetes", "--kubeconfig", str(kubeconfig), "--lease-namespace", "default"])).wait_ready()
         envoy = stack.enter_context(Envoy(control_plane=cp, workdir=workdir, labels={}, namespace="edge", gateway="gw"))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -250,14 +249,7 @@ def tokens(tmp_path_factory: pytest.TempPathFactory):
     with contextlib.ExitStack() as stack:
         api = stack.enter_context(FakeApiServer(groups={}, scripts={"leases": Script(lists=[("1", [])])},
                                                 token_reviews=TOKENS))
-        kubeconfig = workdir / "kubeconfig"
-        kubeconfig.write_text(f"""apiVersion: v1
-kind: Config
-clusters: [{{name: fake, cluster: {{server: "{api.url}"}}}}]
-users: [{{name: fake, user: {{}}}}]
-contexts: [{{name: fake, context: {{cluster: fake, user: fake}}}}]
-current-context: fake
-""")
+        kubeconfig = api.kubeconfig(workdir / "kubeconfig")
         config = workdir / "config"
         config.mkdir()
         (config / "app.yaml").write_text(CONFIG.format(backend=free_port(), port=free_port()))

@@ -155,14 +155,7 @@ class Cluster:
                 self.apply(d, push=False)
         for obj in self.setup_objects:
             self.apply(obj, push=False)
-        kubeconfig = workdir / "kubeconfig"
-        kubeconfig.write_text(f"""apiVersion: v1
-kind: Config
-clusters: [{{name: fake, cluster: {{server: "{self.api.url}"}}}}]
-users: [{{name: fake, user: {{}}}}]
-contexts: [{{name: fake, context: {{cluster: fake, user: fake}}}}]
-current-context: fake
-""")
+        kubeconfig = self.api.kubeconfig(workdir / "kubeconfig")
         self.cp = stack.enter_context(ControlPlane(workdir=workdir, log_level="info", extra_args=[
             "--kubernetes", "--kubeconfig", str(kubeconfig), "--lease-namespace", "default",
             # the address the Envoys listen on here, as a Gateway's status.addresses (upstream's

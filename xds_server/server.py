@@ -175,8 +175,9 @@ async def serve(options: ServeOptions, *, stop_event: asyncio.Event | None = Non
                               versions=_ServedVersions(k8s))
         election.on_elected = writer.flush
 
-        def hook(translation, by_ref):  # noqa: ANN001 - runs in a worker thread
+        def write_statuses(translation, by_ref):  # noqa: ANN001 - runs in a worker thread
             writer.write(translation.statuses, by_ref)
+        hook = write_statuses
 
         async def nack_statuses() -> None:
             """Every 2 s: the objects connected Envoys reject now, as conditions on them."""
