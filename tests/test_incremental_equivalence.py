@@ -176,6 +176,13 @@ def _mapping_weight(raw: dict) -> None:
     raw["spec"]["weight"] = 40
 
 
+def _vs_hosts(hosts: list[str]):
+    """VirtualService hosts a Gateway host edit may or may not intersect (wildcards, other names)."""
+    def m(spec: dict) -> None:
+        spec["hosts"] = hosts
+    return m
+
+
 def _mapping_lb(raw: dict) -> None:
     raw["spec"]["load_balancer"] = {"policy": "ring_hash", "header": "x-user"}
 
@@ -192,10 +199,12 @@ EDITS = st.one_of(
         [_lb("RANDOM"), _lb("LEAST_REQUEST"), _subsets(("v1",)), _subsets(("v1", "v2", "v3"))])),
     st.tuples(st.just("VirtualService"), st.integers(0, N - 1), st.sampled_from(
         [_prefix("/changed.Service/"), _prefix("/"), _weights(50), _weights(100), _retarget("svc-0"),
-         _retarget("unknown-host")])),
+         _retarget("unknown-host"), _vs_hosts(["*.example.com"]), _vs_hosts(["edited.example.com"]),
+         _vs_hosts(["svc-1.example.com", "*"])])),
     st.tuples(st.just("Gateway"), st.just(-1), st.sampled_from(
         [_gateway_hosts(["svc-1.example.com", "svc-2.example.com"]), _gateway_hosts(["*"]), _second_server,
-         _redirected])),
+         _redirected, _gateway_hosts(["*", "svc-1.example.com"]), _gateway_hosts(["*.example.com"]),
+         _gateway_hosts(["svc-2.example.com", "*.example.com", "edited.example.com"])])),
     st.tuples(st.just("delete"), st.integers(0, N - 1), st.sampled_from(["ServiceEntry", "VirtualService",
                                                                          "DestinationRule"])),
     st.tuples(st.just("restore"), st.integers(0, N - 1), st.just(None)),

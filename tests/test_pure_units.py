@@ -214,3 +214,20 @@ spec: {hosts: [dup.example.com], gateways: [gw], http: [{match: [{uri: {prefix: 
     [rc] = out["RDS"]
     assert [v["domains"] for v in rc["virtual_hosts"]] == [["dup.example.com"]]
     assert [r["match"]["prefix"] for r in rc["virtual_hosts"][0]["routes"]] == ["/b/", "/a/"]
+
+
+def test_an_istio_server_keeps_its_port_name_whatever_its_hosts() -> None:
+    """The hosts loop once reused the port name's variable: the server's name became its last host."""
+    from translators.pipeline import translate
+
+    objects, _ = parse_text("""
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: default}
+spec:
+  selector: {istio: ingressgateway}
+  servers: [{port: {number: 8080, name: grpc, protocol: GRPC}, hosts: ["*", "other/a.example.com"]}]
+""", file="gw.yaml")
+    [gw] = translate(objects).model.gateways
+    [server] = gw.servers
+    assert server.port_name == "grpc" and server.hosts == (("*", "*"), ("other", "a.example.com"))

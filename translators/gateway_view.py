@@ -49,7 +49,7 @@ class _PortView:
     """One port's merged virtual hosts for one selection, kept so that the next model recomputes only
     the hosts whose contributing VirtualServices changed."""
 
-    __slots__ = ("servers", "bindings", "contrib", "host_hrs", "buckets", "vhosts", "hosts", "redirect", "tuple", "cors", "last",
+    __slots__ = ("servers", "bindings", "contrib", "host_hrs", "vs_hosts", "buckets", "vhosts", "hosts", "redirect", "tuple", "cors", "last",
                  "cors_hosts", "fault_hosts", "redirect_of", "position", "primed")
 
     def redirects(self, host: str) -> bool:
@@ -76,7 +76,11 @@ class _PortView:
         self.bindings = _bindings(servers)
         #: id(hr) -> (hr, [(host, routes), ...]) in the order a full merge visits them
         self.contrib: dict[int, tuple[ir.HttpRoutes, list[tuple[str, list[ir.Route]]]]] = {}
-        self.host_hrs: dict[str, set[int]] = {}
+        #: merged host -> ids of the route objects contributing to it, and a VirtualService host (lowered) ->
+        #: ids of the route objects naming it.  Frozen sets, replaced on change: a rebased view copies the
+        #: dicts only
+        self.host_hrs: dict[str, frozenset[int]] = {}
+        self.vs_hosts: dict[str, frozenset[int]] = {}
         self.buckets: dict[str, list[ir.Route]] = {}
         self.vhosts: dict[str, ir.VirtualHost] = {}
         self.hosts: list[str] = []  # sorted hosts with routes
@@ -161,17 +165,36 @@ def _update_port(view: _PortView, http_routes: tuple[ir.HttpRoutes, ...], port: 
         return
     affected: set[str] = set()
     for k in gone:
-        for host, _ in view.contrib.pop(k)[1]:
+        hr, contrib = view.contrib.pop(k)
+        for host, _ in contrib:
             affected.add(host)
-            view.host_hrs[host].discard(k)
+            _discard(view.host_hrs, host, k)
+        for host in hr.hosts:
+            _discard(view.vs_hosts, host.lower(), k)
     for k in added:
         hr = current[k]
         contrib = _contributions(hr, view.bindings, port)
         view.contrib[k] = (hr, contrib)
         for host, _ in contrib:
             affected.add(host)
-            view.host_hrs.setdefault(host, set()).add(k)
+            _add(view.host_hrs, host, k)
+        for host in hr.hosts:
+            _add(view.vs_hosts, host.lower(), k)
     _merge_hosts(view, affected, http_routes, port)
+
+
+def _add(index: dict[str, frozenset[int]], key: str, k: int) -> None:
+    index[key] = index.get(key, frozenset()) | {k}
+
+
+def _discard(index: dict[str, frozenset[int]], key: str, k: int) -> None:
+    had = index.get(key)
+    if had is not None and k in had:
+        left = had - {k}
+        if left:
+            index[key] = left
+        else:
+            del index[key]
 
 
 def _merge_hosts(view: _PortView, affected: set[str], http_routes: tuple[ir.HttpRoutes, ...], port: int) -> None:
@@ -238,14 +261,14 @@ def _rebased(old: _PortView, servers: list[tuple[ir.Gateway, ir.GatewayServer]],
         return view
     view.last, view.primed = old.last, True
     view.position = dict(old.position) if old.position is not None else None
-    # the sets are copied (about 2 ms at 10,000 hosts): this view changes them in place later, and another
-    # node class may still rebase from ``old`` in this translation
-    view.contrib, view.host_hrs = dict(old.contrib), {h: set(v) for h, v in old.host_hrs.items()}
+    view.contrib, view.host_hrs, view.vs_hosts = dict(old.contrib), dict(old.host_hrs), dict(old.vs_hosts)
     view.buckets, view.vhosts, view.hosts = dict(old.buckets), dict(old.vhosts), list(old.hosts)
     view.cors_hosts, view.fault_hosts, view.tuple = set(old.cors_hosts), set(old.fault_hosts), old.tuple
     affected: set[str] = set()
-    same = [b[1:] for b in old.bindings] == [b[1:] for b in view.bindings]  # the names and hosts bound
-    for k, (hr, was) in () if same else old.contrib.items():
+    delta = _host_delta(old.bindings, view.bindings)
+    touched = _touched(old, delta) if delta is not None else None
+    for k in touched if touched is not None else old.contrib:
+        hr, was = old.contrib[k]
         now = _contributions(hr, view.bindings, port)
         if now == was:
             continue
@@ -253,14 +276,53 @@ def _rebased(old: _PortView, servers: list[tuple[ir.Gateway, ir.GatewayServer]],
         was_hosts, now_hosts = {h for h, _ in was}, {h for h, _ in now}
         affected |= was_hosts | now_hosts
         for host in was_hosts - now_hosts:
-            view.host_hrs[host].discard(k)
+            _discard(view.host_hrs, host, k)
         for host in now_hosts - was_hosts:
-            view.host_hrs.setdefault(host, set()).add(k)
+            _add(view.host_hrs, host, k)
     if old.redirect or view.redirect:  # which hosts are redirected to https may have changed
         affected.update(h for h in old.hosts if old.redirects(h) != view.redirects(h))
     _merge_hosts(view, affected, view.last, port)
     view.cors = bool(view.cors_hosts)
     return view
+
+
+def _host_delta(old: tuple, new: tuple) -> set[tuple[str, str]] | None:
+    """The ``(namespace, host)`` pairs the port's servers gained or lost, when nothing else about them changed
+    (the same gateways bound by the same names, the hosts they kept in the same order); else None."""
+    if len(old) != len(new):
+        return None
+    delta: set[tuple[str, str]] = set()
+    for a, b in zip(old, new):
+        if a[1:3] != b[1:3]:
+            return None
+        if a[3] != b[3]:
+            had, has = set(a[3]), set(b[3])
+            if [h for h in a[3] if h in has] != [h for h in b[3] if h in had]:
+                return None  # reordered: a VirtualService host's admitted hosts could come in another order
+            delta |= had ^ has
+    return delta
+
+
+def _touched(view: _PortView, delta: set[tuple[str, str]]) -> set[int] | None:
+    """The route objects with a host that one of the ``delta`` server hosts intersects: the only ones whose
+    contributions a gain or loss of those server hosts can change.  None: all of them (``*``)."""
+    out: set[int] = set()
+    wild = None
+    for _, host in delta:
+        if host == "*":
+            return None
+        if host.startswith("*"):  # a wildcard server host: every VirtualService host it may intersect
+            for vs_host, ks in view.vs_hosts.items():
+                if intersect(host, vs_host) is not None:
+                    out |= ks
+            continue
+        out |= view.vs_hosts.get(host, frozenset())
+        if wild is None:
+            wild = [(h, ks) for h, ks in view.vs_hosts.items() if h.startswith("*")]
+        for vs_host, ks in wild:
+            if intersect(host, vs_host) is not None:
+                out |= ks
+    return out
 
 
 def gateway_listeners(model: ir.Model, *, labels: dict[str, str], namespace: str,

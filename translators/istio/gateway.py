@@ -109,12 +109,12 @@ def parse_gateway(obj: ConfigObject, rep: Reporter) -> Gateway | None:
         for j, h in enumerate(hosts_raw):
             host = fields.string(h, f"{sp}.hosts[{j}]", rep, required=True)
             if host is not None:
-                ns, name = split_namespaced(host, default_namespace=obj.namespace)
-                if not ns or not _HOST.fullmatch(name):
+                ns, host_name = split_namespaced(host, default_namespace=obj.namespace)
+                if not ns or not _HOST.fullmatch(host_name):
                     rep.error(f"{sp}.hosts[{j}]", f"must be [namespace/]host with host '*', '*.domain' or a DNS "
                               f"name, got {host!r}")
                     continue
-                hosts.append((ns, name))
+                hosts.append((ns, host_name))
         bind, bad_bind = _bind(m.get("bind"), f"{sp}.bind", rep)
         if number is None or not protocol or bad_bind:
             continue
