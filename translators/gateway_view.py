@@ -251,11 +251,13 @@ def _merge_hosts(view: _PortView, affected: set[str], http_routes: tuple[ir.Http
 
 
 def _rebased(old: _PortView, servers: list[tuple[ir.Gateway, ir.GatewayServer]], port: int) -> _PortView:
-    """A view for a port whose servers changed (a Gateway edit), made from the view the same node had before:
-    every VirtualService's contribution is computed for the new servers (unless the servers' names and hosts
-    are as they were: a TLS setting changed), and only the hosts whose contributions (or https redirect)
-    differ are merged again.  The other hosts keep their very virtual host
-    objects, so the builders downstream do no work for them.  ``old`` is left as it was."""
+    """A view for a port whose servers changed (a Gateway edit), made from the view the same node had before.
+
+    The contributions that can differ are computed again for the new servers: none when only a TLS setting
+    changed; when only server hosts came or went, those of the VirtualServices with a host one of them
+    intersects (:func:`_touched`); else all.  Only the hosts whose contributions (or https redirect) differ
+    are merged again; the others keep their very virtual host objects, so the builders downstream do no work
+    for them.  ``old`` is left as it was (its dicts are copied; their values are immutable)."""
     view = _PortView(servers)
     if not old.primed:
         return view
