@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 
 import immutables
-from google.protobuf import any_pb2
 from envoy.config.route.v3 import route_pb2
+from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
 from translators import type_urls
@@ -258,16 +258,10 @@ class Snapshot:
                 checked = [have[n] for n in delta.get(type_url, ()) if n in have]
             for r in checked:
                 old = since.get(type_url).get(r.name) if since is not None and delta is not None else None
-                new_refs = getattr(r.message, "cluster_refs", None)
-                old_refs = getattr(old.message, "cluster_refs", None) if old is not None and not still_named \
-                    else frozenset()
-                if isinstance(new_refs, frozenset) and isinstance(old_refs, frozenset):
-                    missing = [(r.name, c) for c in new_refs - old_refs if c not in clusters]
-                else:
-                    missing = [(n, c) for n, c in route_cluster_names([r.message]) if c not in clusters]
-                for route_name, cluster in sorted(missing):
+                old_refs = _cluster_refs(old) if old is not None and not still_named else frozenset()
+                for cluster in sorted(c for c in _cluster_refs(r) - old_refs if c not in clusters):
                     what = "route configuration" if type_url == type_urls.ROUTE else "virtual host"
-                    problems.append(f"{what} {route_name!r} refers to missing cluster {cluster!r}")
+                    problems.append(f"{what} {r.name!r} refers to missing cluster {cluster!r}")
         if secrets:
             problems += [f"SDS secret {name!r} is referenced but not generated (Envoy would keep the listener or "
                          "cluster that needs it warming, then reject it)" for name in self.missing_secrets(since)]

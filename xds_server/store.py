@@ -218,8 +218,7 @@ class ConfigStore:
                     came.append(o)
                 self._merged_top = max(self._merged_top, order)
             if diags_changed:
-                diags = [d for origin in sorted(self._by_origin, key=lambda o: (self._order.get(o, 0), o))
-                         for d in self._origin_diags.get(origin, ())]
+                diags = [d for origin in self._origins_in_order() for d in self._origin_diags.get(origin, ())]
                 self._cached = (merged, diags)
             self._dirty = {}
             self._by_ref = by_ref.finish()
@@ -229,10 +228,14 @@ class ConfigStore:
         self._handed = out
         return out, list(diags)
 
+    def _origins_in_order(self) -> list[str]:
+        """Origins in merge order: the first loaded first (then by name)."""
+        return sorted(self._by_origin, key=lambda o: (self._order.get(o, 0), o))
+
     def _merge(self) -> tuple[list[ConfigObject], list[Diagnostic]]:
         seen: dict[ObjectRef, ConfigObject] = {}
         diags: list[Diagnostic] = []
-        for origin in sorted(self._by_origin, key=lambda o: (self._order.get(o, 0), o)):
+        for origin in self._origins_in_order():
             diags.extend(self._origin_diags.get(origin, ()))
             for obj in self._by_origin[origin]:
                 first = seen.get(obj.ref)
