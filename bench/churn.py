@@ -19,11 +19,8 @@ import statistics
 import time
 
 from bench.config_gen import service
-from bench.translation import NODE, _objects, _origin
-from translators.pipeline import translate
+from bench.translation import Replay, _objects
 from xds_server import gc_policy
-from xds_server.cache import SnapshotCache
-from xds_server.store import ConfigStore
 
 
 def _rss_mb() -> int:
@@ -44,32 +41,16 @@ def run(*, n: int, translations: int, every: int = 200) -> dict:
             pauses.append(time.perf_counter() - started[0])
 
     async def measure() -> None:
-        store = ConfigStore()
-        for o in objects:
-            store.replace(_origin(o), [o])
-        cache = SnapshotCache()
-        with gc_policy.paused():
-            translation = translate(store.objects()[0])
-            cache.install(cache.prepare(translation, generation=1))
-            cache.get(NODE)
-        gc_policy.settle_first_build()
+        replay = Replay(objects)
+        gc.set_threshold(*gc_policy.THRESHOLDS)  # the rest of gc_policy.settle_first_build
         out["rss_mb"] = {"0": _rss_mb()}
         steps: list[float] = []
         gc.callbacks.append(on_gc)
         try:
-            gen = 2
             for r in range(translations // 2):
                 new = [o for o in service(n + r) if o.kind != "DestinationRule"]
-                for change in (lambda: [store.replace(_origin(o), [o]) for o in new],
-                               lambda: [store.remove(_origin(o)) for o in new]):
-                    change()
-                    t0 = time.perf_counter()
-                    with gc_policy.paused():
-                        translation = translate(store.objects()[0], accepted=translation.accepted,
-                                                previous=translation)
-                        cache.install(cache.prepare(translation, generation=gen))
-                    gen += 1
-                    steps.append(time.perf_counter() - t0)
+                for change in (replay.put(*new), replay.drop(*new)):
+                    steps.append(replay.step(change))
                     if len(steps) % every == 0:
                         out["rss_mb"][str(len(steps))] = _rss_mb()
         finally:

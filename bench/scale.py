@@ -49,10 +49,14 @@ spec:
 """
 
 
+def _doc(o, **metadata: str) -> dict:  # noqa: ANN001
+    """A config object as the document it was read from (``metadata``: more fields, e.g. resourceVersion)."""
+    return {"apiVersion": o.api_version, "kind": o.kind,
+            "metadata": {"name": o.name, "namespace": o.namespace, **metadata}, "spec": dict(o.spec)}
+
+
 def _docs(objects) -> str:  # noqa: ANN001
-    return yaml.safe_dump_all([{"apiVersion": o.api_version, "kind": o.kind,
-                                "metadata": {"name": o.name, "namespace": o.namespace}, "spec": dict(o.spec)}
-                               for o in objects], sort_keys=False)
+    return yaml.safe_dump_all([_doc(o) for o in objects], sort_keys=False)
 
 
 def write_config(directory: Path, n: int, *, gateway_port: int) -> None:
@@ -83,24 +87,20 @@ def _ok(channel: grpc.Channel) -> bool:
         return False
 
 
-#: what the scripted API server serves for ``source="kubernetes"`` (the core group is always served)
-ISTIO_GROUPS = {"networking.istio.io": [("v1", ["gateways", "virtualservices", "destinationrules", "serviceentries"])]}
+#: the Istio kinds of the config, by the plural the API serves them under; and what the scripted API server
+#: serves for ``source="kubernetes"`` (the core group is always served)
 PLURALS = {"Gateway": "gateways", "VirtualService": "virtualservices", "DestinationRule": "destinationrules",
            "ServiceEntry": "serviceentries"}
-
-
-def _k8s_doc(o, rv: str) -> dict:  # noqa: ANN001
-    return {"apiVersion": o.api_version, "kind": o.kind,
-            "metadata": {"name": o.name, "namespace": o.namespace, "resourceVersion": rv}, "spec": dict(o.spec)}
+ISTIO_GROUPS = {"networking.istio.io": [("v1", list(PLURALS.values()))]}
 
 
 def _api_server(stack: contextlib.ExitStack, workdir: Path, n: int, *, gateway_port: int):  # noqa: ANN202
     """The scripted API server with the config's objects, and a kubeconfig for it."""
     from tests.fake_apiserver import FakeApiServer, Script
 
-    by_plural: dict[str, list[dict]] = {p: [] for p in ISTIO_GROUPS["networking.istio.io"][0][1]}
+    by_plural: dict[str, list[dict]] = {p: [] for p in PLURALS.values()}
     for o in [gateway(gateway_port)] + [o for i in range(n) for o in service(i)]:
-        by_plural[PLURALS[o.kind]].append(_k8s_doc(o, "1"))
+        by_plural[PLURALS[o.kind]].append(_doc(o, resourceVersion="1"))
     scripts = {p: Script(lists=[("1", items)]) for p, items in by_plural.items()}
     for core in ("services", "namespaces", "secrets", "configmaps"):
         scripts[core] = Script(lists=[("1", [])])

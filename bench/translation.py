@@ -16,6 +16,7 @@ import dataclasses
 import gc
 import statistics
 import time
+from typing import Callable
 
 from bench.config_gen import config, service
 from translators.node import NodeInfo
@@ -106,6 +107,44 @@ def _origin(obj: ConfigObject) -> str:
     return f"k8s:{obj.kind}/{obj.ref.namespace}/{obj.name}"
 
 
+class Replay:
+    """The objects in a real :class:`ConfigStore` (one origin per object) and one node class's snapshots,
+    translated as the controller does: a timed full build, frozen for the GC, then :meth:`step`.  Make it
+    inside a running event loop (the cache's events)."""
+
+    def __init__(self, objects: list[ConfigObject]) -> None:
+        self.store = ConfigStore()
+        for o in objects:
+            self.store.replace(_origin(o), [o])
+        self.cache = SnapshotCache()
+        started = time.perf_counter()
+        with gc_paused():
+            self.translation = translate(self.store.objects()[0])
+            self.cache.install(self.cache.prepare(self.translation, generation=1))
+            self.cache.get(NODE)
+        self.full_build_s = time.perf_counter() - started
+        gc.collect()
+        gc.freeze()  # as the controller does after a full build: later collections skip these objects
+        self._generation = 2
+
+    def step(self, change: Callable[[], object]) -> float:
+        """Apply ``change`` to the store, then translate and prepare; the seconds the latter took."""
+        change()
+        t0 = time.perf_counter()
+        with gc_paused():
+            self.translation = translate(self.store.objects()[0], accepted=self.translation.accepted,
+                                         previous=self.translation)
+            self.cache.install(self.cache.prepare(self.translation, generation=self._generation))
+        self._generation += 1
+        return time.perf_counter() - t0
+
+    def put(self, *objs: ConfigObject) -> Callable[[], object]:
+        return lambda: [self.store.replace(_origin(o), [o]) for o in objs]
+
+    def drop(self, *objs: ConfigObject) -> Callable[[], object]:
+        return lambda: [self.store.remove(_origin(o)) for o in objs]
+
+
 def run(*, sizes: tuple[int, ...], repeats: int) -> dict:
     out: dict = {}
     for n in sizes:
@@ -114,36 +153,9 @@ def run(*, sizes: tuple[int, ...], repeats: int) -> dict:
         box: dict = {}
 
         async def measure() -> None:
-            store = ConfigStore()
-            for o in objects:
-                store.replace(_origin(o), [o])
-            cache = SnapshotCache()
-            started = time.perf_counter()
-            with gc_paused():
-                translation = translate(store.objects()[0])
-                cache.install(cache.prepare(translation, generation=1))
-                cache.get(NODE)
-            box["full_build_s"] = round(time.perf_counter() - started, 3)
-            gc.collect()
-            gc.freeze()  # as the controller does after a full build: later collections skip these objects
-            gen = 2
-
-            def step(change) -> float:  # noqa: ANN001
-                nonlocal translation, gen
-                change()
-                t0 = time.perf_counter()
-                with gc_paused():
-                    translation = translate(store.objects()[0], accepted=translation.accepted, previous=translation)
-                    cache.install(cache.prepare(translation, generation=gen))
-                gen += 1
-                return time.perf_counter() - t0
-
-            def put(*objs: ConfigObject):  # noqa: ANN202
-                return lambda: [store.replace(_origin(o), [o]) for o in objs]
-
-            def drop(*objs: ConfigObject):  # noqa: ANN202
-                return lambda: [store.remove(_origin(o)) for o in objs]
-
+            replay = Replay(objects)
+            box["full_build_s"] = round(replay.full_build_s, 3)
+            step, put, drop = replay.step, replay.put, replay.drop
             box["no_op_ms"] = round(statistics.median(step(lambda: None) for _ in range(repeats)) * 1000, 1)
             for label, (kind, name, mutate) in KINDS.items():
                 times = []
@@ -160,7 +172,7 @@ def run(*, sizes: tuple[int, ...], repeats: int) -> dict:
                 removed.append(step(drop(*new)))
             box["service_added_ms"] = round(statistics.median(added) * 1000, 1)
             box["service_removed_ms"] = round(statistics.median(removed) * 1000, 1)
-            snap = cache.get(NODE)
+            snap = replay.cache.get(NODE)
             box["resources"] = {k.rsplit(".", 1)[-1]: len(v) for k, v in snap.resources.items()}
         asyncio.run(measure())
         out[str(n)] = dict(box)
