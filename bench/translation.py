@@ -23,6 +23,7 @@ from translators.node import NodeInfo
 from translators.objects import ConfigObject
 from translators.pipeline import translate
 from xds_server.cache import SnapshotCache
+from xds_server import gc_policy
 from xds_server.controller import gc_paused
 from xds_server.store import ConfigStore
 
@@ -122,6 +123,7 @@ class Replay:
             self.translation = translate(self.store.objects()[0])
             self.cache.install(self.cache.prepare(self.translation, generation=1))
             self.cache.get(NODE)
+            gc_policy.freeze_if_big()  # as the controller's build does: no collection over the build after it
         self.full_build_s = time.perf_counter() - started
         gc.collect()
         gc.freeze()  # as the controller does after a full build: later collections skip these objects

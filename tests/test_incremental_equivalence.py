@@ -284,3 +284,16 @@ def test_incremental_snapshots_equal_full_builds(edits) -> None:  # noqa: ANN001
         assert snapshot_bytes(objects, incremental) == expected, (kind, i)
         assert snapshot_bytes(objects, incremental, cache, generation=step + 2) == expected, ("cache", kind, i)
         previous = incremental
+
+
+def test_full_builds_sorted_once_equal_builds_sorted_by_insertion(monkeypatch) -> None:  # noqa: ANN001
+    """Over ``_RESORT`` changed objects (a full build) the engine sorts its object and cluster lists once
+    instead of by insertion: the same snapshots either way, and incremental steps on that path still equal
+    full builds."""
+    from translators import engine
+    objects = config(N) + KUBERNETES
+    monkeypatch.setattr(engine, "_RESORT", 10 ** 9)
+    by_insertion = snapshot_bytes(objects, translate(objects))
+    monkeypatch.setattr(engine, "_RESORT", 0)
+    assert snapshot_bytes(objects, translate(objects)) == by_insertion
+    test_incremental_snapshots_equal_full_builds()

@@ -231,3 +231,32 @@ spec:
     [gw] = translate(objects).model.gateways
     [server] = gw.servers
     assert server.port_name == "grpc" and server.hosts == (("*", "*"), ("other", "a.example.com"))
+
+
+def test_virtual_host_bytes_joined_in_field_order_equal_protobufs() -> None:
+    """A virtual host's entry is joined from its name, domains, cached route bytes and TLS flag; it equals
+    protobuf's own serialization, also for a shared route tuple, no routes, several domains and require_tls."""
+    from envoy.config.route.v3 import route_components_pb2 as rc
+    from translators import ir
+    from translators.builders.routes import _vhost_entry, build_route
+    from translators.gateway_view import gateway_listeners
+    from translators.pipeline import translate
+    from bench.config_gen import config
+    from translators.wire import field
+    from translators.references import route_cluster_names
+    from envoy.config.route.v3 import route_pb2
+    model = translate(config(3)).model
+    [listener] = gateway_listeners(model, labels={"istio": "ingressgateway"}, namespace="default")
+    routes = listener.virtual_hosts[0].routes + listener.virtual_hosts[1].routes
+    memo: dict = {}
+    hosts = [ir.VirtualHost(name="a.example.com:8080", domains=("a.example.com", "a.example.com:8080"), routes=routes),
+             ir.VirtualHost(name="a.example.com:8443", domains=("a.example.com",), routes=routes, require_tls=True),
+             ir.VirtualHost(name="empty", domains=("*",), routes=())]
+    for v in hosts:
+        expected = rc.VirtualHost(name=v.name, domains=list(v.domains), routes=[build_route(r, grpc_web=False)
+                                                                               for r in v.routes],
+                                  require_tls=rc.VirtualHost.ALL if v.require_tls else rc.VirtualHost.NONE)
+        entry = _vhost_entry(v, False, None, memo)
+        assert entry[1] == field(2, expected.SerializeToString(deterministic=True)), v.name
+        assert entry[2] == {c for _, c in route_cluster_names([route_pb2.RouteConfiguration(virtual_hosts=[expected])])}
+    assert sum(1 for k in memo if k[0] == "routes") == 2, "the two hosts with the same routes share their bytes"

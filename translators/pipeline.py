@@ -16,7 +16,7 @@ from google.protobuf.message import Message
 
 from translators import persistent, proxyless_view, type_urls
 from translators.builders.clusters import build_cluster, build_proxyless_cluster
-from translators.builders.endpoints import build_load_assignment
+from translators.builders.endpoints import prebuilt_load_assignment
 from translators.builders.listeners import (build_api_listener, build_gateway_listener, build_inbound_listener,
                                             build_tcp_listener, build_unroutable_api_listener)
 from translators.builders.routes import VhostCache, assemble_route_configuration, assemble_vhds, \
@@ -168,7 +168,7 @@ class Translation:
                     drop_c.append(name)
                     drop_e.append(name)
                     continue
-                pair = (build(c), build_load_assignment(c) if c.discovery == "EDS" else None, c)
+                pair = (build(c), prebuilt_load_assignment(c) if c.discovery == "EDS" else None, c)
                 self.built[(flavour, name)] = pair
                 put_c.append((name, pair[0]))
                 if pair[1] is not None:
@@ -186,7 +186,7 @@ class Translation:
                 key = (flavour, c.name)
                 pair = before.get(key)
                 if pair is None or pair[2] is not c:  # the same IR object reuses its messages (and their bytes)
-                    pair = (build(c), build_load_assignment(c) if c.discovery == "EDS" else None, c)
+                    pair = (build(c), prebuilt_load_assignment(c) if c.discovery == "EDS" else None, c)
                 self.built[key] = pair
                 clusters[c.name] = pair[0]
                 if pair[1] is not None:

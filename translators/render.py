@@ -11,7 +11,7 @@ from google.protobuf import json_format
 
 from translators import type_urls
 from translators.node import NodeInfo
-from translators.builders.routes import real_message
+from translators.builders.prebuilt import real_message
 from translators.pipeline import Translation
 
 REDACTED = "[redacted]"

@@ -26,6 +26,7 @@ from aiohttp import web
 from google.protobuf import json_format
 
 from translators import type_urls
+from translators.builders.prebuilt import real_message
 from xds_server.ads import AdsServer, StreamInfo
 from xds_server.controller import Controller
 from xds_server.metrics import CONTENT_TYPE
@@ -46,7 +47,7 @@ def _redacted(node: Any) -> Any:
 
 def resource_json(resource) -> Any:  # noqa: ANN001 - a snapshot Resource
     try:
-        body = json_format.MessageToDict(resource.message, preserving_proto_field_name=True)
+        body = json_format.MessageToDict(real_message(resource.message), preserving_proto_field_name=True)
     except Exception as exc:  # noqa: BLE001 - e.g. an Any of a type this process cannot name
         body = {"error": f"cannot render as JSON: {type(exc).__name__}"}
     return _redacted(body)

@@ -12,6 +12,7 @@ config changes, so a stream whose resources did not change is not woken.
 from __future__ import annotations
 
 import hashlib
+from hashlib import sha256
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -26,6 +27,9 @@ from translators import type_urls
 from translators.wire import field as _field, varint as _varint
 from translators.references import eds_cluster_names, listener_route_names, route_cluster_names, sds_secret_names
 
+
+#: ``Any.type_url`` fields (field 1), by type URL
+_TYPE_FIELDS: dict[str, bytes] = {}
 
 #: resolved (proxyless) names a snapshot remembers
 RESOLVED_LIMIT = 50_000
@@ -49,17 +53,19 @@ class Resource:
     @classmethod
     def of(cls, *, name: str, type_url: str, message: Message) -> "Resource":
         body = message.SerializeToString(deterministic=True)
-        type_field = _field(1, type_url.encode())
-        body_header = b"\x12" + _varint(len(body))
-        any_len = len(type_field) + len(body_header) + len(body)
+        type_field = _TYPE_FIELDS.get(type_url) or _TYPE_FIELDS.setdefault(type_url, _field(1, type_url.encode()))
+        n = len(body)
+        body_header = b"\x12" + _varint(n)
         version = getattr(message, "content_version", None)  # assembled messages hash their parts instead
-        version = version if isinstance(version, str) else hashlib.sha256(body).hexdigest()[:16]
+        version = version if isinstance(version, str) else sha256(body).hexdigest()[:16]
         version_field = _field(1, version.encode())
-        entry_head = b"\x12" + _varint(any_len) + type_field + body_header
+        entry_head = b"\x12" + _varint(len(type_field) + len(body_header) + n) + type_field + body_header
         tail = _field(3, name.encode())
-        outer = b"\x12" + _varint(len(version_field) + len(entry_head) + len(body) + len(tail))
+        start = len(version_field) + len(entry_head)
+        outer = b"\x12" + _varint(start + n + len(tail))
         delta = b"".join((outer, version_field, entry_head, body, tail))  # one copy of the body
-        return cls(name, type_url, message, version, delta, len(outer) + len(version_field), len(delta) - len(tail))
+        start = len(outer) + len(version_field)
+        return cls(name, type_url, message, version, delta, start, len(delta) - len(tail))
 
     @property
     def entry(self) -> memoryview:

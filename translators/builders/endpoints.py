@@ -5,8 +5,8 @@ one would keep Envoy warming until ``initial_fetch_timeout``.
 
 Speed: an endpoint appears in several assignments (the service's and each
 subset's), so each ``LbEndpoint`` is serialized once and assignments are
-assembled from those bytes (repeated fields concatenate on the wire), then
-parsed back by upb in C.
+assembled from those bytes (repeated fields concatenate on the wire) and
+handed on as those bytes (:class:`~translators.builders.prebuilt.Prebuilt`).
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from envoy.config.endpoint.v3 import endpoint_pb2
 from google.protobuf import wrappers_pb2
 
 from translators import ir
+from translators.builders.prebuilt import Prebuilt
 from translators.wire import field, varint
 
 
@@ -43,11 +44,22 @@ def _sort_key(e: ir.Endpoint) -> tuple:
     return (e.locality, e.address, e.port)
 
 
-def build_load_assignment(cluster: ir.Cluster) -> endpoint_pb2.ClusterLoadAssignment:
+def load_assignment_bytes(cluster: ir.Cluster) -> bytes:
+    """The serialized ``ClusterLoadAssignment`` of ``cluster``, joined from cached per-endpoint bytes."""
     parts = [field(1, cluster.name.encode())]
     for locality, eps in groupby(sorted(cluster.endpoints, key=_sort_key), key=lambda e: e.locality):
         items = [_lb_endpoint(e.address, e.port, e.weight) for e in eps]
         # load_balancing_weight (field 3, UInt32Value{value=1}): gRPC ignores localities without one
         weight = field(3, b"\x08" + varint(len(items)))
         parts.append(field(2, _locality(locality) + b"".join(items) + weight))
-    return endpoint_pb2.ClusterLoadAssignment.FromString(b"".join(parts))
+    return b"".join(parts)
+
+
+def build_load_assignment(cluster: ir.Cluster) -> endpoint_pb2.ClusterLoadAssignment:
+    """The assignment as a message (a STRICT_DNS cluster's inline ``load_assignment``)."""
+    return endpoint_pb2.ClusterLoadAssignment.FromString(load_assignment_bytes(cluster))
+
+
+def prebuilt_load_assignment(cluster: ir.Cluster) -> Prebuilt:
+    """The EDS resource of ``cluster``: its bytes as they are (parsed only if something reads a field)."""
+    return Prebuilt(endpoint_pb2.ClusterLoadAssignment, load_assignment_bytes(cluster))

@@ -27,6 +27,7 @@ from google.protobuf import wrappers_pb2
 
 from translators import ir
 from translators import persistent
+from translators.builders.prebuilt import Prebuilt
 from translators.by_identity import came_and_went, changed_positions, changed_span, note_span
 from translators.wire import field
 from translators.builders.proto import duration, pack
@@ -290,52 +291,14 @@ def uses_fault(virtual_hosts: tuple[ir.VirtualHost, ...]) -> bool:
     return any(r.fault is not None for v in virtual_hosts for r in v.routes)
 
 
-class Prebuilt:
-    """A message held as its serialized bytes, assembled from cached parts.
-
-    It serializes to those bytes without protobuf work (``Resource.of`` calls
-    ``SerializeToString``), and is parsed only if someone reads its fields
-    (``render``, tests).  ``cluster_refs`` are the clusters its routes name, so
-    snapshot consistency checks need no parse either.
-    """
-
-    __slots__ = ("_data", "_cls", "_msg", "cluster_refs", "content_version")
-
-    def __init__(self, cls: type, data: bytes, *, cluster_refs: frozenset[str] = frozenset(),
-                 content_version: str | None = None) -> None:
-        self._data = data
-        self._cls = cls
-        self._msg = None
-        self.cluster_refs = cluster_refs
-        #: a content hash of ``data`` computed from its parts' (so a 2.5 MB configuration is not re-hashed)
-        self.content_version = content_version
-
-    def SerializeToString(self, deterministic: bool = False) -> bytes:  # noqa: N802 - protobuf's name
-        return self._data
-
-    @property
-    def message(self):  # noqa: ANN201
-        if self._msg is None:
-            self._msg = self._cls.FromString(self._data)
-        return self._msg
-
-    def __getattr__(self, name: str):  # noqa: ANN204 - delegate reads to the parsed message
-        return getattr(self.message, name)
-
-
-def real_message(msg):  # noqa: ANN001, ANN201
-    """The protobuf message behind ``msg`` (a :class:`Prebuilt` or a message)."""
-    return msg.message if isinstance(msg, Prebuilt) else msg
-
-
 #: ``validate_clusters: {value: false}`` (RouteConfiguration field 7, an empty BoolValue)
 _VALIDATE_CLUSTERS_FALSE = field(7, b"")
 _IGNORE_PORT_IN_HOST_MATCHING = b"p\x01"  # field 14, varint 1
 
 
-def _vhost_refs(vh: rc.VirtualHost) -> frozenset[str]:
+def _vhost_refs(routes: list[rc.Route]) -> frozenset[str]:
     out = set()
-    for r in vh.routes:
+    for r in routes:
         if not r.HasField("route"):
             continue
         if r.route.cluster:
@@ -360,19 +323,42 @@ def _same_routes(a: ir.VirtualHost, b: ir.VirtualHost) -> bool:
         len(a.routes) == len(b.routes) and all(x is y for x, y in zip(a.routes, b.routes))
 
 
-def _vhost_entry(v: ir.VirtualHost, grpc_web: bool, old: tuple | None = None) -> tuple:
-    """(host, its bytes, the clusters it names, whether a block ends after it)."""
+#: ``VirtualHost.require_tls: ALL`` (field 4, varint 2)
+_REQUIRE_TLS_ALL = b"\x20" + bytes((rc.VirtualHost.ALL,))
+
+
+def _routes_part(routes: tuple[ir.Route, ...], grpc_web: bool, memo: VhostCache | None) -> tuple[bytes, frozenset[str]]:
+    """A virtual host's ``routes`` (field 3, repeated) as bytes, and the clusters they name.  ``memo`` (the
+    translation's cache) keeps them by the route objects: a gateway's HTTP and HTTPS servers usually carry
+    the same VirtualServices, whose routes are the very same objects on both ports (only the host's name
+    and domains differ), so they are built and serialized once."""
+    key = ("routes", grpc_web, *map(id, routes)) if memo is not None else None
+    hit = memo.get(key) if key is not None else None
+    if hit is not None and len(hit[0]) == len(routes) and all(map(operator.is_, hit[0], routes)):
+        return hit[1], hit[2]  # (the entry holds the routes its key's ids are of)
+    built = [build_route(r, grpc_web=grpc_web) for r in routes]
+    out = (routes, b"".join([field(3, r.SerializeToString(deterministic=True)) for r in built]), _vhost_refs(built))
+    if key is not None:
+        memo[key] = out
+    return out[1], out[2]
+
+
+def _vhost_entry(v: ir.VirtualHost, grpc_web: bool, old: tuple | None = None, memo: VhostCache | None = None) \
+        -> tuple:
+    """(host, its bytes, the clusters it names, whether a block ends after it).  The bytes are a
+    ``RouteConfiguration.virtual_hosts`` entry, joined in field order as protobuf serializes a
+    ``VirtualHost`` (name=1, domains=2, routes=3, require_tls=4; a unit test checks them against it)."""
     if old is not None and _same_routes(old[0], v):
         return (v, old[1], old[2], old[3])
-    vh = rc.VirtualHost(name=v.name, domains=list(v.domains),
-                        routes=[build_route(r, grpc_web=grpc_web) for r in v.routes],
-                        require_tls=rc.VirtualHost.ALL if v.require_tls else rc.VirtualHost.NONE)
+    routes, refs = _routes_part(v.routes, grpc_web, memo)
+    body = b"".join([field(1, v.name.encode()) if v.name else b"", *[field(2, d.encode()) for d in v.domains],
+                     routes, _REQUIRE_TLS_ALL if v.require_tls else b""])
     boundary = zlib.crc32(v.name.encode()) % _BLOCK == 0
-    return (v, field(2, vh.SerializeToString(deterministic=True)), _vhost_refs(vh), boundary)
+    return (v, field(2, body), refs, boundary)
 
 
 def _merged_entries(old: list[tuple], old_hosts: tuple[ir.VirtualHost, ...],
-                    virtual_hosts: tuple[ir.VirtualHost, ...], grpc_web: bool) -> list[tuple]:
+                    virtual_hosts: tuple[ir.VirtualHost, ...], grpc_web: bool, memo: VhostCache) -> list[tuple]:
     """The entries of ``virtual_hosts``, reusing the ``old`` ones (of ``old_hosts``): the very same host
     objects at the start and at the end keep their entries (the span is told by the view, else found at C
     speed), and only the span between is matched, by host object (the same entry), else by name (the same
@@ -386,7 +372,7 @@ def _merged_entries(old: list[tuple], old_hosts: tuple[ir.VirtualHost, ...],
         by_name = dict(zip(map(operator.attrgetter("name"), old_hosts[start:old_end]), span_old))
         for i in missing:
             v = span_new[i]
-            middle[i] = _vhost_entry(v, grpc_web, by_name.get(v.name))
+            middle[i] = _vhost_entry(v, grpc_web, by_name.get(v.name), memo)
     out = old[:start] + middle + old[old_end:]
     note_span(old, out, (start, old_end, start + len(middle)))
     return out
@@ -407,12 +393,12 @@ def vhost_entries(name: str, virtual_hosts: tuple[ir.VirtualHost, ...], *, grpc_
         entries = list(cached[1])
         at = changed_positions(cached[0], virtual_hosts)  # told by the view, else found at C speed
         for i in at:
-            entries[i] = _vhost_entry(virtual_hosts[i], grpc_web, entries[i])
+            entries[i] = _vhost_entry(virtual_hosts[i], grpc_web, entries[i], current)
         if at:
             note_span(cached[1], entries, (at[0], at[-1] + 1, at[-1] + 1))
     else:
         entries = _merged_entries(cached[1] if cached is not None else [], cached[0] if cached is not None else (),
-                                  virtual_hosts, grpc_web)
+                                  virtual_hosts, grpc_web, current)
     current[key] = (virtual_hosts, entries)
     return entries
 
