@@ -71,7 +71,10 @@ def sds_secret_names(listeners: Iterable[listener_pb2.Listener], clusters: Itera
             if chain.HasField("transport_socket") and chain.transport_socket.typed_config.Unpack(ctx):
                 out.update(_common_sds_names(ctx.common_tls_context))
     for cluster in clusters:
-        sockets = [cluster.transport_socket] if cluster.HasField("transport_socket") else []
+        has_socket = cluster.HasField("transport_socket")
+        if not has_socket and not cluster.transport_socket_matches:
+            continue  # (most clusters: plaintext)
+        sockets = [cluster.transport_socket] if has_socket else []
         sockets += [m.transport_socket for m in cluster.transport_socket_matches]
         for socket in sockets:
             ctx = tls_pb2.UpstreamTlsContext()
