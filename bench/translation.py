@@ -179,3 +179,32 @@ def run(*, sizes: tuple[int, ...], repeats: int) -> dict:
         asyncio.run(measure())
         out[str(n)] = dict(box)
     return out
+
+
+def full_build_phases(n: int) -> dict:
+    """A full build at ``n`` services split into its phases, as :class:`Replay` runs them: the store's merge,
+    ``translate``, ``prepare`` + ``install`` (no node known yet), and the first node class's snapshot
+    (``cache.get``: the one a new class's first stream waits for on the event loop)."""
+    objects = _objects(n)
+    out: dict = {}
+
+    async def measure() -> None:
+        store = ConfigStore()
+        for o in objects:
+            store.replace(_origin(o), [o])
+        cache = SnapshotCache()
+        with gc_paused():
+            t0 = time.perf_counter()
+            merged = store.objects()[0]
+            t1 = time.perf_counter()
+            translation = translate(merged)
+            t2 = time.perf_counter()
+            cache.install(cache.prepare(translation, generation=1))
+            t3 = time.perf_counter()
+            cache.get(NODE)
+            t4 = time.perf_counter()
+            gc_policy.freeze_if_big()
+        out.update(store_s=round(t1 - t0, 3), translate_s=round(t2 - t1, 3), prepare_s=round(t3 - t2, 3),
+                   first_class_s=round(t4 - t3, 3), total_s=round(t4 - t0, 3))
+    asyncio.run(measure())
+    return out
