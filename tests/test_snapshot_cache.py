@@ -188,3 +188,54 @@ def test_a_new_class_is_never_built_while_a_translation_runs() -> None:
         assert overlaps == [False, False]
 
     asyncio.run(scenario())
+
+
+def test_a_new_class_wraps_the_shared_clusters_in_slices_between_other_streams() -> None:
+    """The shared CDS/EDS of a flavour (most of a first snapshot at scale, and the same for every class) are
+    wrapped in slices, with the event loop serving others between them; later classes reuse them, and a
+    translation while no node is known keeps them (patched) for the next class."""
+    from xds_server.cache import _ResourceTable
+
+    async def scenario() -> None:
+        cache = SnapshotCache()
+        objects, _ = parse_text(CONFIG, file="c.yaml")
+        cache.install(await cache.in_builder(lambda: cache.prepare(translate(objects), generation=1)))
+        slices: list[int] = []
+        steps = _ResourceTable.wrap_shared_steps
+
+        def one_at_a_time(table, flavour, step=2000):  # noqa: ANN001, ANN202
+            for _ in steps(table, flavour, step=1):
+                slices.append(ticks[0])
+                yield
+        _ResourceTable.wrap_shared_steps = one_at_a_time
+        ticks = [0]
+
+        async def other_stream() -> None:
+            while True:
+                ticks[0] += 1
+                await asyncio.sleep(0)
+        ticker = asyncio.ensure_future(other_stream())
+        try:
+            first = await asyncio.wait_for(cache.wait(GATEWAY, newer_than=None), 5)
+            n = len(first.get(type_urls.CLUSTER)) + len(first.get(type_urls.ENDPOINT))
+            assert len(slices) == n and slices[-1] > slices[0], "the loop ran between the slices"
+            table = cache._table
+            assert first.get(type_urls.CLUSTER) is table.shared[(GATEWAY.flavour, type_urls.CLUSTER)][1]
+            other = NodeInfo.of(labels={"istio": "ingressgateway", "pod": "b"})
+            second = await asyncio.wait_for(cache.wait(other, newer_than=None), 5)
+            assert len(slices) == n and second.get(type_urls.CLUSTER) is first.get(type_urls.CLUSTER)
+            cache.forget(GATEWAY)
+            cache.forget(other)
+            # no node known: the next translation still patches the wrapped tables (a cluster edit)
+            edited, _ = parse_text(CONFIG.replace("50051", "50052"), file="c.yaml")
+            cache.install(await cache.in_builder(lambda: cache.prepare(translate(edited, previous=table.translation),
+                                                                       generation=2)))
+            assert cache._table.has_shared(GATEWAY.flavour)
+            third = await asyncio.wait_for(cache.wait(GATEWAY, newer_than=None), 5)
+            assert len(slices) == n and third.generation == 2, "kept warm by the translation: no new slices"
+            assert "outbound|50052||svc.default.svc.cluster.local" in third.get(type_urls.CLUSTER)
+        finally:
+            _ResourceTable.wrap_shared_steps = steps
+            ticker.cancel()
+
+    asyncio.run(scenario())

@@ -16,7 +16,11 @@ a translation runs: both update state the translations share (the gateway views'
 table), so :meth:`SnapshotCache.wait` waits for the build thread to be idle first.  (Building it in the build
 thread instead took the loop stall of a new class at 10,000 services from ~1 s to ~0.14 s, but cost ~110 MB
 at 40 clients, and still ~100 MB once a leak of old snapshots was fixed, with or without ``malloc_trim``; a
-1,000-client gateway fleet cannot afford it under 1 GB.  See docs/benchmarks.md, section 3.)
+1,000-client gateway fleet cannot afford it under 1 GB.  See docs/benchmarks.md, section 3.  Wrapping only
+the shared CDS/EDS there cost the same ~100 MB.)  The bulk of a first snapshot at scale, wrapping its flavour's
+shared CDS/EDS, is the same for every class: it runs on the loop in slices with the other streams served
+between them (:meth:`_ResourceTable.wrap_shared_steps`), once per flavour and table; translations patch it
+even while no node of the flavour is known.
 
 Serialize once: a translation's messages are wrapped into
 :class:`~xds_server.snapshot.Resource` once, memoized by message identity,
@@ -27,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from google.protobuf.message import Message
 
@@ -82,8 +86,8 @@ class _ResourceTable:
             -> tuple[dict[str, Resource], frozenset | None, dict[str, Resource] | None]:
         """The wrapped dict for ``messages``, the names that changed (None: unknown), and the wrapped dict
         they changed from."""
-        hit = self.wrapped.get(id(messages)) or self.previous_wrapped.get(id(messages))
-        if hit is not None and hit[0] is messages:
+        hit = self._reused(messages)
+        if hit is not None:
             self.wrapped[id(messages)] = hit
             if type_url in _SHARED_TYPES:
                 self.shared[(flavour, type_url)] = hit
@@ -109,11 +113,37 @@ class _ResourceTable:
             self.shared[(flavour, type_url)] = (messages, out)
         return out, changes, base
 
+    def _reused(self, messages: dict) -> tuple[dict, dict[str, Resource]] | None:
+        """The wrapping of the very same messages dict, by this table or the previous one."""
+        hit = self.wrapped.get(id(messages)) or self.previous_wrapped.get(id(messages))
+        return hit if hit is not None and hit[0] is messages else None
+
     def _previous_shared_wrapped(self, type_url: str, flavour: str) -> dict[str, Resource] | None:
         """The previous table's wrapping of exactly the dict this translation's changes are relative to."""
         hit = self.previous_shared.get((flavour, type_url))
         base = self.translation.shared_base.get(flavour, {}).get(type_url)
         return hit[1] if hit is not None and base is not None and hit[0] is base else None
+
+    def has_shared(self, flavour: str) -> bool:
+        """Whether this table has wrapped ``flavour``'s shared CDS/EDS."""
+        return all((flavour, t) in self.shared for t in _SHARED_TYPES)
+
+    def wrap_shared_steps(self, flavour: str, *, step: int = 2000) -> Iterator[None]:
+        """Wrap ``flavour``'s shared CDS/EDS as a class's first snapshot would, yielding after every ``step``
+        resources: the bulk of a new class's first snapshot at scale (the same for every class), which
+        :meth:`SnapshotCache.wait` runs on the event loop in slices, so the other streams are served
+        between them.  (Not in the build thread: its allocator arena kept ~100 MB more; docs/benchmarks.md.)"""
+        shared = self.translation.shared(flavour)
+        for type_url in sorted(_SHARED_TYPES):
+            messages = shared[type_url]
+            if (flavour, type_url) in self.shared or self._reused(messages) is not None or \
+                    self._previous_shared_wrapped(type_url, flavour) is not None:
+                continue  # the very same, or a patch of the previous table's: cheap, made by the snapshot
+            items = list(messages.items())
+            for i in range(0, len(items), step):
+                for name, msg in items[i:i + step]:
+                    self._wrap(name, type_url, msg)  # (memoized: the snapshot's wrapping finds them)
+                yield
 
     def snapshot_for(self, node: NodeInfo) -> Snapshot:
         out: dict[str, dict[str, Resource]] = {}
@@ -222,6 +252,11 @@ class SnapshotCache:
                 snap = self._snapshots.get(old_key)
             if snap is not None:
                 built[key] = snap
+        if translation.cluster_changes is not None:  # kept warm while no node of a flavour is known: a patch
+            for flavour in sorted({f for f, _ in table.previous_shared} - {n.flavour for n in nodes}):
+                shared = translation.shared(flavour)
+                for type_url in sorted(_SHARED_TYPES):
+                    table._wrapped_dict(type_url, shared[type_url], flavour)
         table.previous = None
         return table, built, keys
 
@@ -291,13 +326,23 @@ class SnapshotCache:
 
     async def wait(self, node: NodeInfo, *, newer_than: Snapshot | None) -> Snapshot:
         """The class's snapshot once there is one that is not ``newer_than``.  A new class's first snapshot
-        is built once the build thread is idle (the loop then runs it to the end: no translation can start
-        meanwhile, since the controller starts them from the loop)."""
+        is built once the build thread is idle: first the shared CDS/EDS of its flavour, if the current table
+        has not wrapped them yet (most of the work at scale, and the same for every class), in slices with the
+        other streams served between them; then the rest, which the loop runs to the end (no translation can
+        start meanwhile, since the controller starts them from the loop)."""
         while True:
             event = self._changed
-            if self._busy and self._table is not None and self._known(node)[1] is None:
-                await self._idle.wait()
-                continue
+            table = self._table
+            if table is not None and self._known(node)[1] is None:
+                if self._busy:
+                    await self._idle.wait()
+                    continue
+                if not table.has_shared(node.flavour):
+                    for _ in table.wrap_shared_steps(node.flavour):
+                        await asyncio.sleep(0)  # the other streams run between the slices
+                    if self._table is not table or self._busy:
+                        continue  # a translation started meanwhile: its table is the one to build from
+                    # (the snapshot below finds every shared resource wrapped)
             snap = self.get(node)
             if snap is not None and snap is not newer_than:
                 return snap
