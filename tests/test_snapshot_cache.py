@@ -208,6 +208,15 @@ def test_a_new_class_wraps_the_shared_clusters_in_slices_between_other_streams()
                 slices.append(ticks[0])
                 yield
         _ResourceTable.wrap_shared_steps = one_at_a_time
+        from translators.pipeline import Translation
+        warm = Translation.warm_steps
+        warmed: list[int] = []
+
+        def warm_one_at_a_time(translation, node, step=500):  # noqa: ANN001, ANN202
+            for _ in warm(translation, node, step=1):
+                warmed.append(ticks[0])
+                yield
+        Translation.warm_steps = warm_one_at_a_time
         ticks = [0]
 
         async def other_stream() -> None:
@@ -219,6 +228,8 @@ def test_a_new_class_wraps_the_shared_clusters_in_slices_between_other_streams()
             first = await asyncio.wait_for(cache.wait(GATEWAY, newer_than=None), 5)
             n = len(first.get(type_urls.CLUSTER)) + len(first.get(type_urls.ENDPOINT))
             assert len(slices) == n and slices[-1] > slices[0], "the loop ran between the slices"
+            assert len(warmed) == len(first.get(type_urls.ROUTE)["http.8080"].message.virtual_hosts) >= 1
+            assert warmed[0] > slices[-1], "its own routes are serialized in slices too, after the shared tables"
             table = cache._table
             assert first.get(type_urls.CLUSTER) is table.shared[(GATEWAY.flavour, type_urls.CLUSTER)][1]
             other = NodeInfo.of(labels={"istio": "ingressgateway", "pod": "b"})
@@ -233,9 +244,11 @@ def test_a_new_class_wraps_the_shared_clusters_in_slices_between_other_streams()
             assert cache._table.has_shared(GATEWAY.flavour)
             third = await asyncio.wait_for(cache.wait(GATEWAY, newer_than=None), 5)
             assert len(slices) == n and third.generation == 2, "kept warm by the translation: no new slices"
+            assert len(warmed) == 2 * len(first.get(type_urls.ROUTE)["http.8080"].message.virtual_hosts), "its own: again"
             assert "outbound|50052||svc.default.svc.cluster.local" in third.get(type_urls.CLUSTER)
         finally:
             _ResourceTable.wrap_shared_steps = steps
+            Translation.warm_steps = warm
             ticker.cancel()
 
     asyncio.run(scenario())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
 from google.protobuf.message import Message
 
@@ -19,7 +19,7 @@ from translators.builders.clusters import build_cluster, build_proxyless_cluster
 from translators.builders.endpoints import prebuilt_load_assignment
 from translators.builders.listeners import (build_api_listener, build_gateway_listener, build_inbound_listener,
                                             build_tcp_listener, build_unroutable_api_listener)
-from translators.builders.routes import VhostCache, assemble_route_configuration, assemble_vhds, \
+from translators.builders.routes import VhostCache, assemble_route_configuration, assemble_vhds, routes_part, \
     build_route_configuration, uses_fault
 from translators.builders.secrets import SecretStore
 from translators.diagnostics import Diagnostic, Severity
@@ -231,6 +231,21 @@ class Translation:
             self._fingerprint = (m.gateways, id(m.http_routes), m.http_routes, m.secrets, self.tls_clusters,
                                  m.grpc_web, m.access_logs)
         return self._fingerprint
+
+    def warm_steps(self, node: NodeInfo, *, step: int = 500) -> Iterator[None]:
+        """Serialize the routes of ``node``'s virtual hosts ahead of its class's first snapshot (which then
+        joins their bytes), yielding after every ``step`` hosts: the bulk of a new gateway class's own work
+        at scale, run in slices by the cache with the event loop serving others between them.  Nothing for
+        a class whose resources are built already, nor for proxyless nodes (they name what they want)."""
+        if node.flavour != ENVOY or self.selection_key(node) in self._by_gateways:
+            return
+        n = 0
+        for l in gateway_listeners(self.model, labels=node.label_map, namespace=node.namespace, memo=self.views):
+            for v in l.virtual_hosts:
+                routes_part(v.routes, l.grpc_web, self.vhosts)
+                n += 1
+                if n % step == 0:
+                    yield
 
     def _build_own(self, node: NodeInfo) -> Resources:
         listeners: dict[str, Message] = {}

@@ -29,6 +29,7 @@ so node classes that share clusters share the same bytes.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterator
@@ -326,10 +327,10 @@ class SnapshotCache:
 
     async def wait(self, node: NodeInfo, *, newer_than: Snapshot | None) -> Snapshot:
         """The class's snapshot once there is one that is not ``newer_than``.  A new class's first snapshot
-        is built once the build thread is idle: first the shared CDS/EDS of its flavour, if the current table
-        has not wrapped them yet (most of the work at scale, and the same for every class), in slices with the
-        other streams served between them; then the rest, which the loop runs to the end (no translation can
-        start meanwhile, since the controller starts them from the loop)."""
+        is built once the build thread is idle.  Most of its work at scale (the shared CDS/EDS of its flavour,
+        if the current table has not wrapped them yet, and its virtual hosts' routes) runs first, in slices
+        with the other streams served between them; then the rest, which the loop runs to the end (no
+        translation can start meanwhile, since the controller starts them from the loop)."""
         while True:
             event = self._changed
             table = self._table
@@ -337,12 +338,19 @@ class SnapshotCache:
                 if self._busy:
                     await self._idle.wait()
                     continue
-                if not table.has_shared(node.flavour):
-                    for _ in table.wrap_shared_steps(node.flavour):
-                        await asyncio.sleep(0)  # the other streams run between the slices
-                    if self._table is not table or self._busy:
-                        continue  # a translation started meanwhile: its table is the one to build from
-                    # (the snapshot below finds every shared resource wrapped)
+                # the bulk of the work, in slices: its flavour's shared CDS/EDS (unless this table has them),
+                # then its own virtual hosts' routes; no slice runs beside a translation (the controller starts
+                # them from the loop: checked after every slice)
+                steps = itertools.chain(() if table.has_shared(node.flavour) else table.wrap_shared_steps(node.flavour),
+                                        table.translation.warm_steps(node))
+                interrupted = False
+                for _ in steps:
+                    await asyncio.sleep(0)  # the other streams run between the slices
+                    if self._busy or self._table is not table:
+                        interrupted = True
+                        break
+                if interrupted:
+                    continue  # a translation started meanwhile: its table is the one to build from
             snap = self.get(node)
             if snap is not None and snap is not newer_than:
                 return snap

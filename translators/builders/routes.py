@@ -327,7 +327,7 @@ def _same_routes(a: ir.VirtualHost, b: ir.VirtualHost) -> bool:
 _REQUIRE_TLS_ALL = b"\x20" + bytes((rc.VirtualHost.ALL,))
 
 
-def _routes_part(routes: tuple[ir.Route, ...], grpc_web: bool, memo: VhostCache | None) -> tuple[bytes, frozenset[str]]:
+def routes_part(routes: tuple[ir.Route, ...], grpc_web: bool, memo: VhostCache | None) -> tuple[bytes, frozenset[str]]:
     """A virtual host's ``routes`` (field 3, repeated) as bytes, and the clusters they name.  ``memo`` (the
     translation's cache) keeps them by the route objects: a gateway's HTTP and HTTPS servers usually carry
     the same VirtualServices, whose routes are the very same objects on both ports (only the host's name
@@ -350,7 +350,7 @@ def _vhost_entry(v: ir.VirtualHost, grpc_web: bool, old: tuple | None = None, me
     ``VirtualHost`` (name=1, domains=2, routes=3, require_tls=4; a unit test checks them against it)."""
     if old is not None and _same_routes(old[0], v):
         return (v, old[1], old[2], old[3])
-    routes, refs = _routes_part(v.routes, grpc_web, memo)
+    routes, refs = routes_part(v.routes, grpc_web, memo)
     body = b"".join([field(1, v.name.encode()) if v.name else b"", *[field(2, d.encode()) for d in v.domains],
                      routes, _REQUIRE_TLS_ALL if v.require_tls else b""])
     boundary = zlib.crc32(v.name.encode()) % _BLOCK == 0
