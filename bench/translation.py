@@ -118,13 +118,22 @@ class Replay:
         for o in objects:
             self.store.replace(_origin(o), [o])
         self.cache = SnapshotCache()
-        started = time.perf_counter()
         with gc_paused():
-            self.translation = translate(self.store.objects()[0])
+            t0 = time.perf_counter()
+            merged = self.store.objects()[0]
+            t1 = time.perf_counter()
+            self.translation = translate(merged)
+            t2 = time.perf_counter()
             self.cache.install(self.cache.prepare(self.translation, generation=1))
+            t3 = time.perf_counter()
             self.cache.get(NODE)
+            t4 = time.perf_counter()
             gc_policy.freeze_if_big()  # as the controller's build does: no collection over the build after it
-        self.full_build_s = time.perf_counter() - started
+        self.full_build_s = time.perf_counter() - t0
+        #: where the full build went: the store's merge, ``translate``, ``prepare`` + ``install`` (no node known
+        #: yet), and the first node class's snapshot (``cache.get``: what a new class's first stream waits for)
+        self.phases = {"store_s": round(t1 - t0, 3), "translate_s": round(t2 - t1, 3), "prepare_s": round(t3 - t2, 3),
+                       "first_class_s": round(t4 - t3, 3), "total_s": round(t4 - t0, 3)}
         gc.collect()
         gc.freeze()  # as the controller does after a full build: later collections skip these objects
         self._generation = 2
@@ -182,29 +191,10 @@ def run(*, sizes: tuple[int, ...], repeats: int) -> dict:
 
 
 def full_build_phases(n: int) -> dict:
-    """A full build at ``n`` services split into its phases, as :class:`Replay` runs them: the store's merge,
-    ``translate``, ``prepare`` + ``install`` (no node known yet), and the first node class's snapshot
-    (``cache.get``: the one a new class's first stream waits for on the event loop)."""
-    objects = _objects(n)
-    out: dict = {}
+    """A full build at ``n`` services split into its phases (:attr:`Replay.phases`)."""
+    box: dict = {}
 
     async def measure() -> None:
-        store = ConfigStore()
-        for o in objects:
-            store.replace(_origin(o), [o])
-        cache = SnapshotCache()
-        with gc_paused():
-            t0 = time.perf_counter()
-            merged = store.objects()[0]
-            t1 = time.perf_counter()
-            translation = translate(merged)
-            t2 = time.perf_counter()
-            cache.install(cache.prepare(translation, generation=1))
-            t3 = time.perf_counter()
-            cache.get(NODE)
-            t4 = time.perf_counter()
-            gc_policy.freeze_if_big()
-        out.update(store_s=round(t1 - t0, 3), translate_s=round(t2 - t1, 3), prepare_s=round(t3 - t2, 3),
-                   first_class_s=round(t4 - t3, 3), total_s=round(t4 - t0, 3))
+        box.update(Replay(_objects(n)).phases)
     asyncio.run(measure())
-    return out
+    return box

@@ -903,7 +903,6 @@ def _service_clusters(st: EngineState, host: str) -> list[Cluster]:
     return hit[2]
 
 
-
 def _rebuild_host(st: EngineState, host: str, api_refs: set[tuple[int, str]],
                   requests: Mapping[str, "emissary.ClusterRequest"] | None = None, *, keep_sorted: bool = True) -> None:
     """The clusters of ``host``: one per service port and subset, plus placeholders for what routes name,

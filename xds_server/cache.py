@@ -93,8 +93,7 @@ class _ResourceTable:
             if type_url in _SHARED_TYPES:
                 self.shared[(flavour, type_url)] = hit
             return hit[1], frozenset(), hit[1]
-        changes = self.translation.shared_changes.get(flavour) if type_url in _SHARED_TYPES else None
-        base = self._previous_shared_wrapped(type_url, flavour) if changes is not None else None
+        changes, base = self._shared_patch(type_url, flavour) if type_url in _SHARED_TYPES else (None, None)
         patched = self.translation.patched.get(id(messages)) if type_url not in _SHARED_TYPES else None
         if patched is not None and patched[0] is messages:  # a per-node dict patched from the previous one
             prev = self.previous_wrapped.get(id(patched[1]))
@@ -119,6 +118,12 @@ class _ResourceTable:
         hit = self.wrapped.get(id(messages)) or self.previous_wrapped.get(id(messages))
         return hit if hit is not None and hit[0] is messages else None
 
+    def _shared_patch(self, type_url: str, flavour: str) -> tuple[frozenset | None, dict[str, Resource] | None]:
+        """For a shared type: the names this translation changed, and the previous table's wrapping they are
+        relative to (``base`` None: it is wrapped whole)."""
+        changes = self.translation.shared_changes.get(flavour)
+        return changes, self._previous_shared_wrapped(type_url, flavour) if changes is not None else None
+
     def _previous_shared_wrapped(self, type_url: str, flavour: str) -> dict[str, Resource] | None:
         """The previous table's wrapping of exactly the dict this translation's changes are relative to."""
         hit = self.previous_shared.get((flavour, type_url))
@@ -129,6 +134,13 @@ class _ResourceTable:
         """Whether this table has wrapped ``flavour``'s shared CDS/EDS."""
         return all((flavour, t) in self.shared for t in _SHARED_TYPES)
 
+    def wrap_shared(self, flavour: str) -> None:
+        """Wrap ``flavour``'s shared CDS/EDS into this table (the same, patched or whole), as a snapshot of a
+        class of that flavour would."""
+        shared = self.translation.shared(flavour)
+        for type_url in sorted(_SHARED_TYPES):
+            self._wrapped_dict(type_url, shared[type_url], flavour)
+
     def wrap_shared_steps(self, flavour: str, *, step: int = 2000) -> Iterator[None]:
         """Wrap ``flavour``'s shared CDS/EDS as a class's first snapshot would, yielding after every ``step``
         resources: the bulk of a new class's first snapshot at scale (the same for every class), which
@@ -138,7 +150,7 @@ class _ResourceTable:
         for type_url in sorted(_SHARED_TYPES):
             messages = shared[type_url]
             if (flavour, type_url) in self.shared or self._reused(messages) is not None or \
-                    self._previous_shared_wrapped(type_url, flavour) is not None:
+                    self._shared_patch(type_url, flavour)[1] is not None:
                 continue  # the very same, or a patch of the previous table's: cheap, made by the snapshot
             items = list(messages.items())
             for i in range(0, len(items), step):
@@ -255,9 +267,7 @@ class SnapshotCache:
                 built[key] = snap
         if translation.cluster_changes is not None:  # kept warm while no node of a flavour is known: a patch
             for flavour in sorted({f for f, _ in table.previous_shared} - {n.flavour for n in nodes}):
-                shared = translation.shared(flavour)
-                for type_url in sorted(_SHARED_TYPES):
-                    table._wrapped_dict(type_url, shared[type_url], flavour)
+                table.wrap_shared(flavour)
         table.previous = None
         return table, built, keys
 

@@ -12,7 +12,6 @@ config changes, so a stream whose resources did not change is not woken.
 from __future__ import annotations
 
 import hashlib
-from hashlib import sha256
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -54,18 +53,16 @@ class Resource:
     def of(cls, *, name: str, type_url: str, message: Message) -> "Resource":
         body = message.SerializeToString(deterministic=True)
         type_field = _TYPE_FIELDS.get(type_url) or _TYPE_FIELDS.setdefault(type_url, _field(1, type_url.encode()))
-        n = len(body)
-        body_header = b"\x12" + _varint(n)
+        body_header = b"\x12" + _varint(len(body))
+        any_len = len(type_field) + len(body_header) + len(body)
         version = getattr(message, "content_version", None)  # assembled messages hash their parts instead
-        version = version if isinstance(version, str) else sha256(body).hexdigest()[:16]
+        version = version if isinstance(version, str) else hashlib.sha256(body).hexdigest()[:16]
         version_field = _field(1, version.encode())
-        entry_head = b"\x12" + _varint(len(type_field) + len(body_header) + n) + type_field + body_header
+        entry_head = b"\x12" + _varint(any_len) + type_field + body_header
         tail = _field(3, name.encode())
-        start = len(version_field) + len(entry_head)
-        outer = b"\x12" + _varint(start + n + len(tail))
+        outer = b"\x12" + _varint(len(version_field) + len(entry_head) + len(body) + len(tail))
         delta = b"".join((outer, version_field, entry_head, body, tail))  # one copy of the body
-        start = len(outer) + len(version_field)
-        return cls(name, type_url, message, version, delta, start, len(delta) - len(tail))
+        return cls(name, type_url, message, version, delta, len(outer) + len(version_field), len(delta) - len(tail))
 
     @property
     def entry(self) -> memoryview:
